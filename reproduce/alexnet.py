@@ -1,0 +1,124 @@
+"""The paper's network (section 3.5, Fig. 2), its one-tower comparison net, and a small member.
+
+Each builder takes a resolved config (see `models.resolve_config`) and returns a flat
+nn.Sequential whose children are named as in the paper: conv1..conv5, fc6..fc8, with
+act/lrn/pool/drop layers numbered after the layer they follow.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from torch import nn
+
+from reproduce.layers import (PAPER_LRN, GroupedLRN, arm_pool_side, conv_output_side,
+                              fc_input_pool, init_paper, make_activation, make_pool,
+                              scaled_width)
+
+# Section 5: "We initialized the neuron biases in the second, fourth, and fifth
+# convolutional layers, as well as in the fully-connected hidden layers, with the constant 1".
+BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
+
+PAPER_CONV_WIDTHS = (96, 256, 384, 384, 256)
+# Section 3.2's one-GPU net: half the kernels in conv1-conv4 but not in conv5, nor in the
+# FC layers, since "most of the net's parameters are in the first fully-connected layer".
+HALF_CONV_WIDTHS = (48, 128, 192, 192, 256)
+PAPER_FC_WIDTH = 4096
+
+
+@dataclass(frozen=True)
+class Stem:
+    """conv1's geometry and the input side it is meant for."""
+    kernel: int
+    stride: int
+    padding: int
+    input_side: int
+
+
+# The paper says 224x224 input, but (224 - 11) / 4 + 1 = 54.25 is not a whole number of
+# positions; 227 gives exactly the 55x55 of Fig. 2 (Caffe's choice; torchvision pads by 2).
+IMAGENET_STEM = Stem(kernel=11, stride=4, padding=0, input_side=227)
+# For 28-32 px images (Fashion-MNIST, CIFAR) a stride-4 11x11 conv would leave almost no map.
+SMALL_STEM = Stem(kernel=5, stride=1, padding=2, input_side=32)
+
+
+def build_alexnet(cfg: dict) -> nn.Sequential:
+    """The paper's net; groups=2 is its two-GPU connectivity (60,965,224 parameters)."""
+    return _build_family(cfg, PAPER_CONV_WIDTHS, IMAGENET_STEM)
+
+
+def build_alexnet_half(cfg: dict) -> nn.Sequential:
+    """The one-GPU net of C2: one tower, half the kernels in conv1-conv4."""
+    if cfg["groups"] != 1:
+        raise ValueError(f"groups must be one of [1] for model 'alexnet-half' "
+                         f"(it is the one-tower net), got {cfg['groups']!r}")
+    return _build_family(cfg, HALF_CONV_WIDTHS, IMAGENET_STEM)
+
+
+def build_alexnet_small(cfg: dict) -> nn.Sequential:
+    """The same layer plan for 32 px inputs, small enough to train on a CPU at width 0.25."""
+    return _build_family(cfg, PAPER_CONV_WIDTHS, SMALL_STEM)
+
+
+def final_map_side(stem: Stem, pooling: str) -> int:
+    """Side of conv5's pooled map: conv1 and the three pools shrink it, conv2-conv5 keep it."""
+    side = conv_output_side(stem.input_side, stem.kernel, stem.stride, stem.padding)
+    for _ in range(3):
+        side = arm_pool_side(side, pooling)
+    return side
+
+
+def _build_family(cfg: dict, conv_widths: tuple[int, ...], stem: Stem) -> nn.Sequential:
+    groups = cfg["groups"]
+    widths = [scaled_width(c, cfg["width"], groups) for c in conv_widths]
+    layers = _conv_layers(cfg, widths, stem)
+    reference_side = final_map_side(stem, "overlapping")
+    resize = fc_input_pool(final_map_side(stem, cfg["pooling"]), reference_side)
+    if resize is not None:
+        layers.append(("fcpool", resize))
+    layers.append(("flatten", nn.Flatten()))
+    fc_in = widths[-1] * reference_side ** 2
+    layers += _fc_layers(cfg, fc_in, scaled_width(PAPER_FC_WIDTH, cfg["width"]))
+    model = nn.Sequential(OrderedDict(layers))
+    init_paper(model, BIAS_ONE, cfg["bias_init"])
+    return model
+
+
+def _conv_layers(cfg: dict, widths: list[int], stem: Stem) -> list[tuple[str, nn.Module]]:
+    c1, c2, c3, c4, c5 = widths
+    g = cfg["groups"]
+    # conv1 is one conv over the full image: two towers of 48 maps that each see the whole
+    # input are mathematically one conv with 96 maps. conv3 sees both towers (groups=1).
+    convs = [
+        ("conv1", nn.Conv2d(cfg["in_channels"], c1, stem.kernel, stem.stride, stem.padding)),
+        ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)),
+        ("conv3", nn.Conv2d(c2, c3, 3, padding=1)),
+        ("conv4", nn.Conv2d(c3, c4, 3, padding=1, groups=g)),
+        ("conv5", nn.Conv2d(c4, c5, 3, padding=1, groups=g)),
+    ]
+    layers = []
+    for i, (name, conv) in enumerate(convs, start=1):
+        layers += [(name, conv), (f"act{i}", make_activation(cfg["activation"]))]
+        # LRN after the non-linearity of conv1 and conv2 (section 3.3), per tower.
+        if i <= 2 and cfg["lrn"]:
+            layers.append((f"lrn{i}", GroupedLRN(groups=g, **PAPER_LRN)))
+        if i in (1, 2, 5):
+            layers.append((f"pool{i}", make_pool(cfg["pooling"])))
+    return layers
+
+
+def _fc_layers(cfg: dict, fc_in: int, hidden: int) -> list[tuple[str, nn.Module]]:
+    # "We use dropout in the first two fully-connected layers" (section 4.2): dropout acts on
+    # the outputs of fc6 and fc7, so it sits after their activations. torchvision's placement
+    # (before fc6 and fc7) would drop conv5's pooled features instead of fc7's outputs.
+    # nn.Dropout scales by 1/(1-p) in training, equivalent to the paper's x0.5 at test time.
+    layers = []
+    for name, n_in in (("fc6", fc_in), ("fc7", hidden)):
+        index = name[-1]
+        layers += [(name, nn.Linear(n_in, hidden)),
+                   (f"act{index}", make_activation(cfg["activation"]))]
+        if cfg["dropout"] > 0:
+            layers.append((f"drop{index}", nn.Dropout(cfg["dropout"])))
+    layers.append(("fc8", nn.Linear(hidden, cfg["num_classes"])))
+    return layers

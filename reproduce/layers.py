@@ -1,0 +1,192 @@
+"""Building blocks shared by every network: normalisation, activation, pooling, init.
+
+Also the arithmetic of output sides, so that builders and `models.layer_table` know
+feature-map sizes without running a dummy forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = ("relu", "tanh")
+POOLINGS = ("overlapping", "non-overlapping")
+BIAS_INITS = ("paper", "zero")
+
+# Pool window (kernel, stride) of each pooling arm of C4: z=3, s=2 versus z=2, s=2.
+POOL_WINDOWS = {"overlapping": (3, 2), "non-overlapping": (2, 2)}
+
+# The paper's LRN constants (section 3.3). alpha is given in nn.LocalResponseNorm's
+# convention, b = a / (k + alpha/n * sum a^2)^beta, which divides by n. The authors'
+# cuda-convnet also divides its `scale` by the window size, so alpha=1e-4 here is
+# exactly their code; the paper's formula read literally (no /n) would need alpha=5e-4.
+PAPER_LRN = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
+
+PAPER_WEIGHT_STD = 0.01  # section 5: weights drawn from N(0, 0.01)
+
+
+def _choice_error(key: str, value, allowed) -> ValueError:
+    return ValueError(f"{key} must be one of {list(allowed)}, got {value!r}")
+
+
+class GroupedLRN(nn.Module):
+    """Cross-channel LRN applied to each group of channels on its own.
+
+    With groups=2 the sum over adjacent maps never crosses the tower boundary, as on the
+    paper's two GPUs, where each GPU normalised only the maps it held.
+    """
+
+    def __init__(self, groups: int = 1, size: int = 5, alpha: float = 1e-4,
+                 beta: float = 0.75, k: float = 2.0):
+        super().__init__()
+        self.groups = groups
+        self.norm = nn.LocalResponseNorm(size, alpha=alpha, beta=beta, k=k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if c % self.groups:
+            raise ValueError(f"GroupedLRN: {c} channels do not split into {self.groups} groups")
+        # Folding the groups into the batch keeps each tower's channels apart in one call.
+        towers = x.reshape(n * self.groups, c // self.groups, h, w)
+        return self.norm(towers).reshape(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class SpatialLRN(nn.Module):
+    """cuda-convnet's "rnorm": each map is divided by the energy of its own neighbourhood.
+
+    b = a / (k + alpha/size^2 * sum over a size x size window of a^2)^beta, the window
+    centred and clipped at the border while the divisor stays size^2, as in cuda-convnet
+    (its parser divides `scale` by size^2; its minDiv, our k, is 1).
+    """
+
+    def __init__(self, size: int = 3, alpha: float = 5e-5, beta: float = 0.75, k: float = 1.0):
+        super().__init__()
+        if size % 2 == 0:
+            raise ValueError(f"SpatialLRN size must be odd to centre the window, got {size}")
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Zero padding with count_include_pad=True is "sum over the clipped window / size^2".
+        mean_square = F.avg_pool2d(x * x, self.size, stride=1, padding=self.size // 2,
+                                   count_include_pad=True)
+        return x / (self.k + self.alpha * mean_square).pow(self.beta)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class LocallyConnected2d(nn.Module):
+    """A convolution whose filters are not shared: every output position has its own.
+
+    Biases are per output unit (channel and position), as in cuda-convnet's "local" layer.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 in_side: int, padding: int = 0, stride: int = 1):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.padding, self.stride = kernel_size, padding, stride
+        self.out_side = conv_output_side(in_side, kernel_size, stride, padding)
+        positions = self.out_side ** 2
+        fan_in = in_channels * kernel_size ** 2
+        self.weight = nn.Parameter(torch.empty(positions, out_channels, fan_in))
+        self.bias = nn.Parameter(torch.zeros(out_channels, self.out_side, self.out_side))
+        nn.init.normal_(self.weight, std=PAPER_WEIGHT_STD)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, k, side = x.shape[0], self.kernel_size, self.out_side
+        padded = F.pad(x, [self.padding] * 4)
+        # A strided view (N, C, H, W, k, k) of every receptive field; cheaper than F.unfold.
+        patches = padded.unfold(2, k, self.stride).unfold(3, k, self.stride)
+        patches = patches.permute(2, 3, 0, 1, 4, 5).reshape(side * side, n, -1)
+        # One matrix product per position: (P, N, C*k*k) @ (P, C*k*k, out) -> (P, N, out).
+        out = torch.bmm(patches, self.weight.transpose(1, 2))
+        return out.permute(1, 2, 0).reshape(n, self.out_channels, side, side) + self.bias
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"padding={self.padding}, out_side={self.out_side}")
+
+
+def make_activation(name: str) -> nn.Module:
+    """The non-linearity after every conv and hidden FC layer (C1 compares the two)."""
+    if name == "relu":
+        return nn.ReLU()
+    if name == "tanh":
+        return nn.Tanh()
+    raise _choice_error("activation", name, ACTIVATIONS)
+
+
+def make_pool(pooling: str, op: str = "max", ceil_mode: bool = False) -> nn.Module:
+    """Pooling of the C4 arm `pooling`; ceil_mode imitates cuda-convnet's output size."""
+    if pooling not in POOL_WINDOWS:
+        raise _choice_error("pooling", pooling, POOLINGS)
+    kernel, stride = POOL_WINDOWS[pooling]
+    if op == "max":
+        return nn.MaxPool2d(kernel, stride, ceil_mode=ceil_mode)
+    if op == "avg":
+        return nn.AvgPool2d(kernel, stride, ceil_mode=ceil_mode)
+    raise _choice_error("op", op, ("max", "avg"))
+
+
+def conv_output_side(side: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Side of a convolution's output map (floor, as every framework does)."""
+    return (side + 2 * padding - kernel) // stride + 1
+
+
+def pool_output_side(side: int, kernel: int, stride: int, padding: int = 0,
+                     ceil_mode: bool = False) -> int:
+    """Side of a pooling output, PyTorch's rule (ceil mode drops a window starting in padding)."""
+    span = side + 2 * padding - kernel
+    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= side + padding:
+        out -= 1
+    return out
+
+
+def arm_pool_side(side: int, pooling: str, ceil_mode: bool = False) -> int:
+    """Side after one pooling layer of the arm `pooling`."""
+    kernel, stride = POOL_WINDOWS[pooling]
+    return pool_output_side(side, kernel, stride, ceil_mode=ceil_mode)
+
+
+def fc_input_pool(final_side: int, reference_side: int) -> nn.Module | None:
+    """The C4 rule: the FC input keeps the overlapping net's size in both arms.
+
+    Non-overlapping 2/2 pooling never gives a smaller map than 3/2, only an equal or larger
+    one; a larger map is max-pooled down so both arms share identical FC layers.
+    """
+    if final_side == reference_side:
+        return None
+    if final_side < reference_side:
+        raise ValueError(f"final map {final_side}px is smaller than the "
+                         f"reference {reference_side}px")
+    return nn.AdaptiveMaxPool2d(reference_side)
+
+
+def scaled_width(channels: int, width: float, groups: int = 1) -> int:
+    """`channels` times the width multiplier, rounded, kept a positive multiple of groups."""
+    return max(groups, round(channels * width / groups) * groups)
+
+
+def init_paper(model: nn.Module, bias_one: tuple[str, ...], bias_init: str = "paper") -> None:
+    """Section 5's init: weights N(0, 0.01); biases 1 in the named layers, 0 elsewhere.
+
+    bias_init="zero" sets every bias to 0 (the C12 ablation; Caffe's AlexNet used 0.1 because
+    bias 1 can stall training).
+    """
+    if bias_init not in BIAS_INITS:
+        raise _choice_error("bias_init", bias_init, BIAS_INITS)
+    for name, module in model.named_modules():
+        if not isinstance(module, (nn.Conv2d, nn.Linear, LocallyConnected2d)):
+            continue
+        nn.init.normal_(module.weight, mean=0.0, std=PAPER_WEIGHT_STD)
+        if module.bias is not None:
+            one = bias_init == "paper" and name in bias_one
+            nn.init.constant_(module.bias, 1.0 if one else 0.0)

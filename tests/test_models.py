@@ -1,0 +1,262 @@
+"""Model shapes, parameter counts worked out by hand, LRN, init and config errors (CPU, fast)."""
+
+import pytest
+import torch
+from torch import nn
+
+from reproduce.alexnet import BIAS_ONE
+from reproduce.layers import GroupedLRN, LocallyConnected2d, SpatialLRN
+from reproduce.models import MODELS, build_model, describe, input_size, layer_table
+
+PAPER_NET = {"model": "alexnet", "groups": 2}
+SMALL_NET = {"model": "alexnet-small", "width": 0.25, "in_channels": 1, "num_classes": 10}
+
+
+@pytest.fixture(scope="module")
+def paper_net():
+    torch.manual_seed(0)
+    return build_model(PAPER_NET)
+
+
+def count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def conv(out, k, inp):
+    return out * k * k * inp + out
+
+
+def fc(inp, out):
+    return inp * out + out
+
+
+# --- parameter counts, by hand ---------------------------------------------------------
+
+def test_paper_net_has_the_two_tower_parameter_count(paper_net):
+    expected = (conv(96, 11, 3) + conv(256, 5, 48) + conv(384, 3, 256) + conv(384, 3, 192)
+                + conv(256, 3, 192) + fc(256 * 6 * 6, 4096) + fc(4096, 4096) + fc(4096, 1000))
+    assert expected == 60_965_224
+    assert count(paper_net) == expected
+
+
+def test_one_tower_alexnet_sees_all_maps_in_conv2_conv4_conv5():
+    expected = (conv(96, 11, 3) + conv(256, 5, 96) + conv(384, 3, 256) + conv(384, 3, 384)
+                + conv(256, 3, 384) + fc(9216, 4096) + fc(4096, 4096) + fc(4096, 1000))
+    assert count(build_model({"model": "alexnet"})) == expected == 62_378_344
+
+
+def test_half_net_halves_conv1_to_conv4_only():
+    expected = (conv(48, 11, 3) + conv(128, 5, 48) + conv(192, 3, 128) + conv(192, 3, 192)
+                + conv(256, 3, 192) + fc(256 * 6 * 6, 4096) + fc(4096, 4096) + fc(4096, 1000))
+    assert count(build_model({"model": "alexnet-half"})) == expected == 59_798_312
+
+
+def test_small_net_at_quarter_width():
+    # widths 96, 256, 384, 384, 256, 4096 x 0.25; final map 32 -> 15 -> 7 -> 3.
+    expected = (conv(24, 5, 1) + conv(64, 5, 24) + conv(96, 3, 64) + conv(96, 3, 96)
+                + conv(64, 3, 96) + fc(64 * 3 * 3, 1024) + fc(1024, 1024) + fc(1024, 10))
+    assert count(build_model(SMALL_NET)) == expected == 1_883_578
+
+
+@pytest.mark.parametrize("lrn", [True, False])
+def test_cifar_18pct_count_does_not_depend_on_lrn(lrn):
+    expected = conv(32, 5, 3) + conv(32, 5, 32) + conv(64, 5, 32) + fc(64 * 4 * 4, 10)
+    cfg = {"model": "cifar-18pct", "num_classes": 10, "lrn": lrn}
+    assert count(build_model(cfg)) == expected == 89_578
+
+
+def test_cifar_11pct_count_with_unshared_local_layers():
+    # A local layer has one 3x3xC filter per output position (6x6) and one bias per unit.
+    local3 = 36 * 32 * (3 * 3 * 64) + 32 * 36
+    local4 = 36 * 32 * (3 * 3 * 32) + 32 * 36
+    expected = conv(64, 5, 3) + conv(64, 5, 64) + local3 + local4 + fc(32 * 6 * 6, 10)
+    assert count(build_model({"model": "cifar-11pct", "num_classes": 10})) == expected == 1_116_490
+
+
+# --- shapes --------------------------------------------------------------------------
+
+def test_paper_net_forward_shapes(paper_net):
+    x = torch.randn(2, 3, 227, 227)
+    assert paper_net[:4](x).shape == (2, 96, 27, 27)  # conv1, act, lrn, pool
+    names = [name for name, _ in paper_net.named_children()]
+    assert paper_net[:names.index("pool5") + 1](x).shape == (2, 256, 6, 6)
+    assert paper_net(x).shape == (2, 1000)
+
+
+ALL_ARMS = [dict(cfg, pooling=p) for p in ("overlapping", "non-overlapping") for cfg in (
+    SMALL_NET, dict(SMALL_NET, groups=2), {"model": "cifar-18pct", "num_classes": 10},
+    {"model": "cifar-11pct", "num_classes": 10}, {"model": "cifar-11pct", "lrn": False})]
+
+
+@pytest.mark.parametrize("cfg", ALL_ARMS, ids=lambda c: f"{c['model']}-{c['pooling']}")
+def test_layer_table_shapes_match_a_forward_pass(cfg):
+    model, rows = build_model(cfg), layer_table(cfg)
+    side = input_size(cfg["model"])
+    x = torch.randn(2, cfg.get("in_channels", 3), side, side)
+    for (name, module), row in zip(model.named_children(), rows):
+        x = module(x)
+        assert row["name"] == name and x.shape[1:] == row["output_shape"]
+    assert x.shape == (2, cfg.get("num_classes", 1000))
+
+
+def test_paper_net_layer_table_matches_figure_2():
+    shapes = {r["name"]: r["output_shape"] for r in layer_table(PAPER_NET)}
+    assert shapes["conv1"] == (96, 55, 55) and shapes["conv2"] == (256, 27, 27)
+    assert shapes["conv3"] == shapes["conv4"] == (384, 13, 13)
+    assert shapes["conv5"] == (256, 13, 13) and shapes["pool5"] == (256, 6, 6)
+
+
+def test_neuron_count_of_paper_net():
+    neurons = sum(r["neurons"] for r in layer_table(PAPER_NET))
+    assert neurons == 290_400 + 186_624 + 64_896 + 64_896 + 43_264 + 4096 + 4096 + 1000
+    assert neurons == 659_272
+    assert abs(neurons - 650_000) / 650_000 < 0.02
+
+
+def test_input_sizes():
+    assert [input_size(m) for m in MODELS] == [227, 227, 32, 32, 24]
+
+
+# --- the C4 rule: both pooling arms share identical FC layers ----------------------------
+
+def test_paper_net_needs_no_resize_for_non_overlapping_pooling():
+    rows = layer_table(dict(PAPER_NET, pooling="non-overlapping"))
+    assert "fcpool" not in [r["name"] for r in rows]
+    assert {r["name"]: r["output_shape"] for r in rows}["pool5"] == (256, 6, 6)  # 55-27-13-6
+
+
+@pytest.mark.parametrize("cfg", [SMALL_NET, {"model": "cifar-18pct"}, {"model": "cifar-11pct"}])
+def test_pooling_arms_have_the_same_fc_layers(cfg):
+    overlapping = build_model(dict(cfg, pooling="overlapping"))
+    non_overlapping = build_model(dict(cfg, pooling="non-overlapping"))
+    fc_in = [[m.in_features for m in net.modules() if isinstance(m, nn.Linear)]
+             for net in (overlapping, non_overlapping)]
+    assert fc_in[0] == fc_in[1]
+    assert count(overlapping) == count(non_overlapping)
+
+
+def test_small_net_non_overlapping_is_resized_to_the_overlapping_map():
+    model = build_model(dict(SMALL_NET, pooling="non-overlapping"))
+    assert isinstance(model.fcpool, nn.AdaptiveMaxPool2d) and model.fc6.in_features == 64 * 9
+
+
+# --- LRN -----------------------------------------------------------------------------
+
+def test_grouped_lrn_does_not_cross_the_tower_boundary():
+    lrn = GroupedLRN(groups=2)
+    x = torch.rand(1, 96, 5, 5) * 50
+    bumped = x.clone()
+    bumped[:, 0] += 100.0  # channel 0 is in tower one; its neighbours 1-2 must change
+    before, after = lrn(x), lrn(bumped)
+    assert torch.equal(before[:, 48:], after[:, 48:])
+    assert not torch.allclose(before[:, 1], after[:, 1])
+    # channel 47 borders tower two: with one shared LRN a bump there would reach channel 48
+    bumped[:, 47] += 100.0
+    assert torch.equal(lrn(bumped)[:, 48:], before[:, 48:])
+
+
+def test_grouped_lrn_is_the_paper_formula_per_tower():
+    x = torch.rand(2, 96, 4, 4) * 30
+    out = GroupedLRN(groups=2)(x)
+    reference = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+    assert torch.allclose(out[:, :48], reference(x[:, :48]))
+    assert torch.allclose(out[:, 48:], reference(x[:, 48:]))
+    # Written out for channel 10: neighbours 8..12, k=2, alpha/n = 1e-4/5, beta=0.75.
+    a = x[:, 8:13].pow(2).sum(1)
+    assert torch.allclose(out[:, 10], x[:, 10] / (2 + 1e-4 / 5 * a) ** 0.75)
+
+
+def test_paper_net_lrn_uses_the_paper_constants(paper_net):
+    norm = paper_net.lrn1.norm
+    assert (norm.size, norm.alpha, norm.beta, norm.k) == (5, 1e-4, 0.75, 2.0)
+    assert paper_net.lrn1.groups == paper_net.lrn2.groups == 2
+
+
+def test_spatial_lrn_matches_cuda_convnet_rnorm():
+    x = torch.rand(1, 2, 5, 5) * 30
+    out = SpatialLRN(size=3, alpha=5e-5, beta=0.75, k=1.0)(x)
+    corner = x[0, 1, 0:2, 0:2].pow(2).sum()  # the window clipped at the border, divisor still 9
+    centre = x[0, 1, 1:4, 1:4].pow(2).sum()
+    assert torch.allclose(out[0, 1, 0, 0], x[0, 1, 0, 0] / (1 + 5e-5 / 9 * corner) ** 0.75)
+    assert torch.allclose(out[0, 1, 2, 2], x[0, 1, 2, 2] / (1 + 5e-5 / 9 * centre) ** 0.75)
+
+
+def test_locally_connected_layer_uses_a_filter_per_position():
+    torch.manual_seed(0)
+    layer = LocallyConnected2d(2, 3, 3, in_side=4, padding=1)
+    nn.init.normal_(layer.bias)
+    x = torch.randn(2, 2, 4, 4)
+    padded = nn.functional.pad(x, (1, 1, 1, 1))
+    out = layer(x)
+    for row, col in [(0, 0), (2, 3)]:
+        patch = padded[:, :, row:row + 3, col:col + 3].reshape(2, -1)
+        expected = patch @ layer.weight[row * 4 + col].T + layer.bias[:, row, col]
+        assert torch.allclose(out[:, :, row, col], expected, atol=1e-6)
+
+
+# --- init ----------------------------------------------------------------------------
+
+def test_paper_init_weights_and_bias_one_layers(paper_net):
+    assert paper_net.fc6.weight.std().item() == pytest.approx(0.01, rel=0.01)
+    assert paper_net.conv1.weight.std().item() == pytest.approx(0.01, rel=0.05)
+    for name, module in paper_net.named_children():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            assert torch.all(module.bias == (1.0 if name in BIAS_ONE else 0.0)), name
+    assert set(BIAS_ONE) == {"conv2", "conv4", "conv5", "fc6", "fc7"}
+
+
+def test_zero_bias_init_and_cifar_biases_are_all_zero():
+    for cfg in (dict(SMALL_NET, bias_init="zero"), {"model": "cifar-11pct"}):
+        biases = [m.bias for m in build_model(cfg).modules() if hasattr(m, "bias")]
+        assert biases and all(torch.all(b == 0) for b in biases)
+
+
+# --- switches and errors --------------------------------------------------------------
+
+def test_tanh_switch_replaces_every_relu():
+    for cfg in (dict(SMALL_NET, activation="tanh"), {"model": "cifar-18pct", "activation": "tanh"}):
+        modules = list(build_model(cfg).modules())
+        assert any(isinstance(m, nn.Tanh) for m in modules)
+        assert not any(isinstance(m, nn.ReLU) for m in modules)
+
+
+def test_dropout_placement_and_switch():
+    names = [n for n, _ in build_model(SMALL_NET).named_children()]
+    assert names[names.index("fc6"):] == ["fc6", "act6", "drop6", "fc7", "act7", "drop7", "fc8"]
+    no_dropout = build_model(dict(SMALL_NET, dropout=0.0))
+    assert not any(isinstance(m, nn.Dropout) for m in no_dropout.modules())
+
+
+def test_lrn_switch_removes_the_lrn_layers():
+    for model in ("alexnet-small", "cifar-18pct", "cifar-11pct"):
+        kinds = {r["kind"] for r in layer_table({"model": model, "lrn": False, "width": 0.25})}
+        assert not kinds & {"lrn", "spatial-lrn"}
+
+
+@pytest.mark.parametrize("cfg, key, allowed", [
+    ({"model": "alexnet", "groups": 3}, "groups", "[1, 2]"),
+    ({"model": "vgg"}, "model", "'alexnet'"),
+    ({"model": "alexnet", "activation": "sigmoid"}, "activation", "'tanh'"),
+    ({"model": "alexnet", "pooling": "avg"}, "pooling", "'non-overlapping'"),
+    ({"model": "alexnet", "bias_init": "one"}, "bias_init", "'zero'"),
+    ({"model": "alexnet", "lrn": 1}, "lrn", "True"),
+    ({"model": "alexnet-half", "groups": 2}, "groups", "[1]"),
+    ({"model": "cifar-18pct", "groups": 2}, "groups", "[1]"),
+    ({"model": "cifar-11pct", "groups": 2}, "groups", "[1]"),
+])
+def test_bad_config_names_the_key_and_allowed_values(cfg, key, allowed):
+    with pytest.raises(ValueError, match=key) as error:
+        build_model(cfg)
+    assert allowed in str(error.value)
+
+
+def test_unknown_model_in_input_size():
+    with pytest.raises(ValueError, match="model"):
+        input_size("lenet")
+
+
+def test_describe_paper_net_shows_counts_beside_the_paper():
+    text = describe(PAPER_NET)
+    for needle in ("60,965,224", "659,272", "60 million", "650,000", "227", "253,440",
+                   "alpha=5e-4", "tower"):
+        assert needle in text
