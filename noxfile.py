@@ -1,0 +1,74 @@
+"""Entry points: `nox -s tests`, `nox -s reproduce`.
+
+One environment for all sessions. torch's CUDA build makes a virtualenv about 5.6 GB; nox's
+default of one venv per session would hold a copy per session and reinstall it each time
+pyproject changes. Instead every session runs in one shared `.venv` at the project root,
+created on first use and reinstalled only when pyproject.toml changes (a hash stamp).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+ENV = ROOT / ".venv"
+STAMP = ENV / ".installed-from"
+FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["tests"]
+
+
+def shared_python(session: nox.Session) -> str:
+    """The shared environment's interpreter, (re)installed when pyproject.toml has changed."""
+    python = ENV / "bin" / "python"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not python.exists():
+        # sys.executable, not `python` on PATH: nox with venv_backend="none" runs whatever is there.
+        session.run(sys.executable, "-m", "venv", str(ENV), external=True)
+    if not STAMP.exists() or STAMP.read_text() != wanted:
+        session.run(str(python), "-m", "pip", "install", "--quiet", "-e", ".[test,report]", external=True)
+        STAMP.write_text(wanted)
+    return str(python)
+
+
+def ensure_fashion_mnist(session: nox.Session) -> None:
+    """Install Debian's Fashion-MNIST package when it is missing and we are allowed to."""
+    local = ROOT / "data" / "FashionMNIST" / "raw"
+    if FASHION_SYSTEM_DIR.exists() or local.exists():
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        session.log("installing the Debian package dataset-fashion-mnist (Fashion-MNIST, 30 MB)")
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        session.run("apt-get", "install", "-y", "-qq", "dataset-fashion-mnist", external=True)
+    else:
+        session.warn("Fashion-MNIST not found: `sudo apt-get install dataset-fashion-mnist`, or run once "
+                     "with internet access so torchvision downloads it into data/")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite, on the CPU (a few minutes)."""
+    python = shared_python(session)
+    ensure_fashion_mnist(session)
+    session.run(python, "-m", "pytest", *session.posargs, external=True)
+
+
+@nox.session
+def reproduce(session: nox.Session) -> None:
+    """Train the preset's runs (default: gpu when CUDA is present, else cpu); args go to `reproduce run`."""
+    python = shared_python(session)
+    ensure_fashion_mnist(session)
+    args = list(session.posargs)
+    if "--preset" not in args:
+        has_cuda = subprocess.run([python, "-c", "import torch; print(torch.cuda.is_available())"],
+                                  capture_output=True, text=True).stdout.strip() == "True"
+        args = ["--preset", "gpu" if has_cuda else "cpu", *args]
+    session.run(python, "-m", "reproduce", "run", *args, external=True)

@@ -1,0 +1,190 @@
+"""The one declaration of every experiment parameter, and its validation.
+
+Everything else derives from PARAMS: the CLI flags (reproduce.cli), the notebooks'
+parameters cells and the nox options. A name that is not declared here, or a value
+outside what is declared, stops the run with a ParamError that names the parameter
+and what it allows.
+
+`affects_result=False` marks execution details (where data lives, which device, progress
+bars): they are left out of the config hash, so the same experiment run on another
+machine or directory is recognised as the same run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from reproduce.data import DATASETS
+from reproduce.models import MODELS
+
+
+class ParamError(ValueError):
+    """A user error in a parameter: its message is shown as is, without traceback."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None  # inclusive unless max_exclusive
+    max_exclusive: bool = False
+    affects_result: bool = True
+
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values, for error messages."""
+        if self.choices is not None:
+            return "one of " + ", ".join(show_value(c) for c in self.choices)
+        if self.type is bool:
+            return "on/off (true/false)"
+        low = "-inf" if self.minimum is None else show_value(self.minimum)
+        high = "inf" if self.maximum is None else show_value(self.maximum)
+        closing = ")" if self.max_exclusive or self.maximum is None else "]"
+        return f"a {self.type.__name__} in [{low}, {high}{closing}"
+
+    def parse(self, value: Any) -> Any:
+        """Convert `value` (a CLI string or a Python value) and check it; raise ParamError."""
+        converted = _convert(self, value)
+        self._check(converted)
+        return converted
+
+    def _check(self, value: Any) -> None:
+        if self.choices is not None and value not in self.choices:
+            raise ParamError(f"{self.name}: {show_value(value)} is not allowed; expected {self.allowed()}")
+        if self.type in (int, float):
+            too_low = self.minimum is not None and value < self.minimum
+            too_high = self.maximum is not None and (
+                value >= self.maximum if self.max_exclusive else value > self.maximum)
+            if too_low or too_high or (self.type is float and not math.isfinite(value)):
+                raise ParamError(f"{self.name}: {show_value(value)} is out of range; expected {self.allowed()}")
+
+
+_TRUE = {"on", "true", "yes", "1"}
+_FALSE = {"off", "false", "no", "0"}
+
+
+def _convert(param: Param, value: Any) -> Any:
+    if param.type is bool:
+        return _convert_bool(param, value)
+    if isinstance(value, bool):  # bool is an int subclass: never let True pass as 1
+        raise ParamError(f"{param.name}: {value!r} is not a {param.type.__name__}; expected {param.allowed()}")
+    try:
+        if param.type is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return param.type(value)
+    except (TypeError, ValueError):
+        raise ParamError(
+            f"{param.name}: {value!r} is not a {param.type.__name__}; expected {param.allowed()}") from None
+
+
+def _convert_bool(param: Param, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ParamError(f"{param.name}: {value!r} is not on/off; expected {param.allowed()}")
+
+
+def show_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+# The paper's recipe is the default (section 5): SGD, batch 128, momentum 0.9, weight decay
+# 5e-4, lr 0.01 divided by 10 when validation error stops improving, about 90 epochs.
+PARAMS: tuple[Param, ...] = (
+    Param("model", str, "alexnet", "network to train (see `python -m reproduce describe`)",
+          choices=tuple(MODELS)),
+    Param("dataset", str, "fashion-mnist", "training data", choices=DATASETS),
+    Param("epochs", int, 90, "passes over the training set (the paper: about 90)", minimum=1),
+    Param("batch_size", int, 128, "SGD minibatch size (the paper: 128)", minimum=1),
+    Param("lr", float, 0.01, "initial learning rate (the paper: 0.01)", minimum=0, max_exclusive=True,
+          maximum=10.0),
+    Param("momentum", float, 0.9, "SGD momentum (the paper: 0.9)", minimum=0, maximum=1, max_exclusive=True),
+    Param("weight_decay", float, 5e-4, "L2 weight decay (the paper: 5e-4)", minimum=0, maximum=1),
+    Param("lr_patience", int, 2,
+          "epochs without a lower test error before the lr is divided by 10 (the paper gives no number)",
+          minimum=0),
+    Param("lr_drops", int, 3, "at most this many divisions by 10 (the paper: three)", minimum=0),
+    Param("activation", str, "relu", "non-linearity after every conv and hidden FC layer (C1)",
+          choices=("relu", "tanh")),
+    Param("lrn", bool, True, "local response normalisation after conv1 and conv2 (C3)"),
+    Param("pooling", str, "overlapping", "max-pooling: overlapping 3x3 stride 2, or 2x2 stride 2 (C4)",
+          choices=("overlapping", "non-overlapping")),
+    Param("dropout", float, 0.5, "dropout probability on the two hidden FC layers; 0 = off (C10)",
+          minimum=0, maximum=1, max_exclusive=True),
+    Param("groups", int, 1, "2 = the paper's two-GPU connectivity in conv2, conv4, conv5 (C2)",
+          choices=(1, 2)),
+    Param("width", float, 1.0, "multiplier on every conv and hidden FC width", minimum=0.01, maximum=4),
+    Param("bias_init", str, "paper", "paper = biases 1 in conv2, conv4, conv5, fc6, fc7 (C12); zero = all 0",
+          choices=("paper", "zero")),
+    Param("augment", bool, True, "random crops and horizontal flips while training (C7)"),
+    Param("seed", int, 0, "seed of weights, data order, augmentation and dropout", minimum=0),
+    Param("train_limit", int, 0, "use only the first N training images; 0 = all", minimum=0),
+    Param("test_limit", int, 0, "use only the first N test images; 0 = all", minimum=0),
+    Param("log_every", int, 50, "record training loss and error every N iterations", minimum=1),
+    Param("data_dir", str, "data", "where datasets live or are unpacked", affects_result=False),
+    Param("results_dir", str, "results", "where run records and checkpoints go", affects_result=False),
+    Param("device", str, "auto", "auto = cuda when available, else cpu", choices=("auto", "cpu", "cuda"),
+          affects_result=False),
+    Param("progress", bool, True, "show progress bars", affects_result=False),
+)
+
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
+
+
+# Each preset states what it is a proxy for; its values are checked like any other.
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {  # seconds on a laptop CPU: proves the whole path works, proves nothing about the paper
+        "model": "alexnet-small", "width": 0.25, "epochs": 1,
+        "train_limit": 10000, "test_limit": 2000, "log_every": 10,
+    },
+    "cpu": {  # the small-image AlexNet on full Fashion-MNIST: a CPU-sized proxy for ImageNet
+        "model": "alexnet-small", "width": 0.25, "epochs": 5,
+    },
+    "gpu": {  # the paper's network at 227x227 on Fashion-MNIST upscaled, as the seeds' d2l code does
+        "model": "alexnet", "groups": 2, "epochs": 10,
+    },
+    "paper": {  # the paper's recipe on an ImageNet-style folder given by --data-dir
+        "model": "alexnet", "groups": 2, "dataset": "imagenet-folder", "epochs": 90,
+    },
+}
+
+
+def defaults() -> dict[str, Any]:
+    return {p.name: p.default for p in PARAMS}
+
+
+def resolve(overrides: dict[str, Any] | None = None, preset: str | None = None) -> dict[str, Any]:
+    """Defaults, then the preset, then the overrides; every name and value validated."""
+    config = defaults()
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ParamError(f"preset: {preset!r} is not allowed; expected one of {', '.join(PRESETS)}")
+        config.update(validate(PRESETS[preset]))
+    config.update(validate(overrides or {}))
+    return config
+
+
+def validate(values: dict[str, Any]) -> dict[str, Any]:
+    """Parse and check each value; an undeclared name is an error, never ignored."""
+    parsed = {}
+    for name, value in values.items():
+        if name not in BY_NAME:
+            raise ParamError(f"unknown parameter {name!r}; known parameters: {', '.join(BY_NAME)}")
+        parsed[name] = BY_NAME[name].parse(value)
+    return parsed
+
+
+def result_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a config that decides the result: what the config hash covers."""
+    return {name: config[name] for name in BY_NAME if BY_NAME[name].affects_result}

@@ -1,0 +1,181 @@
+"""Run records: one self-describing JSON file per run, written atomically.
+
+A record holds everything needed to judge a number without asking anyone: the resolved
+config and its hash, the curves, the timings, the status, the code version (git commit and
+dirty flag), package versions and the device. Records live in <results_dir>/runs/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from reproduce.params import result_config
+
+SCHEMA_VERSION = 1
+STATUSES = ("running", "complete", "diverged", "failed")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """SHA-256 of the result-deciding parameters, in a canonical JSON form."""
+    canonical = json.dumps(result_config(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def run_id(config: dict[str, Any]) -> str:
+    """A readable, filesystem-safe id: model, dataset, seed and the config hash."""
+    readable = f"{config['model']}_{config['dataset']}_s{config['seed']}"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", readable)
+    return f"{safe}_{config_hash(config)[:12]}"
+
+
+def runs_dir(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "runs"
+
+
+def record_path(results_dir: str | Path, config: dict[str, Any]) -> Path:
+    return runs_dir(results_dir) / f"{run_id(config)}.json"
+
+
+def checkpoint_path(results_dir: str | Path, config: dict[str, Any]) -> Path:
+    return Path(results_dir) / "checkpoints" / f"{run_id(config)}.pt"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    if record.get("status") not in STATUSES:
+        raise ValueError(f"record status must be one of {STATUSES}, not {record.get('status')!r}")
+    atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def find_complete(results_dir: str | Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished record of this exact config, if one exists (so it is not trained again)."""
+    path = record_path(results_dir, config)
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path)
+    except (OSError, json.JSONDecodeError):
+        return None  # unreadable: treated as not done, and rewritten by the rerun
+    complete = record.get("status") == "complete"
+    return record if complete and record.get("config_hash") == config_hash(config) else None
+
+
+def new_record(config: dict[str, Any], device_name: str) -> dict[str, Any]:
+    """The fields known before training starts."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id(config),
+        "config": config,
+        "config_hash": config_hash(config),
+        "seed": config["seed"],
+        "status": "running",
+        "started_at": _now(),
+        "finished_at": None,
+        "device": device_name,
+        "code": git_state(),
+        "versions": package_versions(),
+        "host": {"platform": platform.platform(), "processor": platform.processor(),
+                 "cpu_count": os.cpu_count()},
+        "epochs": [],
+        "iterations": [],
+        "totals": {},
+        "error": None,
+    }
+
+
+def finish_record(record: dict[str, Any], status: str, error: str | None = None) -> dict[str, Any]:
+    record["status"] = status
+    record["finished_at"] = _now()
+    record["error"] = error
+    return record
+
+
+def git_state() -> dict[str, Any]:
+    """Commit and dirty flag of the project's checkout (None when not a git checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                 timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def package_versions() -> dict[str, str]:
+    import numpy
+    import torch
+    import torchvision
+
+    versions = {"python": sys.version.split()[0], "torch": torch.__version__,
+                "torchvision": torchvision.__version__, "numpy": numpy.__version__}
+    versions["cuda"] = torch.version.cuda or "none"
+    if torch.backends.cudnn.is_available():
+        versions["cudnn"] = str(torch.backends.cudnn.version())
+    return versions
+
+
+def load_records(results_dir: str | Path = "results") -> "pandas.DataFrame":
+    """All run records under results_dir as one DataFrame, a row per run.
+
+    Config fields become columns; the last epoch's metrics become `final_*` columns; the
+    full curves stay available in the `epochs` and `iterations` columns. An unreadable
+    record is not dropped silently: it appears with status "unreadable" and its path.
+    """
+    import pandas
+
+    rows = [_record_row(path) for path in sorted(runs_dir(results_dir).glob("*.json"))]
+    return pandas.DataFrame(rows)
+
+
+def _record_row(path: Path) -> dict[str, Any]:
+    try:
+        record = read_record(path)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return {"path": str(path), "status": "unreadable", "error": f"{type(exc).__name__}: {exc}"}
+    row = {"path": str(path), **record.get("config", {})}
+    row.update({key: record.get(key) for key in
+                ("run_id", "config_hash", "status", "device", "started_at", "finished_at", "error",
+                 "epochs", "iterations")})
+    row.update({f"final_{k}": v for k, v in (record.get("epochs") or [{}])[-1].items()})
+    row.update({f"total_{k}": v for k, v in (record.get("totals") or {}).items()})
+    row["git_commit"] = (record.get("code") or {}).get("commit")
+    row["git_dirty"] = (record.get("code") or {}).get("dirty")
+    return row
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

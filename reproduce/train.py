@@ -1,0 +1,345 @@
+"""Training: one readable loop with the paper's recipe, checkpoints every epoch, resume, divergence.
+
+`run(config)` trains one run end to end and returns its record. It is idempotent: a run
+whose complete record exists is not trained again, and an interrupted run resumes from its
+last epoch checkpoint. Every epoch starts from a seed derived from (seed, epoch), so a
+resumed run draws the same data order, crops, flips and dropout masks as an uninterrupted
+one and ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from reproduce import results
+from reproduce.augment import BatchTransform
+from reproduce.batches import iterate_batches, to_device_if_fits
+from reproduce.data import ImageData, load_dataset
+from reproduce.models import build_model, input_size
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+class CheckpointMismatch(Exception):
+    """A checkpoint made by another config: refusing to resume from it."""
+
+
+@dataclass
+class Schedule:
+    """lr / 10 when the test error has not improved for `patience` epochs, at most `max_drops` times.
+
+    The paper divides "when the validation error rate stopped improving"; its ILSVRC-2012
+    figures are validation figures too, so here the held-out test split plays that role.
+    """
+    patience: int
+    max_drops: int
+    best: float = math.inf
+    bad_epochs: int = 0
+    drops: int = 0
+
+    def step(self, error: float, optimizer: torch.optim.Optimizer) -> None:
+        if error < self.best:
+            self.best, self.bad_epochs = error, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs > self.patience and self.drops < self.max_drops:
+            for group in optimizer.param_groups:
+                group["lr"] /= 10
+            self.drops, self.bad_epochs = self.drops + 1, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "drops": self.drops}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad_epochs, self.drops = state["best"], state["bad_epochs"], state["drops"]
+
+
+@dataclass
+class Trainer:
+    """Everything one run needs, built once from the config."""
+    config: dict[str, Any]
+    device: torch.device
+    data: ImageData
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    transform: BatchTransform
+    train_x: torch.Tensor
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def run(config: dict[str, Any]) -> dict[str, Any]:
+    """Train the run `config` describes (a resolved config from params.resolve) and return its record."""
+    done = results.find_complete(config["results_dir"], config)
+    if done is not None:
+        return done
+    trainer = build_trainer(config)
+    start_epoch = resume(trainer)
+    try:
+        for epoch in range(start_epoch, config["epochs"]):
+            run_epoch(trainer, epoch)
+            save_checkpoint(trainer, epoch + 1)
+    except Diverged as exc:
+        return _finish(trainer, "diverged", str(exc))
+    except KeyboardInterrupt:
+        raise  # the checkpoint of the last whole epoch stays; a rerun resumes from it
+    except Exception as exc:
+        _finish(trainer, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    return _finish(trainer, "complete")
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for but torch sees no CUDA device")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def build_trainer(config: dict[str, Any]) -> Trainer:
+    device = pick_device(config["device"])
+    data = load_dataset(config["dataset"], config["data_dir"],
+                        train_limit=config["train_limit"], test_limit=config["test_limit"])
+    torch.manual_seed(config["seed"])  # the initial weights depend on the seed alone
+    model_config = {**config, "in_channels": data.channels, "num_classes": data.num_classes}
+    model = build_model(model_config).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
+                                weight_decay=config["weight_decay"])
+    transform = BatchTransform(input_size(config["model"]), data.stored_size, data.mean.to(device),
+                               config["augment"])
+    # Keep the training set on the device when it fits, so batches never wait on the host.
+    train_x = to_device_if_fits(data.train_x, device, budget_bytes=_device_budget(device))
+    trainer = Trainer(config, device, data, model, optimizer,
+                      Schedule(config["lr_patience"], config["lr_drops"]), transform, train_x)
+    trainer.record = results.new_record(config, device_name(device))
+    trainer.record["model_parameters"] = sum(p.numel() for p in model.parameters())
+    return trainer
+
+
+def _device_budget(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 0  # on the CPU the data already is where the model is
+    free, _total = torch.cuda.mem_get_info(device)
+    return free // 2
+
+
+def _epoch_seed(config: dict[str, Any], epoch: int) -> int:
+    return config["seed"] * 1_000_003 + epoch
+
+
+def run_epoch(trainer: Trainer, epoch: int) -> None:
+    """Train one epoch, evaluate, record the metrics and let the schedule react."""
+    config, device = trainer.config, trainer.device
+    seed = _epoch_seed(config, epoch)
+    torch.manual_seed(seed)  # dropout masks
+    order = torch.randperm(len(trainer.data.train_y), generator=torch.Generator().manual_seed(seed))
+    augment_rng = torch.Generator(device=device).manual_seed(seed)
+    lr = trainer.optimizer.param_groups[0]["lr"]
+
+    _reset_peak_memory(device)
+    started = time.perf_counter()
+    train_stats = train_one_epoch(trainer, epoch, order, augment_rng)
+    _sync(device)
+    train_time = time.perf_counter() - started
+
+    started = time.perf_counter()
+    test_stats = evaluate(trainer.model, trainer.data.test_x, trainer.data.test_y, trainer.transform,
+                          config["batch_size"], device)
+    eval_time = time.perf_counter() - started
+
+    trainer.record["epochs"].append({
+        "epoch": epoch + 1, "lr": lr, **train_stats, **test_stats,
+        "train_time_s": train_time, "eval_time_s": eval_time,
+        "images_per_s": len(order) / train_time, "peak_memory_bytes": _peak_memory(device),
+    })
+    trainer.schedule.step(test_stats["test_top1_error"], trainer.optimizer)
+
+
+def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
+                    augment_rng: torch.Generator) -> dict[str, float]:
+    """SGD over one permutation of the training set; metrics stay on the device between log points."""
+    config, model, device = trainer.config, trainer.model, trainer.device
+    model.train()
+    steps_per_epoch = math.ceil(len(order) / config["batch_size"])
+    window = _Window(device)
+    epoch_total = _Window(device)
+    batches = iterate_batches(trainer.train_x, trainer.data.train_y, config["batch_size"],
+                              device=device, order=order)
+    bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config['epochs']}",
+               disable=not config["progress"], leave=False, unit="batch")
+    for step, (images, labels) in enumerate(bar, start=1):
+        loss, wrong = train_step(model, trainer.optimizer, trainer.transform.train(images, augment_rng),
+                                 labels)
+        window.add(loss, wrong, len(labels))
+        epoch_total.add(loss, wrong, len(labels))
+        if step % config["log_every"] == 0 or step == steps_per_epoch:
+            mean_loss, error = window.take()  # the only host sync in the loop
+            _check_finite(mean_loss, epoch, step)
+            trainer.record["iterations"].append({
+                "iteration": epoch * steps_per_epoch + step, "epoch": epoch + step / steps_per_epoch,
+                "train_loss": mean_loss, "train_error": error})
+            bar.set_postfix(loss=f"{mean_loss:.3f}", err=f"{error:.3f}")
+    mean_loss, error = epoch_total.take()
+    return {"train_loss": mean_loss, "train_error": error}
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+               labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step; returns the summed loss and the number of wrong predictions, on the device."""
+    logits = model(images)
+    loss = F.cross_entropy(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    wrong = (logits.detach().argmax(dim=1) != labels).sum()
+    return loss.detach() * len(labels), wrong
+
+
+class _Window:
+    """Sums of loss and errors accumulated on the device, read (and reset) at log points."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._reset()
+
+    def _reset(self) -> None:
+        self.loss = torch.zeros((), device=self.device)
+        self.wrong = torch.zeros((), device=self.device)
+        self.count = 0
+
+    def add(self, loss_sum: torch.Tensor, wrong: torch.Tensor, count: int) -> None:
+        self.loss += loss_sum
+        self.wrong += wrong
+        self.count += count
+
+    def take(self) -> tuple[float, float]:
+        mean_loss, error = self.loss.item() / self.count, self.wrong.item() / self.count
+        self._reset()
+        return mean_loss, error
+
+
+def _check_finite(loss: float, epoch: int, step: int) -> None:
+    if not math.isfinite(loss):
+        raise Diverged(f"training loss became {loss} in epoch {epoch + 1} by iteration {step}")
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             transform: BatchTransform, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Test loss, top-1 error and (with more than 5 classes) top-5 error on the centre view."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    wrong1 = torch.zeros((), device=device)
+    wrong5 = torch.zeros((), device=device)
+    for batch, target in iterate_batches(images, labels, batch_size * 2, device=device):
+        logits = model(transform.test(batch)).float()
+        loss_sum += F.cross_entropy(logits, target, reduction="sum")
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        wrong1 += (top[:, 0] != target).sum()
+        wrong5 += (top != target[:, None]).all(dim=1).sum()
+    count = len(labels)
+    stats = {"test_loss": loss_sum.item() / count, "test_top1_error": wrong1.item() / count}
+    if logits.shape[1] > 5:
+        stats["test_top5_error"] = wrong5.item() / count
+    return stats
+
+
+def save_checkpoint(trainer: Trainer, epochs_done: int) -> None:
+    """Everything a rerun needs to continue exactly where this epoch ended (atomic write)."""
+    import io
+
+    state = {
+        "config_hash": trainer.record["config_hash"],
+        "epochs_done": epochs_done,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "schedule": trainer.schedule.state_dict(),
+        "epochs": trainer.record["epochs"],
+        "iterations": trainer.record["iterations"],
+        "started_at": trainer.record["started_at"],
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    path = results.checkpoint_path(trainer.config["results_dir"], trainer.config)
+    results.atomic_write_bytes(path, buffer.getvalue())
+    # A visible, atomically written "running" record: lets people follow a long run.
+    results.write_record(results.record_path(trainer.config["results_dir"], trainer.config),
+                         trainer.record)
+
+
+def resume(trainer: Trainer) -> int:
+    """Load the run's checkpoint if there is one; return the first epoch still to train."""
+    path = results.checkpoint_path(trainer.config["results_dir"], trainer.config)
+    if not path.exists():
+        return 0
+    # weights_only: a checkpoint is data, never code to execute.
+    state = torch.load(path, map_location=trainer.device, weights_only=True)
+    if state["config_hash"] != trainer.record["config_hash"]:
+        raise CheckpointMismatch(f"{path} was made by config {state['config_hash'][:12]}, "
+                                 f"not {trainer.record['config_hash'][:12]}: refusing to resume from it")
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.schedule.load_state_dict(state["schedule"])
+    trainer.record.update(epochs=state["epochs"], iterations=state["iterations"],
+                          started_at=state["started_at"], resumed_at_epoch=state["epochs_done"])
+    return state["epochs_done"]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over all parameters and buffers: equal digests mean bit-identical weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _finish(trainer: Trainer, status: str, error: str | None = None) -> dict[str, Any]:
+    record = trainer.record
+    epochs = record["epochs"]
+    record["totals"] = {
+        "epochs_trained": len(epochs),
+        "train_time_s": sum(e["train_time_s"] for e in epochs),
+        "eval_time_s": sum(e["eval_time_s"] for e in epochs),
+        "peak_memory_bytes": max((e["peak_memory_bytes"] for e in epochs), default=None),
+        "weights_sha256": weights_digest(trainer.model),
+    }
+    results.finish_record(record, status, error)
+    results.write_record(results.record_path(trainer.config["results_dir"], trainer.config), record)
+    return record
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory(device: torch.device) -> int:
+    """Peak device memory of the epoch (CUDA), or the process's peak resident memory (CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

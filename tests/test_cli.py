@@ -1,0 +1,52 @@
+"""The command line: user errors give one clear line and a non-zero exit, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from reproduce import cli, params
+
+
+def run_cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "reproduce", *args], capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+@pytest.mark.parametrize("args, must_mention", [
+    (["--dropout", "1.5"], "dropout: 1.5 is out of range"),
+    (["--pooling", "sideways"], "pooling: sideways is not allowed"),
+    (["--model", "resnet"], "model: resnet is not allowed"),
+    (["--epochs", "ten"], "epochs: 'ten' is not a int"),
+    (["--preset", "huge"], "preset: 'huge' is not allowed"),
+])
+def test_bad_values_exit_2_with_the_parameter_named(args, must_mention):
+    done = run_cli("run", *args)
+    assert done.returncode == 2
+    assert must_mention in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_flag_is_refused_by_name():
+    done = run_cli("run", "--bogus", "1")
+    assert done.returncode == 2 and "--bogus" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_dataset_names_the_remedies(tmp_path):
+    done = run_cli("run", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--results-dir",
+                   str(tmp_path / "r"), "--device", "cpu")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "cifar" in done.stderr.lower()
+
+
+def test_every_declared_parameter_has_a_run_flag():
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    for param in params.PARAMS:
+        assert cli.flag(param.name) in help_text
+
+
+def test_describe_prints_the_papers_totals_beside_ours():
+    done = run_cli("describe", "alexnet", "--groups", "2")
+    assert done.returncode == 0, done.stderr
+    assert "60,965,224" in done.stdout and "659,272" in done.stdout
+    assert "60 million" in done.stdout and "650,000" in done.stdout

@@ -1,0 +1,68 @@
+"""Run records: hashing, atomic writes, loading into one DataFrame."""
+
+import json
+
+import pytest
+
+from reproduce import params, results
+
+
+def test_hash_ignores_execution_details_but_not_the_experiment(tmp_path):
+    base = params.resolve()
+    moved = params.resolve({"results_dir": str(tmp_path), "device": "cpu", "progress": "off"})
+    assert results.config_hash(base) == results.config_hash(moved)
+    assert results.config_hash(base) != results.config_hash(params.resolve({"lrn": "off"}))
+    assert results.config_hash(base) != results.config_hash(params.resolve({"seed": 1}))
+
+
+def test_run_id_is_a_safe_file_name():
+    run_id = results.run_id(params.resolve())
+    assert "/" not in run_id and run_id.startswith("alexnet_fashion-mnist_s0_")
+
+
+def test_atomic_write_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "runs" / "x.json"
+    results.atomic_write_bytes(path, b"{}")
+    assert path.read_bytes() == b"{}"
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_a_record_with_an_unknown_status_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="status"):
+        results.write_record(tmp_path / "r.json", {"status": "done-ish"})
+
+
+def _write(tmp_path, config, status, error=0.25):
+    record = results.new_record(config, "cpu (test)")
+    record["epochs"] = [{"epoch": 1, "test_top1_error": error}]
+    results.finish_record(record, status)
+    results.write_record(results.record_path(tmp_path, config), record)
+    return record
+
+
+def test_only_a_complete_record_of_the_same_config_counts_as_done(tmp_path):
+    config = params.resolve({"results_dir": str(tmp_path)})
+    assert results.find_complete(tmp_path, config) is None
+    _write(tmp_path, config, "running")
+    assert results.find_complete(tmp_path, config) is None
+    _write(tmp_path, config, "complete")
+    assert results.find_complete(tmp_path, config)["status"] == "complete"
+
+
+def test_load_records_gives_a_row_per_run_and_keeps_unreadable_ones(tmp_path):
+    _write(tmp_path, params.resolve({"seed": 0}), "complete", 0.2)
+    _write(tmp_path, params.resolve({"seed": 1, "lrn": "off"}), "diverged", 0.9)
+    (results.runs_dir(tmp_path) / "broken.json").write_text('{"status": "compl')
+    frame = results.load_records(tmp_path).set_index("status")
+    assert sorted(frame.index) == ["complete", "diverged", "unreadable"]
+    assert frame.loc["complete", "final_test_top1_error"] == 0.2
+    assert frame.loc["diverged", "lrn"] == False  # noqa: E712 (a numpy bool)
+    assert "broken.json" in frame.loc["unreadable", "path"]
+
+
+def test_record_describes_its_environment(tmp_path):
+    record = _write(tmp_path, params.resolve(), "complete")
+    saved = json.loads(results.record_path(tmp_path, params.resolve()).read_text())
+    assert saved == json.loads(json.dumps(record))
+    assert {"torch", "torchvision", "python"} <= set(saved["versions"])
+    assert {"commit", "dirty"} <= set(saved["code"])

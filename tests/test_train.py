@@ -1,0 +1,128 @@
+"""The trainer: real steps for every switch, resume after interruption, divergence, records."""
+
+import math
+
+import pytest
+import torch
+
+from reproduce import params, results, train
+from reproduce.models import build_model, input_size
+
+# One real SGD step for every ablation switch of every model family.
+SWITCHES = [
+    {}, {"activation": "tanh"}, {"lrn": False}, {"pooling": "non-overlapping"}, {"dropout": 0.0},
+    {"bias_init": "zero"},
+]
+FAMILIES = [
+    {"model": "alexnet-small", "width": 0.25},
+    {"model": "alexnet-small", "width": 0.25, "groups": 2},
+    {"model": "alexnet", "groups": 2, "width": 0.125},
+    {"model": "alexnet-half", "width": 0.125},
+    {"model": "cifar-18pct", "dropout": 0.0},
+    {"model": "cifar-11pct", "dropout": 0.0},
+]
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f["model"] + f"-g{f.get('groups', 1)}")
+@pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "base")
+def test_one_real_step_per_switch_changes_weights_with_a_finite_loss(family, switch):
+    if family["model"].startswith("cifar") and switch.get("dropout") is not None:
+        pytest.skip("the CIFAR nets have no dropout layers")
+    config = {**params.defaults(), **family, **switch, "in_channels": 1, "num_classes": 10}
+    torch.manual_seed(0)
+    model = build_model(config)
+    size = input_size(config["model"])
+    images, labels = torch.randn(4, 1, size, size) * 50, torch.tensor([0, 1, 2, 3])
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_sum, wrong = train.train_step(model, optimizer, images, labels)
+    assert math.isfinite(loss_sum.item()) and 0 <= wrong.item() <= 4
+    changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]
+    assert all(changed), "every parameter tensor receives a gradient step"
+
+
+def tiny_config(data_dir, results_dir, **overrides):
+    return params.resolve({
+        "model": "alexnet-small", "width": 0.125, "epochs": 2, "batch_size": 32, "log_every": 2,
+        "data_dir": str(data_dir), "results_dir": str(results_dir), "progress": False,
+        "device": "cpu", **overrides})
+
+
+def test_a_run_writes_a_complete_self_describing_record(tiny_fashion, tmp_path):
+    config = tiny_config(tiny_fashion, tmp_path)
+    record = train.run(config)
+    assert record["status"] == "complete"
+    saved = results.read_record(results.record_path(tmp_path, config))
+    assert saved["config_hash"] == results.config_hash(config)
+    epoch = saved["epochs"][-1]
+    for key in ("train_loss", "train_error", "test_loss", "test_top1_error", "test_top5_error",
+                "train_time_s", "eval_time_s", "images_per_s", "peak_memory_bytes", "lr"):
+        assert key in epoch, key
+    assert len(saved["epochs"]) == 2 and saved["iterations"]
+    assert {"commit", "dirty"} <= set(saved["code"]) and saved["device"].startswith("cpu")
+
+
+def test_a_finished_run_is_not_trained_again(tiny_fashion, tmp_path, monkeypatch):
+    config = tiny_config(tiny_fashion, tmp_path, epochs=1)
+    first = train.run(config)
+    monkeypatch.setattr(train, "build_trainer", lambda *_: pytest.fail("trained again"))
+    assert train.run(config)["finished_at"] == first["finished_at"]
+
+
+def test_resume_after_interruption_gives_the_same_weights(tiny_fashion, tmp_path, monkeypatch):
+    straight = train.run(tiny_config(tiny_fashion, tmp_path / "straight", epochs=3))
+
+    interrupted = tiny_config(tiny_fashion, tmp_path / "interrupted", epochs=3)
+    real_run_epoch = train.run_epoch
+
+    def dies_in_epoch_two(trainer, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt  # as if killed half-way: epoch 1's checkpoint is all that is left
+        real_run_epoch(trainer, epoch)
+
+    monkeypatch.setattr(train, "run_epoch", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(interrupted)
+    assert results.find_complete(interrupted["results_dir"], interrupted) is None
+    monkeypatch.setattr(train, "run_epoch", real_run_epoch)
+    resumed = train.run(interrupted)
+
+    assert resumed["resumed_at_epoch"] == 1
+    assert resumed["totals"]["weights_sha256"] == straight["totals"]["weights_sha256"]
+    metrics = ["train_loss", "train_error", "test_loss", "test_top1_error"]
+    assert [[e[m] for m in metrics] for e in resumed["epochs"]] == \
+           [[e[m] for m in metrics] for e in straight["epochs"]]
+    assert resumed["iterations"] == straight["iterations"]
+
+
+def test_a_checkpoint_from_another_config_is_refused(tiny_fashion, tmp_path):
+    config = tiny_config(tiny_fashion, tmp_path, epochs=1)
+    train.run(config)
+    other = tiny_config(tiny_fashion, tmp_path, epochs=1, seed=1)
+    results.checkpoint_path(tmp_path, other).write_bytes(
+        results.checkpoint_path(tmp_path, config).read_bytes())
+    with pytest.raises(train.CheckpointMismatch, match="refusing"):
+        train.run(other)
+
+
+def test_a_diverging_run_is_recorded_as_diverged_not_raised(tiny_fashion, tmp_path):
+    record = train.run(tiny_config(tiny_fashion, tmp_path, lr=9.0, lrn=False, epochs=2))
+    assert record["status"] == "diverged"
+    assert "loss became" in record["error"]
+    saved = results.read_record(results.record_path(tmp_path, record["config"]))
+    assert saved["status"] == "diverged"
+
+
+def test_cpu_training_is_deterministic_for_a_seed(tiny_fashion, tmp_path):
+    a = train.run(tiny_config(tiny_fashion, tmp_path / "a", epochs=1))
+    b = train.run(tiny_config(tiny_fashion, tmp_path / "b", epochs=1))
+    assert a["totals"]["weights_sha256"] == b["totals"]["weights_sha256"]
+
+
+def test_schedule_divides_the_lr_after_patience_at_most_max_drops_times():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    schedule = train.Schedule(patience=1, max_drops=2)
+    for error in [0.5, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]:
+        schedule.step(error, optimizer)
+    assert schedule.drops == 2
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0001)
