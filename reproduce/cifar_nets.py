@@ -17,7 +17,7 @@ from functools import partial
 
 from torch import nn
 
-from reproduce.layers import (LocallyConnected2d, SpatialLRN, arm_pool_side, fc_input_pool,
+from reproduce.layers import (GroupedLRN, LocallyConnected2d, SpatialLRN, arm_pool_side, fc_input_pool,
                               init_paper, make_activation, make_pool, scaled_width)
 
 # layer-params-18pct.cfg: rnorm scale=0.00005, pow=.75 over a 3x3 spatial window.
@@ -59,7 +59,7 @@ def build_cifar_11pct(cfg: dict) -> nn.Sequential:
     for i, (n_in, n_out) in enumerate(((cfg["in_channels"], c1), (c1, c2)), start=1):
         layers += [(f"conv{i}", nn.Conv2d(n_in, n_out, 5, padding=2)), (f"act{i}", act())]
         if cfg["lrn"]:
-            layers.append((f"lrn{i}", nn.LocalResponseNorm(**CROSS_MAP_LRN_11PCT)))
+            layers.append((f"lrn{i}", GroupedLRN(**CROSS_MAP_LRN_11PCT)))
         layers.append((f"pool{i}", make_pool(cfg["pooling"], "max", ceil_mode=True)))
     side = _pooled_side(CIFAR_11PCT_INPUT, cfg["pooling"], times=2)
     layers += [("local3", LocallyConnected2d(c2, c3, 3, side, padding=1)), ("act3", act()),

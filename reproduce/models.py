@@ -146,7 +146,7 @@ def _detail(module: nn.Module) -> str:
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         return f"{module.kernel_size}x{module.kernel_size} s{module.stride}"
     if isinstance(module, GroupedLRN):
-        return f"n={module.norm.size} per {module.groups} group(s)"
+        return f"n={module.size} per {module.groups} group(s)"
     if isinstance(module, (nn.LocalResponseNorm, SpatialLRN)):
         return f"n={module.size}"
     if isinstance(module, nn.Dropout):

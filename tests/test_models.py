@@ -167,7 +167,7 @@ def test_grouped_lrn_is_the_paper_formula_per_tower():
 
 
 def test_paper_net_lrn_uses_the_paper_constants(paper_net):
-    norm = paper_net.lrn1.norm
+    norm = paper_net.lrn1
     assert (norm.size, norm.alpha, norm.beta, norm.k) == (5, 1e-4, 0.75, 2.0)
     assert paper_net.lrn1.groups == paper_net.lrn2.groups == 2
 
@@ -260,3 +260,11 @@ def test_describe_paper_net_shows_counts_beside_the_paper():
     for needle in ("60,965,224", "659,272", "60 million", "650,000", "227", "253,440",
                    "alpha=5e-4", "tower"):
         assert needle in text
+
+
+def test_lrn_gradient_matches_pytorchs_local_response_norm():
+    x = (torch.randn(2, 12, 5, 5) * 40).requires_grad_()
+    y = x.detach().clone().requires_grad_()
+    GroupedLRN(groups=1)(x).pow(2).sum().backward()
+    nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)(y).pow(2).sum().backward()
+    assert torch.allclose(x.grad, y.grad, rtol=1e-4, atol=1e-5)
