@@ -143,18 +143,22 @@ BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 
 
 # Each preset states what it is a proxy for; its values are checked like any other.
+# The Fashion-MNIST presets use zero biases: with the paper's bias-1 init, LRN on and this data,
+# the loss stays at ln(10) (measured on an H100: results/explore/h100-2026-11-22/, both the
+# paper net and the small net, 4 epochs, test error 0.90 vs 0.106 and 0.116 with zero biases).
+# Claim C12 tests exactly this switch; the default stays the paper's.
 PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {  # seconds on a laptop CPU: proves the whole path works, proves nothing about the paper
-        "model": "alexnet-small", "width": 0.25, "epochs": 1,
+    "smoke": {  # under a minute on a 2-core CPU: proves the whole path works, proves nothing about the paper
+        "model": "alexnet-small", "width": 0.25, "bias_init": "zero", "epochs": 1,
         "train_limit": 10000, "test_limit": 2000, "log_every": 10,
     },
     "cpu": {  # the small-image AlexNet on full Fashion-MNIST: a CPU-sized proxy for ImageNet
-        "model": "alexnet-small", "width": 0.25, "epochs": 5,
+        "model": "alexnet-small", "width": 0.25, "bias_init": "zero", "epochs": 5,
     },
     "gpu": {  # the paper's network at 227x227 on Fashion-MNIST upscaled, as the seeds' d2l code does
-        "model": "alexnet", "groups": 2, "epochs": 10,
+        "model": "alexnet", "groups": 2, "bias_init": "zero", "epochs": 10,
     },
-    "paper": {  # the paper's recipe on an ImageNet-style folder given by --data-dir
+    "paper": {  # the paper's recipe, unchanged, on an ImageNet-style folder given by --data-dir
         "model": "alexnet", "groups": 2, "dataset": "imagenet-folder", "epochs": 90,
     },
 }

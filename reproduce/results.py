@@ -121,7 +121,7 @@ def finish_record(record: dict[str, Any], status: str, error: str | None = None)
 
 
 def git_state() -> dict[str, Any]:
-    """Commit and dirty flag of the project's checkout (None when not a git checkout)."""
+    """Commit and dirty flag of the checkout (None when not a git checkout), and a source digest."""
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
@@ -131,8 +131,19 @@ def git_state() -> dict[str, Any]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status),
+            "source_sha256": source_digest()}
+
+
+def source_digest() -> str:
+    """SHA-256 over the package's own source files: identifies the code even without git
+    (a copy of the tree on a GPU machine, an unpacked archive)."""
+    digest = hashlib.sha256()
+    for path in sorted((PROJECT_ROOT / "reproduce").glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, str]:
