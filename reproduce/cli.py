@@ -58,11 +58,11 @@ def given(namespace: argparse.Namespace, names: list[str]) -> dict[str, Any]:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from reproduce import train
+    from reproduce import results, train
 
     config = params.resolve(given(args, list(params.BY_NAME)), preset=args.preset)
     record = train.run(config)
-    path = train.results.record_path(config["results_dir"], config)
+    path = results.record_path(config["results_dir"], config)
     last = record["epochs"][-1] if record["epochs"] else {}
     print(f"{record['status']}: {path}")
     if last:

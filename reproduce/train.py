@@ -10,7 +10,10 @@ one and ends with the same weights.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
+import platform
+import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +77,7 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     transform: BatchTransform
-    train_x: torch.Tensor
+    splits: dict[str, torch.Tensor]  # train_x, train_y, test_x, test_y: on the device when they fit
     record: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,7 +113,6 @@ def pick_device(choice: str) -> torch.device:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
@@ -125,20 +127,20 @@ def build_trainer(config: dict[str, Any]) -> Trainer:
                                 weight_decay=config["weight_decay"])
     transform = BatchTransform(input_size(config["model"]), data.stored_size, data.mean.to(device),
                                config["augment"])
-    # Keep the training set on the device when it fits, so batches never wait on the host.
-    train_x = to_device_if_fits(data.train_x, device, budget_bytes=_device_budget(device))
     trainer = Trainer(config, device, data, model, optimizer,
-                      Schedule(config["lr_patience"], config["lr_drops"]), transform, train_x)
+                      Schedule(config["lr_patience"], config["lr_drops"]), transform,
+                      _place_splits(data, device))
     trainer.record = results.new_record(config, device_name(device))
     trainer.record["model_parameters"] = sum(p.numel() for p in model.parameters())
     return trainer
 
 
-def _device_budget(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 0  # on the CPU the data already is where the model is
-    free, _total = torch.cuda.mem_get_info(device)
-    return free // 2
+def _place_splits(data: ImageData, device: torch.device) -> dict[str, torch.Tensor]:
+    """Images and labels on the device when they fit in half its free memory, so that
+    batches never wait on the host; a dataset too big for that stays on the host."""
+    budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else 0
+    names = ("train_x", "train_y", "test_x", "test_y")
+    return {name: to_device_if_fits(getattr(data, name), device, budget) for name in names}
 
 
 def _epoch_seed(config: dict[str, Any], epoch: int) -> int:
@@ -161,8 +163,8 @@ def run_epoch(trainer: Trainer, epoch: int) -> None:
     train_time = time.perf_counter() - started
 
     started = time.perf_counter()
-    test_stats = evaluate(trainer.model, trainer.data.test_x, trainer.data.test_y, trainer.transform,
-                          config["batch_size"], device)
+    test_stats = evaluate(trainer.model, trainer.splits["test_x"], trainer.splits["test_y"],
+                          trainer.transform, config["batch_size"], device)
     eval_time = time.perf_counter() - started
 
     trainer.record["epochs"].append({
@@ -180,8 +182,8 @@ def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
     model.train()
     steps_per_epoch = math.ceil(len(order) / config["batch_size"])
     window = _Window(device)
-    epoch_total = _Window(device)
-    batches = iterate_batches(trainer.train_x, trainer.data.train_y, config["batch_size"],
+    epoch_loss = epoch_wrong = 0.0
+    batches = iterate_batches(trainer.splits["train_x"], trainer.splits["train_y"], config["batch_size"],
                               device=device, order=order)
     bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config['epochs']}",
                disable=not config["progress"], leave=False, unit="batch")
@@ -189,16 +191,16 @@ def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
         loss, wrong = train_step(model, trainer.optimizer, trainer.transform.train(images, augment_rng),
                                  labels)
         window.add(loss, wrong, len(labels))
-        epoch_total.add(loss, wrong, len(labels))
         if step % config["log_every"] == 0 or step == steps_per_epoch:
-            mean_loss, error = window.take()  # the only host sync in the loop
+            loss_sum, wrong_sum, count = window.take()  # the only host sync in the loop
+            epoch_loss, epoch_wrong = epoch_loss + loss_sum, epoch_wrong + wrong_sum
+            mean_loss, error = loss_sum / count, wrong_sum / count
             _check_finite(mean_loss, epoch, step)
             trainer.record["iterations"].append({
                 "iteration": epoch * steps_per_epoch + step, "epoch": epoch + step / steps_per_epoch,
                 "train_loss": mean_loss, "train_error": error})
             bar.set_postfix(loss=f"{mean_loss:.3f}", err=f"{error:.3f}")
-    mean_loss, error = epoch_total.take()
-    return {"train_loss": mean_loss, "train_error": error}
+    return {"train_loss": epoch_loss / len(order), "train_error": epoch_wrong / len(order)}
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
@@ -230,10 +232,11 @@ class _Window:
         self.wrong += wrong
         self.count += count
 
-    def take(self) -> tuple[float, float]:
-        mean_loss, error = self.loss.item() / self.count, self.wrong.item() / self.count
+    def take(self) -> tuple[float, float, int]:
+        """(loss sum, wrong predictions, examples) since the last take."""
+        sums = (self.loss.item(), self.wrong.item(), self.count)
         self._reset()
-        return mean_loss, error
+        return sums
 
 
 def _check_finite(loss: float, epoch: int, step: int) -> None:
@@ -264,8 +267,6 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 def save_checkpoint(trainer: Trainer, epochs_done: int) -> None:
     """Everything a rerun needs to continue exactly where this epoch ended (atomic write)."""
-    import io
-
     state = {
         "config_hash": trainer.record["config_hash"],
         "epochs_done": epochs_done,
@@ -341,5 +342,4 @@ def _peak_memory(device: torch.device) -> int:
     """Peak device memory of the epoch (CUDA), or the process's peak resident memory (CPU)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
-    import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
