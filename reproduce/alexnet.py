@@ -81,7 +81,7 @@ def _build_family(cfg: dict, conv_widths: tuple[int, ...], stem: Stem) -> nn.Seq
     fc_in = widths[-1] * reference_side ** 2
     layers += _fc_layers(cfg, fc_in, scaled_width(PAPER_FC_WIDTH, cfg["width"]))
     model = nn.Sequential(OrderedDict(layers))
-    init_paper(model, BIAS_ONE, cfg["bias_init"])
+    init_paper(model, BIAS_ONE, cfg["bias_init"], cfg["weight_init"])
     return model
 
 

@@ -29,7 +29,8 @@ def canvas_size(input_size: int) -> int:
 
 
 class BatchTransform:
-    def __init__(self, input_size: int, stored_size: int, mean: torch.Tensor, augment: bool):
+    def __init__(self, input_size: int, stored_size: int, mean: torch.Tensor, augment: bool,
+                 scale: float = 1.0):
         self.input_size = input_size
         self.stored_size = stored_size
         self.canvas = canvas_size(input_size)
@@ -37,6 +38,7 @@ class BatchTransform:
         if mean.shape[-2:] != (stored_size, stored_size):
             raise ValueError(f"mean image is {tuple(mean.shape)}, expected [C, {stored_size}, {stored_size}]")
         self.mean = mean.float()
+        self.scale = float(scale)  # centred values are divided by it: 1 keeps the paper's raw scale
         self._mean_on = {}  # one copy per device: a per-batch transfer would cost more than the crop
 
     def train(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -65,6 +67,8 @@ class BatchTransform:
     def _centred_canvas(self, x: torch.Tensor) -> torch.Tensor:
         """float32, minus the training mean at stored size, resized to the canvas."""
         centred = x.float() - self._mean_for(x.device)
+        if self.scale != 1.0:
+            centred = centred / self.scale
         if self.stored_size == self.canvas:
             return centred
         size = (self.canvas, self.canvas)

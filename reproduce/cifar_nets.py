@@ -99,5 +99,5 @@ def _finish(layers: list, cfg: dict) -> nn.Sequential:
     model = nn.Sequential(OrderedDict(layers))
     # cuda-convnet starts every bias at 0; weights use the paper's N(0, 0.01) throughout
     # (the configs themselves use 1e-4 for conv1 and 0.04 for the local layers).
-    init_paper(model, bias_one=(), bias_init=cfg["bias_init"])
+    init_paper(model, bias_one=(), bias_init=cfg["bias_init"], weight_init=cfg["weight_init"])
     return model

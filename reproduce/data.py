@@ -83,6 +83,13 @@ class ImageData:
         return self.train_x.shape[-1]
 
 
+def pixel_std(data: ImageData, sample: int = 10_000) -> float:
+    """Std of the mean-subtracted training pixels (over the first `sample` images): the one
+    number that brings inputs to unit scale."""
+    images = data.train_x[:sample].float() - data.mean
+    return float(images.std())
+
+
 def load_dataset(name: str, data_dir: str | Path, *, train_limit: int = 0, test_limit: int = 0) -> ImageData:
     """Load `name` from `data_dir`; a limit > 0 keeps only that many examples (deterministic)."""
     loaders = {

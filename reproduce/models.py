@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from reproduce import alexnet, cifar_nets
-from reproduce.layers import (ACTIVATIONS, BIAS_INITS, POOLINGS, GroupedLRN, LocallyConnected2d,
+from reproduce.layers import (ACTIVATIONS, BIAS_INITS, POOLINGS, WEIGHT_INITS, GroupedLRN, LocallyConnected2d,
                               SpatialLRN, conv_output_side, pool_output_side)
 
 MODELS = {
@@ -33,11 +33,11 @@ INPUT_SIZES = {
 MODEL_DEFAULTS = {
     "model": "alexnet", "activation": "relu", "lrn": True, "pooling": "overlapping",
     "dropout": 0.5, "groups": 1, "width": 1.0, "bias_init": "paper",
-    "in_channels": 3, "num_classes": 1000,
+    "weight_init": "paper", "in_channels": 3, "num_classes": 1000,
 }
 
 CHOICES = {"model": tuple(MODELS), "activation": ACTIVATIONS, "pooling": POOLINGS,
-           "bias_init": BIAS_INITS, "groups": (1, 2), "lrn": (True, False)}
+           "bias_init": BIAS_INITS, "weight_init": WEIGHT_INITS, "groups": (1, 2), "lrn": (True, False)}
 
 
 def resolve_config(cfg: dict) -> dict:

@@ -133,17 +133,29 @@ def git_state() -> dict[str, Any]:
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {"commit": commit, "dirty": None if status is None else bool(status),
-            "source_sha256": source_digest()}
+            "source_sha256": source_digest(), "training_sha256": training_digest()}
 
 
-def source_digest() -> str:
-    """SHA-256 over the package's own source files: identifies the code even without git
-    (a copy of the tree on a GPU machine, an unpacked archive)."""
+# The modules whose code decides a run's numbers. A record made with other versions of these is
+# stale; editing the report code (claims, figures, book) leaves finished runs valid. Parameter
+# values (params.py) are covered by the config hash instead.
+TRAINING_MODULES = ("alexnet", "augment", "batches", "cifar_nets", "data", "layers", "models", "train")
+
+
+def source_digest(names: tuple[str, ...] | None = None) -> str:
+    """SHA-256 over the package's source files (or the named modules): identifies the code even
+    without git (a copy of the tree on a GPU machine, an unpacked archive)."""
+    package = PROJECT_ROOT / "reproduce"
+    paths = sorted(package.glob("*.py")) if names is None else [package / f"{n}.py" for n in names]
     digest = hashlib.sha256()
-    for path in sorted((PROJECT_ROOT / "reproduce").glob("*.py")):
+    for path in paths:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def training_digest() -> str:
+    return source_digest(TRAINING_MODULES)
 
 
 def package_versions() -> dict[str, str]:
@@ -179,12 +191,13 @@ def _record_row(path: Path) -> dict[str, Any]:
         return {"path": str(path), "status": "unreadable", "error": f"{type(exc).__name__}: {exc}"}
     row = {"path": str(path), **record.get("config", {})}
     row.update({key: record.get(key) for key in
-                ("run_id", "config_hash", "status", "device", "started_at", "finished_at", "error",
+                ("run_id", "config_hash", "status", "device", "started_at", "finished_at", "error", "versions",
                  "epochs", "iterations")})
     row.update({f"final_{k}": v for k, v in (record.get("epochs") or [{}])[-1].items()})
     row.update({f"total_{k}": v for k, v in (record.get("totals") or {}).items()})
     row["git_commit"] = (record.get("code") or {}).get("commit")
     row["git_dirty"] = (record.get("code") or {}).get("dirty")
+    row["training_sha256"] = (record.get("code") or {}).get("training_sha256")
     return row
 
 

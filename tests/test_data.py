@@ -292,6 +292,21 @@ def test_shapes_and_test_view_is_centre_of_resized_centred_image():
     assert torch.allclose(view, canvas[:, :, 2:34, 2:34], atol=1e-4)
 
 
+def test_unit_input_scale_divides_the_centred_pixels():
+    x = torch.full((4, 3, 28, 28), 200, dtype=torch.uint8)
+    transform = BatchTransform(32, 28, torch.full((3, 28, 28), 50.0), augment=False, scale=75.0)
+    assert torch.allclose(transform.test(x), torch.tensor(2.0))
+
+
+def test_pixel_std_of_known_images():
+    from reproduce.data import ImageData, pixel_std
+
+    images = torch.tensor([0, 100], dtype=torch.uint8).repeat_interleave(2).reshape(4, 1, 1, 1)
+    data = ImageData("toy", images, torch.zeros(4, dtype=torch.long), images, torch.zeros(4, dtype=torch.long),
+                     ["a"], images.float().mean(0))
+    assert pixel_std(data) == pytest.approx(torch.tensor([-50.0, -50, 50, 50]).std().item())
+
+
 def test_mean_subtraction_on_a_constant_image():
     x = torch.full((4, 3, 28, 28), 200, dtype=torch.uint8)
     transform = BatchTransform(32, 28, torch.full((3, 28, 28), 50.0), augment=True)

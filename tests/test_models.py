@@ -211,6 +211,19 @@ def test_zero_bias_init_and_cifar_biases_are_all_zero():
         assert biases and all(torch.all(b == 0) for b in biases)
 
 
+def test_he_init_everywhere_but_the_classifier():
+    """std sqrt(2 / fan_in) in every layer but the last, which keeps N(0, 0.01) so that the
+    logits start small."""
+    net = build_model(dict(SMALL_NET, weight_init="he"))
+    assert net.fc8.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    for name in ("conv1", "conv3"):
+        weight = getattr(net, name).weight
+        assert weight.std().item() == pytest.approx((2 / weight[0].numel()) ** 0.5, rel=0.15), name
+    assert net.fc6.weight.std().item() == pytest.approx((2 / net.fc6.in_features) ** 0.5, rel=0.05)
+    local = build_model({"model": "cifar-11pct", "weight_init": "he"}).local3
+    assert local.weight.std().item() == pytest.approx((2 / local.weight.shape[-1]) ** 0.5, rel=0.05)
+
+
 # --- switches and errors --------------------------------------------------------------
 
 def test_tanh_switch_replaces_every_relu():

@@ -16,7 +16,7 @@ def test_defaults_are_the_papers_recipe():
 
 def test_preset_then_overrides_win_in_that_order():
     config = params.resolve({"epochs": "3"}, preset="smoke")
-    assert config["model"] == params.PRESETS["smoke"]["model"]
+    assert config["model"] == params.PRESETS["smoke"].networks["alexnet"]["model"]
     assert config["epochs"] == 3
 
 
@@ -59,9 +59,19 @@ def test_unknown_preset_lists_the_presets():
         params.resolve(preset="huge")
 
 
-def test_every_preset_is_valid():
-    for name in params.PRESETS:
-        params.resolve(preset=name)
+def test_every_preset_and_network_is_valid():
+    for name, preset in params.PRESETS.items():
+        assert set(preset.networks) == set(params.NETWORKS)
+        for network in params.NETWORKS:
+            params.resolve(preset=name, network=network)
+
+
+def test_auto_preset_follows_cuda_and_bad_presets_are_named():
+    assert params.pick_preset("auto", cuda_available=True) == "gpu"
+    assert params.pick_preset("auto", cuda_available=False) == "cpu"
+    assert params.pick_preset("smoke", cuda_available=True) == "smoke"
+    with pytest.raises(ParamError, match="preset: huge is not allowed"):
+        params.pick_preset("huge", cuda_available=False)
 
 
 def test_execution_details_stay_out_of_the_result_config():

@@ -68,6 +68,8 @@ def test_a_run_writes_a_complete_self_describing_record(tiny_fashion, tmp_path):
                 "train_time_s", "eval_time_s", "images_per_s", "peak_memory_bytes", "lr"):
         assert key in epoch, key
     assert len(saved["epochs"]) == 2 and saved["iterations"]
+    # the clean training error (for overfitting) is measured once, after the last epoch
+    assert "fit_top1_error" not in saved["epochs"][0] and 0 <= epoch["fit_top1_error"] <= 1
     assert {"commit", "dirty"} <= set(saved["code"]) and saved["device"].startswith("cpu")
 
 
