@@ -1,0 +1,209 @@
+"""The claims registry and its verdicts, on records written with known numbers."""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from reproduce import architecture, claims, params, results, stats
+
+CLAIMS_MD = Path(__file__).resolve().parents[2] / "shared" / "paper" / "claims.md"
+REGISTRY = claims.load_registry()
+
+
+def fake_run(results_dir, config, test_error, fit_error=0.0, iterations=None, status="complete"):
+    """A record as train.run writes it, with the numbers a test needs."""
+    record = results.new_record(config, "test device")
+    record["epochs"] = [{"epoch": 1, "train_error": 0.5, "test_top1_error": test_error,
+                         "fit_top1_error": fit_error, "train_time_s": 1.0, "eval_time_s": 0.5}]
+    record["iterations"] = iterations or []
+    results.finish_record(record, status, None if status == "complete" else "boom")
+    results.write_record(results.record_path(results_dir, config), record)
+    return record
+
+
+def write_arms(results_dir, claim, values, seeds=3, preset="smoke", **kwargs):
+    """values: arm name -> function of seed -> test error."""
+    for arm, by_seed in claims.planned_runs(claim, preset, seeds, {"results_dir": str(results_dir)}).items():
+        for seed, config in by_seed.items():
+            fake_run(results_dir, config, values[arm](seed), **kwargs)
+
+
+def test_every_claim_of_the_paper_is_in_the_registry():
+    listed = set(re.findall(r"^\| (C\d+) \|", CLAIMS_MD.read_text(), flags=re.M)) if CLAIMS_MD.exists() \
+        else {f"C{i}" for i in range(1, 18)}
+    assert listed <= set(REGISTRY)
+
+
+def test_the_four_ablations_and_the_architecture_have_notebooks():
+    assert claims.ablations() == ["activation", "lrn", "pooling", "architecture", "dropout"]
+    for name in claims.ablations():
+        assert (Path(__file__).resolve().parents[1] / "experiments" / f"{name}.ipynb").exists()
+
+
+def test_untested_claims_give_a_reason():
+    for claim in REGISTRY.values():
+        if claim.kind == "untested":
+            assert claims.evaluate(claim, "smoke", 3).verdict == "not tested here"
+            assert claim.reason
+
+
+@pytest.mark.parametrize("estimate, low, high, verdict", [
+    (0.020, 0.010, 0.030, "reproduced"),
+    (0.003, 0.001, 0.005, "consistent with the paper"),
+    (0.000, -0.002, 0.002, "not reproduced"),
+    (-0.020, -0.030, -0.010, "not reproduced"),
+    (0.004, -0.010, 0.018, "inconclusive"),
+])
+def test_decide_follows_the_registry_rule(estimate, low, high, verdict):
+    assert claims.decide(stats.Interval(estimate, low, high, 3, 0.01), 0.0, 0.005) == verdict
+
+
+def test_a_lower_bound_can_reproduce_but_never_rule_out_or_shrink():
+    small = stats.Interval(1.2, 0.9, 1.5, 3, 0.2)
+    assert claims.decide(small, 1.0, 2.0) == "not reproduced"
+    assert claims.decide(small, 1.0, 2.0, lower_bound=True) == "inconclusive"
+    above_one = stats.Interval(1.5, 1.2, 1.8, 3, 0.2)
+    assert claims.decide(above_one, 1.0, 2.0) == "consistent with the paper"
+    assert claims.decide(above_one, 1.0, 2.0, lower_bound=True) == "inconclusive"
+    large = stats.Interval(3.0, 2.5, 3.5, 3, 0.2)
+    assert claims.decide(large, 1.0, 2.0, lower_bound=True) == "reproduced"
+
+
+def test_rule_text_states_the_numbers_decide_uses():
+    assert "0.5 points" in claims.rule_text(REGISTRY["C3"])
+    assert "2x" in claims.rule_text(REGISTRY["C1"]) and "25%" in claims.rule_text(REGISTRY["C1"])
+
+
+def test_arms_and_seeds_cannot_be_overridden():
+    with pytest.raises(params.ParamError, match="lrn: fixed by claim C3"):
+        claims.arm_config(REGISTRY["C3"], REGISTRY["C3"].paper_arm, "smoke", 0, {"lrn": False})
+    with pytest.raises(params.ParamError, match="seed"):
+        claims.arm_config(REGISTRY["C3"], REGISTRY["C3"].paper_arm, "smoke", 0, {"seed": 4})
+
+
+def test_conditions_apply_to_both_arms():
+    runs = claims.planned_runs(REGISTRY["C1"], "smoke", 2)
+    for by_seed in runs.values():
+        for config in by_seed.values():
+            assert config["weight_decay"] == 0.0 and config["augment"] is False
+    assert {c["activation"] for by_seed in runs.values() for c in by_seed.values()} == {"relu", "tanh"}
+
+
+def test_a_clear_effect_is_reproduced(tmp_path):
+    claim = REGISTRY["C3"]
+    write_arms(tmp_path, claim, {"LRN": lambda s: 0.20 + 0.01 * s, "no LRN": lambda s: 0.23 + 0.01 * s + 0.001 * s})
+    outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
+    assert outcome.verdict == "reproduced"
+    assert outcome.interval.estimate == pytest.approx(0.031)
+    assert outcome.interval.n == 3 and len(outcome.run_ids) == 6
+
+
+def test_no_effect_with_a_tight_spread_is_not_reproduced(tmp_path):
+    claim = REGISTRY["C3"]
+    write_arms(tmp_path, claim, {"LRN": lambda s: 0.20 + 0.01 * s, "no LRN": lambda s: 0.20 + 0.01 * s + 0.0005 * (s - 1)})
+    assert claims.evaluate(claim, "smoke", 3, tmp_path).verdict == "not reproduced"
+
+
+def test_a_noisy_effect_is_inconclusive_and_says_how_many_seeds(tmp_path):
+    claim = REGISTRY["C3"]
+    write_arms(tmp_path, claim, {"LRN": lambda s: 0.20, "no LRN": lambda s: 0.20 + (0.03, -0.01, 0.0)[s]})
+    outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
+    assert outcome.verdict == "inconclusive"
+    assert outcome.seeds_needed is not None and outcome.seeds_needed > 3
+
+
+def test_overfitting_is_test_minus_fit_error(tmp_path):
+    claim = REGISTRY["C10"]
+    for arm, by_seed in claims.planned_runs(claim, "smoke", 3).items():
+        for seed, config in by_seed.items():
+            fit = 0.05 if arm == "no dropout" else 0.15
+            fake_run(tmp_path, config, test_error=0.20 + 0.001 * seed * (arm == "no dropout"), fit_error=fit)
+    outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
+    assert outcome.interval.estimate == pytest.approx(0.101)
+    assert outcome.verdict == "reproduced"
+
+
+def test_missing_failed_and_stale_runs_give_no_verdict(tmp_path):
+    claim = REGISTRY["C4"]
+    assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "not run"
+    runs = claims.planned_runs(claim, "smoke", 2)
+    first = runs[claim.paper_arm.name][0]
+    fake_run(tmp_path, first, 0.2)
+    assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "incomplete"
+    fake_run(tmp_path, runs[claim.other_arm.name][1], 0.2, status="failed")
+    assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "failed"
+
+    stale_dir = tmp_path / "stale"
+    for by_seed in runs.values():
+        for config in by_seed.values():
+            record = fake_run(stale_dir, config, 0.2)
+            record["code"]["training_sha256"] = "0" * 64
+            results.write_record(results.record_path(stale_dir, config), record)
+    outcome = claims.evaluate(claim, "smoke", 2, stale_dir)
+    assert outcome.verdict == "stale"
+
+
+def test_the_speed_ratio_counts_iterations_to_the_target(tmp_path):
+    claim = REGISTRY["C1"]
+
+    def curve(crossing):
+        return [{"iteration": i, "train_error": 0.9 if i < crossing else 0.2} for i in range(10, 1001, 10)]
+
+    for arm, by_seed in claims.planned_runs(claim, "smoke", 3).items():
+        for seed, config in by_seed.items():
+            crossing = (100 + 10 * seed) if arm == "ReLU" else (600 + 60 * seed)
+            fake_run(tmp_path, config, 0.2, iterations=curve(crossing))
+    outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
+    assert outcome.interval.estimate == pytest.approx(6.0)
+    assert outcome.verdict == "reproduced" and not outcome.censored
+
+
+def test_a_slow_arm_that_never_reaches_the_target_is_a_lower_bound(tmp_path):
+    claim = REGISTRY["C1"]
+    for arm, by_seed in claims.planned_runs(claim, "smoke", 3).items():
+        for seed, config in by_seed.items():
+            error = 0.2 if arm == "ReLU" else 0.5
+            fake_run(tmp_path, config, 0.2, iterations=[{"iteration": 100, "train_error": error},
+                                                        {"iteration": 120, "train_error": error}])
+    outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
+    assert outcome.censored and "at least" in outcome.summary
+    assert outcome.verdict == "inconclusive"  # at least 1.2x: the size is unknown, so not decided
+
+
+def test_architecture_claims_come_from_the_saved_table(tmp_path):
+    assert claims.evaluate(REGISTRY["C5"], "smoke", 1, tmp_path).verdict == "not run"
+    summary = architecture.save(tmp_path)
+    assert summary["parameters"] == 60_965_224 and summary["neurons"] == 659_272
+    assert claims.evaluate(REGISTRY["C5"], "smoke", 1, tmp_path).verdict == "reproduced"
+    c6 = claims.evaluate(REGISTRY["C6"], "smoke", 1, tmp_path)
+    assert c6.verdict == "consistent with the paper" and "60,965,224" in c6.summary
+
+
+def test_a_broken_registry_entry_is_refused(tmp_path):
+    path = tmp_path / "claims.toml"
+    path.write_text('[X1]\ntitle="t"\nquote="q"\nsection="1"\npaper_value="v"\nkind="difference"\n'
+                    'ablation="lrn"\nnetwork="alexnet"\nmetric="final_test_top1_error"\nthreshold=0.1\n'
+                    'paper_arm={name="a", lrn=true}\nother_arm={name="b", lrn="sideways"}\n')
+    with pytest.raises(claims.RegistryError, match="X1: arm 'b': lrn"):
+        claims.load_registry(path)
+
+
+def test_nan_is_never_a_verdict():
+    assert claims.decide(stats.Interval(0.1, math.nan, math.nan, 1), 0.0, 0.005) == "inconclusive"
+
+
+def test_a_diverged_run_makes_the_claim_inconclusive_and_is_named(tmp_path):
+    claim = REGISTRY["C3"]
+    runs = claims.planned_runs(claim, "smoke", 2)
+    for arm, by_seed in runs.items():
+        for seed, config in by_seed.items():
+            diverged = arm == "no LRN" and seed == 1
+            record = fake_run(tmp_path, config, 0.2)
+            if diverged:
+                results.finish_record(record, "diverged", "training loss became nan in epoch 1 by iteration 20")
+                results.write_record(results.record_path(tmp_path, config), record)
+    outcome = claims.evaluate(claim, "smoke", 2, tmp_path)
+    assert outcome.verdict == "inconclusive"
+    assert "no LRN, seed 1: diverged (training loss became nan" in outcome.summary
