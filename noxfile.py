@@ -1,4 +1,4 @@
-"""Entry points: `nox -s tests`, `nox -s reproduce`.
+"""Entry points: `nox -s reproduce`, `nox -s book`, `nox -s tests`.
 
 One environment for all sessions. torch's CUDA build makes a virtualenv about 5.6 GB; nox's
 default of one venv per session would hold a copy per session and reinstall it each time
@@ -63,12 +63,20 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def reproduce(session: nox.Session) -> None:
-    """Train the preset's runs (default: gpu when CUDA is present, else cpu); args go to `reproduce run`."""
+    """Run the preset's notebooks through papermill (finished runs are reused), then build the book.
+
+    Options after `--`: --preset P (default auto: gpu with CUDA, else cpu), --seeds N (default:
+    the preset's), --only ABLATION[,ABLATION]. A failed notebook is kept, reported and shown as
+    failed in the book; the session then exits non-zero after building it.
+    """
     python = shared_python(session)
     ensure_fashion_mnist(session)
-    args = list(session.posargs)
-    if "--preset" not in args:
-        has_cuda = subprocess.run([python, "-c", "import torch; print(torch.cuda.is_available())"],
-                                  capture_output=True, text=True).stdout.strip() == "True"
-        args = ["--preset", "gpu" if has_cuda else "cpu", *args]
-    session.run(python, "-m", "reproduce", "run", *args, external=True)
+    options = [*session.posargs]
+    session.run(python, "-m", "reproduce", "notebooks", *options, external=True)
+
+
+@nox.session
+def book(session: nox.Session) -> None:
+    """Build the HTML book from results/ alone: no training (book/_build/html/index.html)."""
+    python = shared_python(session)
+    session.run(python, "-m", "reproduce", "book", external=True)

@@ -1,4 +1,4 @@
-"""Command line: `python -m reproduce {run,describe,params,results}`.
+"""Command line: `python -m reproduce {run,ablation,claims,book,describe,params,results}`.
 
 Every experiment flag is generated from reproduce.params.PARAMS, so the CLI cannot drift
 from the declaration. User errors (bad parameter, missing data, foreign checkpoint) print
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from reproduce import params
@@ -36,11 +37,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="train one run and write its record under results/")
     run.add_argument("--preset", default=None, help=f"start from a preset: {', '.join(params.PRESETS)}")
+    run.add_argument("--network", default="alexnet", choices=params.NETWORKS,
+                     help="which of the preset's networks [default: alexnet]")
     add_param_flags(run)
+
+    ablation = commands.add_parser("ablation", help="train every run of one ablation (its arms x seeds); "
+                                                    "what a notebook does, without papermill")
+    ablation.add_argument("name", help="an ablation of reproduce/claims.toml")
+    add_sweep_flags(ablation)
+    add_param_flags(ablation)
+
+    verdicts = commands.add_parser("claims", help="print each claim's verdict from the records")
+    add_sweep_flags(verdicts)
+    verdicts.add_argument("--results-dir", default="results")
+
+    notebooks = commands.add_parser("notebooks", help="run the ablation notebooks through papermill, "
+                                                      "then build the book (what `nox -s reproduce` does)")
+    add_sweep_flags(notebooks)
+    notebooks.add_argument("--only", default=None, metavar="ABLATION[,ABLATION]",
+                           help="run only these notebooks [default: all]")
+    notebooks.add_argument("--results-dir", default="results")
+    notebooks.add_argument("--book-dir", default="book")
+
+    book = commands.add_parser("book", help="write the book's pages from results/ and build the HTML")
+    book.add_argument("--results-dir", default="results")
+    book.add_argument("--book-dir", default="book")
 
     describe = commands.add_parser("describe", help="print a model's layer table beside the paper's")
     describe.add_argument("model", help=f"one of {', '.join(params.BY_NAME['model'].choices)}")
-    add_param_flags(describe, ["activation", "lrn", "pooling", "dropout", "groups", "width", "bias_init"])
+    add_param_flags(describe, ["activation", "lrn", "pooling", "dropout", "groups", "width", "bias_init",
+                               "weight_init"])
     describe.add_argument("--in-channels", dest="in_channels", type=int, default=3,
                           help="input channels [default: 3, the paper's RGB]")
     describe.add_argument("--num-classes", dest="num_classes", type=int, default=1000,
@@ -53,6 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+    for param in params.SWEEP_PARAMS:
+        parser.add_argument(flag(param.name), dest=param.name, default=None, metavar="VALUE",
+                            help=f"{param.help} [default: {params.show_value(param.default)}; {param.allowed()}]")
+
+
+def sweep_settings(args: argparse.Namespace) -> tuple[str, int]:
+    """(preset, seeds) from the flags, validated, with auto and 0 resolved."""
+    import torch
+
+    preset = params.pick_preset(args.preset or "auto", torch.cuda.is_available())
+    seeds = params.SWEEP_BY_NAME["seeds"].parse(args.seeds if args.seeds is not None else 0)
+    return preset, seeds or params.get_preset(preset).seeds
+
+
 def given(namespace: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     return {name: getattr(namespace, name) for name in names if getattr(namespace, name, None) is not None}
 
@@ -60,7 +101,7 @@ def given(namespace: argparse.Namespace, names: list[str]) -> dict[str, Any]:
 def command_run(args: argparse.Namespace) -> int:
     from reproduce import results, train
 
-    config = params.resolve(given(args, list(params.BY_NAME)), preset=args.preset)
+    config = params.resolve(given(args, list(params.BY_NAME)), preset=args.preset, network=args.network)
     record = train.run(config)
     path = results.record_path(config["results_dir"], config)
     last = record["epochs"][-1] if record["epochs"] else {}
@@ -70,6 +111,49 @@ def command_run(args: argparse.Namespace) -> int:
               f"train {record['totals'].get('train_time_s', 0):.1f} s, "
               f"{last['images_per_s']:.0f} images/s on {record['device']}")
     return 0 if record["status"] == "complete" else 1
+
+
+def command_ablation(args: argparse.Namespace) -> int:
+    from reproduce import claims, sweep
+
+    if args.name not in claims.ablations():
+        raise params.ParamError(f"ablation: {args.name!r} is not allowed; expected one of "
+                                f"{', '.join(claims.ablations())}")
+    preset, seeds = sweep_settings(args)
+    records = sweep.run_ablation(args.name, preset, seeds, given(args, list(params.BY_NAME)))
+    print(f"{len(records)} runs complete under {records[0]['config']['results_dir'] if records else '-'}")
+    return 0
+
+
+def command_claims(args: argparse.Namespace) -> int:
+    from reproduce import claims
+
+    preset, seeds = sweep_settings(args)
+    for claim in claims.load_registry().values():
+        outcome = claims.evaluate(claim, preset, seeds, args.results_dir)
+        print(f"{claim.id:5} {outcome.verdict:26} {outcome.summary}")
+    return 0
+
+
+def command_notebooks(args: argparse.Namespace) -> int:
+    from reproduce import book, pipeline
+
+    names = pipeline.notebook_names(args.only)
+    preset, seeds = sweep_settings(args)
+    started = time.perf_counter()
+    failures = pipeline.run_notebooks(names, preset, seeds, args.results_dir)
+    print(f"notebooks: {len(names) - len(failures)} of {len(names)} finished in "
+          f"{(time.perf_counter() - started) / 60:.1f} min")
+    built = book.build(args.results_dir, args.book_dir)
+    for failure in failures:
+        print(f"error: notebook {failure}", file=sys.stderr)
+    return 1 if failures or built else 0
+
+
+def command_book(args: argparse.Namespace) -> int:
+    from reproduce import book
+
+    return book.build(args.results_dir, args.book_dir)
 
 
 def command_describe(args: argparse.Namespace) -> int:
@@ -103,7 +187,9 @@ def command_results(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "describe": command_describe, "params": command_params,
+COMMANDS = {"run": command_run, "ablation": command_ablation, "claims": command_claims, "book": command_book,
+            "notebooks": command_notebooks,
+            "describe": command_describe, "params": command_params,
             "results": command_results}
 
 

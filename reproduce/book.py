@@ -1,0 +1,339 @@
+"""Write the book's pages from results/ and build the HTML with jupyter-book, offline.
+
+The book is a function of results/: the claims page, the methods page and the environment
+page are generated here from the run records, the executed notebooks and the declarations
+(claims.toml, params.PRESETS); the ablation pages are the executed notebooks themselves.
+Nothing here trains. Generated files live in book/generated/ and book/_toc.yml (not in git).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reproduce import claims, params, results
+
+GENERATED = "generated"
+NOTEBOOK_ORDER = ("activation", "lrn", "pooling", "dropout", "architecture")
+
+
+@dataclass
+class ExecutedNotebook:
+    """An executed notebook under results/notebooks/<preset>/, and what papermill says of it."""
+    preset: str
+    ablation: str
+    path: Path
+    parameters: dict[str, Any]
+    error: str | None
+
+    @property
+    def seeds(self) -> int:
+        return int(self.parameters.get("seeds") or 0) or params.get_preset(self.preset).seeds
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        given = {k: v for k, v in self.parameters.items() if k in params.BY_NAME}
+        return {k: v for k, v in params.validate(given).items() if params.BY_NAME[k].affects_result}
+
+
+def notebooks_dir(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "notebooks"
+
+
+def executed_notebooks(results_dir: str | Path) -> list[ExecutedNotebook]:
+    found = []
+    for preset in params.PRESETS:
+        for ablation in NOTEBOOK_ORDER:
+            path = notebooks_dir(results_dir) / preset / f"{ablation}.ipynb"
+            if path.exists():
+                found.append(read_notebook(path, preset, ablation))
+    return found
+
+
+def read_notebook(path: Path, preset: str, ablation: str) -> ExecutedNotebook:
+    """papermill marks a notebook whose cell raised; its error output names the exception."""
+    try:
+        notebook = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return ExecutedNotebook(preset, ablation, path, {}, f"unreadable notebook: {exc}")
+    meta = notebook.get("metadata", {}).get("papermill", {})
+    error = None
+    if meta.get("exception") or _error_output(notebook):
+        error = _error_output(notebook) or "a cell raised (see the notebook)"
+    elif meta.get("end_time") is None:
+        error = "did not finish (no end time recorded: interrupted or still running)"
+    return ExecutedNotebook(preset, ablation, path, meta.get("parameters", {}), error)
+
+
+def _error_output(notebook: dict[str, Any]) -> str | None:
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"{output.get('ename')}: {output.get('evalue')}"
+    return None
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+@dataclass
+class PresetOutcomes:
+    preset: str
+    seeds: int
+    outcomes: dict[str, claims.Outcome]
+
+
+def all_outcomes(results_dir: str | Path, executed: list[ExecutedNotebook]) -> list[PresetOutcomes]:
+    """Each preset that has executed notebooks, with every claim's outcome at it. A claim whose
+    notebook failed shows as failed, with the notebook's error, whatever records exist."""
+    registry = claims.load_registry()
+    shown = []
+    for preset in dict.fromkeys(nb.preset for nb in executed):
+        by_ablation = {nb.ablation: nb for nb in executed if nb.preset == preset}
+        seeds = max((nb.seeds for nb in by_ablation.values()), default=params.get_preset(preset).seeds)
+        outcomes = {}
+        for claim in registry.values():
+            notebook = by_ablation.get(claim.ablation)
+            outcomes[claim.id] = _outcome(claim, preset, notebook, results_dir)
+        shown.append(PresetOutcomes(preset, seeds, outcomes))
+    return shown
+
+
+def _outcome(claim: claims.Claim, preset: str, notebook: ExecutedNotebook | None,
+             results_dir: str | Path) -> claims.Outcome:
+    if claim.kind == "untested":
+        return claims.evaluate(claim, preset, 1, results_dir)
+    if notebook is None:
+        return claims.Outcome(claim, "not run", f"no executed {claim.ablation} notebook for this preset")
+    if notebook.error:
+        return claims.Outcome(claim, "failed", f"notebook {claim.ablation}.ipynb failed: {notebook.error}")
+    return claims.evaluate(claim, preset, notebook.seeds, results_dir, notebook.overrides)
+
+
+# ----------------------------------------------------------------------------- pages
+
+def claims_page(shown: list[PresetOutcomes]) -> str:
+    lines = ["# The paper's claims, checked", "",
+             "Each claim of the paper, the rule that decides it (fixed in `reproduce/claims.toml` before "
+             "the runs) and what the runs in `results/` say. Verdicts: **reproduced** (the paper's direction "
+             "at 95% confidence and at least the declared size), **consistent with the paper** (the direction "
+             "holds, smaller than the declared size), **not reproduced** (an effect of the declared size is "
+             "ruled out), **inconclusive** (with the seeds the observed spread would need), "
+             "**not tested here** (with the reason). A claim whose runs are missing, unfinished, failed or "
+             "made by other training code shows *not run*, *incomplete*, *failed* or *stale* instead.", ""]
+    if not shown:
+        lines += ["No executed notebooks under `results/notebooks/`: run `nox -s reproduce`.", ""]
+    for group in shown:
+        lines += _glance_table(group)
+    untested = [c for c in claims.load_registry().values() if c.kind == "untested"]
+    if untested:
+        lines += ["## Not tested here", "", "| claim | what the paper says | paper | why not |", "|---|---|---|---|"]
+        lines += [f"| [{c.id}](#{c.id.lower()}) | {_cell(c.title)} | {_cell(c.paper_value)} | {_cell(c.reason)} |"
+                  for c in untested]
+        lines.append("")
+    lines += ["## The claims and their rules", ""]
+    for claim in claims.load_registry().values():
+        lines += _claim_section(claim, shown)
+    return "\n".join(lines)
+
+
+def _glance_table(group: PresetOutcomes) -> list[str]:
+    preset = params.get_preset(group.preset)
+    lines = [f"## Preset `{group.preset}`: {group.seeds} seeds", "", f"*{preset.proxy}.*", "",
+             "| claim | what the paper says | paper | verdict | measured here: effect [95% CI], n | seeds to decide |",
+             "|---|---|---|---|---|---|"]
+    for outcome in group.outcomes.values():
+        if outcome.claim.kind == "untested":
+            continue
+        needed = "" if outcome.seeds_needed is None else str(outcome.seeds_needed)
+        lines.append(f"| [{outcome.claim.id}](#{outcome.claim.id.lower()}) | {_cell(outcome.claim.title)} | "
+                     f"{_cell(outcome.claim.paper_value)} | {verdict_badge(outcome.verdict)} | "
+                     f"{_cell(outcome.short)} | {needed} |")
+    return lines + ["", "Effects are in points of error, the other arm minus the paper's arm: positive is the "
+                    "paper's direction. C1 is a ratio of iterations (tanh / ReLU). The rules, the per-seed "
+                    "values and the runs are below.", ""]
+
+
+def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str]:
+    lines = [f"({claim.id.lower()})=", f"### {claim.id}: {claim.title}", "",
+             f"> {claim.quote} (section {claim.section})", "", f"- **Paper:** {claim.paper_value}",
+             f"- **Rule:** {claims.rule_text(claim)}"]
+    lines += [f"- **{key.replace('_', ' ').capitalize()}:** {text}" for key, text in claim.notes.items()]
+    if claim.ablation and claim.ablation in NOTEBOOK_ORDER:
+        lines.append(f"- **Notebook:** `experiments/{claim.ablation}.ipynb`")
+    for group in shown:
+        outcome = group.outcomes[claim.id]
+        lines.append(f"- **{group.preset}:** {verdict_badge(outcome.verdict)}"
+                     + (f" {outcome.summary}" if outcome.summary and claim.kind != "untested" else ""))
+        for arm, by_seed in outcome.per_seed.items():
+            values = ", ".join(f"seed {s}: {v:.4g}" for s, v in sorted(by_seed.items()))
+            lines.append(f"  - {arm}: {values}")
+        if outcome.run_ids:
+            lines.append(f"  - runs: {', '.join(f'`{r}`' for r in outcome.run_ids)}")
+    return lines + [""]
+
+
+def methods_page() -> str:
+    lines = ["# Methods: presets, proxies, deviations, statistics", "",
+             "Every run is one call of `reproduce.train.run(config)`; the config is the preset's network, "
+             "then the claim's conditions, then the arm, then the seed. Its hash names the record in "
+             "`results/runs/`, so a finished run is never trained twice and two claims that need the same "
+             "run share it.", "", "## Presets", ""]
+    for name, preset in params.PRESETS.items():
+        lines += [f"### `{name}` ({preset.seeds} seeds)", "", f"{preset.proxy}.", "", "Deviations from the paper:", ""]
+        lines += [f"- {d}" for d in preset.deviations] + [""]
+        for network, config in preset.networks.items():
+            shown = ", ".join(f"{k}={params.show_value(v)}" for k, v in config.items())
+            lines.append(f"- network `{network}`: {shown}")
+        lines.append("")
+    lines += ["## Statistics", "",
+              "- Runs are paired by seed: both arms of a seed start from the same random state and see the "
+              "same data order, crops and flips.",
+              "- A difference claim's effect is the mean over seeds of (other arm - paper's arm), with a 95% "
+              "Student t interval (few seeds, unknown spread).",
+              "- C1's speed-up is the ratio of mean iterations to the target training error (tanh / ReLU), "
+              "read at the granularity of the training log; its 95% interval is a percentile bootstrap over "
+              "seeds (10,000 resamples, pairs kept together). With 3 seeds a bootstrap has only 10 distinct "
+              "resamples: read its interval with n beside it.",
+              "- Overfitting (C4b, C10) is the test error minus the error on (up to 10,000) training images "
+              "seen as test images - centre view, no dropout - after the last epoch.",
+              "- 'Seeds to decide' is the smallest number of seeds whose 95% interval, at the observed "
+              "spread, would clear the nearer decision boundary.", "",
+              "## The defaults: the paper's recipe", "", "| parameter | default | allowed | meaning |",
+              "|---|---|---|---|"]
+    for param in params.PARAMS:
+        lines.append(f"| `{param.name}` | {params.show_value(param.default)} | {_cell(param.allowed())} | "
+                     f"{_cell(param.help)} |")
+    return "\n".join(lines) + "\n"
+
+
+def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> str:
+    frame = results.load_records(results_dir)
+    lines = ["# Environment and cost", "",
+             "Where and with what the runs behind the verdicts were made, and what they cost. Times are "
+             "training plus evaluation, summed over a claim's runs (a run shared by two claims counts "
+             "for both).", ""]
+    if frame.empty:
+        return "\n".join(lines + ["No run records yet.", ""])
+    used = {rid for group in shown for o in group.outcomes.values() for rid in o.run_ids}
+    lines += _cost_table(frame, shown) + _machines_table(frame[frame["run_id"].isin(used)])
+    current = results.training_digest()
+    unused = frame[~frame["run_id"].isin(used)]
+    stale = frame[frame["training_sha256"] != current] if "training_sha256" in frame else frame.iloc[0:0]
+    lines += ["## Records not behind any verdict", "",
+              f"{len(unused)} of {len(frame)} records in `results/runs/` are not used by the claims above "
+              "(other parameters or presets); "
+              f"{len(stale)} were made by other training code than the current (stale).", ""]
+    return "\n".join(lines)
+
+
+def _cost_table(frame: Any, shown: list[PresetOutcomes]) -> list[str]:
+    seconds = dict(zip(frame["run_id"], frame.get("total_train_time_s", 0).fillna(0)
+                       + frame.get("total_eval_time_s", 0).fillna(0)))
+    lines = ["## Wall time per claim", "", "| preset | claim | runs | training + evaluation |", "|---|---|---|---|"]
+    for group in shown:
+        total = 0.0
+        for outcome in group.outcomes.values():
+            if outcome.run_ids:
+                spent = sum(seconds.get(r, 0.0) for r in outcome.run_ids)
+                lines.append(f"| {group.preset} | {outcome.claim.id} | {len(outcome.run_ids)} | {spent / 60:.1f} min |")
+        distinct = {r for o in group.outcomes.values() for r in o.run_ids}
+        total = sum(seconds.get(r, 0.0) for r in distinct)
+        lines.append(f"| {group.preset} | all (distinct runs) | {len(distinct)} | {total / 60:.1f} min |")
+    return lines + [""]
+
+
+def _machines_table(frame: Any) -> list[str]:
+    lines = ["## Machines and versions", "", "| device | torch | torchvision | python | runs | commit |",
+             "|---|---|---|---|---|---|"]
+    if frame.empty:
+        return lines + [""]
+    versions = frame["versions"].apply(lambda v: v or {})
+    keyed = frame.assign(torch=versions.apply(lambda v: v.get("torch")),
+                         torchvision=versions.apply(lambda v: v.get("torchvision")),
+                         python=versions.apply(lambda v: v.get("python")))
+    for key, group in keyed.groupby(["device", "torch", "torchvision", "python"], dropna=False):
+        commits = ", ".join(sorted({f"{str(c)[:10]}{' (dirty)' if d else ''}" for c, d in
+                                    zip(group["git_commit"], group["git_dirty"])}))
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {len(group)} | {commits} |")
+    return lines + [""]
+
+
+def verdict_badge(verdict: str) -> str:
+    css = "v-" + verdict.split()[0].replace("not", "no")
+    if verdict == "not tested here":
+        css = "v-untested"
+    return f'<span class="verdict {css}">{verdict}</span>'
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+# ----------------------------------------------------------------------------- assembling
+
+def write_sources(results_dir: str | Path, book_dir: str | Path) -> Path:
+    """Generate the pages and the table of contents; returns the book directory."""
+    book = Path(book_dir)
+    out = book / GENERATED
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    executed = executed_notebooks(results_dir)
+    shown = all_outcomes(results_dir, executed)
+    (out / "claims.md").write_text(claims_page(shown))
+    (out / "methods.md").write_text(methods_page())
+    (out / "environment.md").write_text(environment_page(results_dir, shown))
+    chapters = []
+    for nb in executed:
+        target = out / nb.preset / f"{nb.ablation}.ipynb"
+        target.parent.mkdir(exist_ok=True)
+        group = next(g for g in shown if g.preset == nb.preset)
+        copy_notebook(nb, target, [o for o in group.outcomes.values() if o.claim.ablation == nb.ablation])
+        chapters.append(f"{GENERATED}/{nb.preset}/{nb.ablation}")
+    (book / "_toc.yml").write_text(_toc(chapters))
+    return book
+
+
+OUTDATED = ("stale", "not run", "incomplete")
+
+
+def copy_notebook(nb: ExecutedNotebook, target: Path, outcomes: list[claims.Outcome]) -> None:
+    """Copy an executed notebook into the book, with a warning on top when its outputs no longer
+    match the records (other training code, other parameters, runs missing)."""
+    notebook = json.loads(nb.path.read_text())
+    outdated = [o for o in outcomes if o.verdict in OUTDATED]
+    if outdated or nb.error:
+        why = (f"it failed: {nb.error}" if nb.error else
+               "its outputs were made by other code or parameters than the current ones: "
+               + "; ".join(f"{o.claim.id} is {o.verdict}" for o in outdated))
+        warning = {"cell_type": "markdown", "metadata": {}, "id": "book-warning",
+                   "source": [f"```{{warning}}\nThis executed notebook is not current evidence: {why}. "
+                              "The claims page shows what the records say now.\n```"]}
+        notebook["cells"].insert(0, warning)
+    target.write_text(json.dumps(notebook))
+
+
+def _toc(notebook_pages: list[str]) -> str:
+    lines = ["# Generated by reproduce.book: do not edit.", "format: jb-book", "root: intro", "parts:",
+             "  - caption: Results", "    chapters:", f"      - file: {GENERATED}/claims"]
+    for preset in dict.fromkeys(page.split("/")[1] for page in notebook_pages):
+        lines += [f"  - caption: Ablations, preset {preset} (executed notebooks)", "    chapters:"]
+        lines += [f"      - file: {page}" for page in notebook_pages if page.split("/")[1] == preset]
+    lines += ["  - caption: How", "    chapters:", f"      - file: {GENERATED}/methods",
+              f"      - file: {GENERATED}/environment"]
+    return "\n".join(lines) + "\n"
+
+
+def build(results_dir: str | Path = "results", book_dir: str | Path = "book") -> int:
+    """Generate the pages, then run jupyter-book (never executing a notebook)."""
+    book = write_sources(results_dir, book_dir)
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book)]
+    finished = subprocess.run(command)
+    if finished.returncode == 0:
+        print(f"book: {book / '_build' / 'html' / 'index.html'}")
+    return finished.returncode

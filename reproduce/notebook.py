@@ -1,0 +1,133 @@
+"""What every experiment notebook calls: check its parameters, train its runs, show its verdicts.
+
+papermill only warns about a parameter the notebook does not declare and injects it anyway.
+`start()` therefore reads every name the parameters cell and papermill's injected cell left in
+the notebook's namespace and stops at once, naming it, when it is not a declared parameter
+(reproduce.params: the sweep's and the runs'), or when its value is not allowed.
+"""
+
+from __future__ import annotations
+
+import types
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas
+
+# tqdm.auto asks for ipywidgets in a kernel; the notebooks log one line per run instead of bars
+# (widgets would also need scripts from a CDN in the book).
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+from reproduce import architecture, claims, figures, params, results, sweep  # noqa: E402
+
+# What IPython itself puts in a kernel's namespace: never a parameter.
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+@dataclass
+class Study:
+    """One notebook's ablation at one preset: its claims, runs and outcomes."""
+    ablation: str
+    preset: str
+    seeds: int
+    overrides: dict[str, Any]
+    claims: list[claims.Claim] = field(default_factory=list)
+
+    @property
+    def results_dir(self) -> str:
+        return self.overrides.get("results_dir", params.BY_NAME["results_dir"].default)
+
+    def plan(self) -> pandas.DataFrame:
+        """One row per run this notebook needs, and whether it is already done."""
+        rows = []
+        for config in sweep.ablation_runs(self.ablation, self.preset, self.seeds, self.overrides):
+            done = results.find_complete(self.results_dir, config) is not None
+            rows.append({"run": results.run_id(config), "settings": sweep.describe_run(config),
+                         "status": "done (reused)" if done else "to train"})
+        return pandas.DataFrame(rows)
+
+    def run(self) -> None:
+        """Train what is missing (the architecture notebook only writes the model's table)."""
+        if self.ablation == "architecture":
+            architecture.save(self.results_dir)
+            return
+        # Batch-level bars would fill the stored notebook with thousands of lines: one bar per run.
+        overrides = {"progress": False, **self.overrides}
+        sweep.run_ablation(self.ablation, self.preset, self.seeds, overrides, log=print)
+
+    def outcomes(self) -> list[claims.Outcome]:
+        return [claims.evaluate(c, self.preset, self.seeds, self.results_dir, self._run_overrides())
+                for c in self.claims]
+
+    def verdicts(self) -> pandas.DataFrame:
+        return verdict_table(self.outcomes())
+
+    def figures(self) -> list:
+        """One figure per claim that has a verdict from runs."""
+        shown = []
+        for outcome in self.outcomes():
+            if outcome.claim.trains and outcome.per_seed:
+                shown.append(figures.claim_figure(outcome, self._records(outcome.claim)))
+        return shown
+
+    def layer_table(self) -> pandas.DataFrame:
+        summary = architecture.load(self.results_dir)
+        return pandas.DataFrame([{
+            "layer": r["name"], "kind": r["kind"], "kernels": r["detail"],
+            "output (C, H, W)": tuple(r["output_shape"]), "paper": tuple(r["paper_output"] or ()) or "",
+            "matches Figure 2": {True: "yes", False: "NO", None: ""}[r["matches"]],
+            "parameters": r["params"], "neurons": r["neurons"]} for r in summary["layers"]])
+
+    def _run_overrides(self) -> dict[str, Any]:
+        # Execution details do not change which runs a claim needs: leave them out of the lookup.
+        return {k: v for k, v in self.overrides.items() if params.BY_NAME[k].affects_result}
+
+    def _records(self, claim: claims.Claim) -> dict[str, dict[int, dict]]:
+        plan = claims.planned_runs(claim, self.preset, self.seeds, self._run_overrides())
+        return {arm: {seed: results.find_complete(self.results_dir, config)
+                      for seed, config in by_seed.items()} for arm, by_seed in plan.items()}
+
+
+def user_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The names a parameters cell (and papermill's injected cell) defined."""
+    return {name: value for name, value in namespace.items()
+            if not name.startswith("_") and name not in _KERNEL_NAMES
+            and not isinstance(value, (types.ModuleType, types.FunctionType, type))}
+
+
+def start(ablation: str, namespace: dict[str, Any], cuda_available: bool | None = None) -> Study:
+    """Validate the notebook's parameters and return its Study; ParamError names a bad one."""
+    if ablation not in claims.ablations():
+        raise params.ParamError(f"ablation: {ablation!r} is not one of {', '.join(claims.ablations())}")
+    given = user_parameters(namespace)
+    unknown = sorted(set(given) - set(params.SWEEP_BY_NAME) - set(params.BY_NAME))
+    if unknown:
+        raise params.ParamError(f"unknown parameter {unknown[0]!r}: this notebook takes "
+                                f"{', '.join([*params.SWEEP_BY_NAME, *params.BY_NAME])}")
+    sweep_values = {n: params.SWEEP_BY_NAME[n].parse(given[n]) for n in params.SWEEP_BY_NAME if n in given}
+    overrides = params.validate({n: v for n, v in given.items() if n in params.BY_NAME})
+    if cuda_available is None:
+        import torch
+        cuda_available = torch.cuda.is_available()
+    preset = params.pick_preset(sweep_values.get("preset", "auto"), cuda_available)
+    seeds = sweep_values.get("seeds", 0) or params.get_preset(preset).seeds
+    study = Study(ablation, preset, seeds, overrides, claims.claims_of(ablation))
+    for claim in study.claims:  # an override of what a claim compares stops here, not mid-run
+        if claim.trains:
+            claims.planned_runs(claim, preset, 1, study._run_overrides())
+    return study
+
+
+def verdict_table(outcomes: list[claims.Outcome]) -> pandas.DataFrame:
+    return pandas.DataFrame([{
+        "claim": o.claim.id, "what": o.claim.title, "paper": o.claim.paper_value, "verdict": o.verdict,
+        "measured": o.summary,
+        "seeds to decide": "" if o.seeds_needed is None else o.seeds_needed} for o in outcomes])
+
+
+def describe_preset(study: Study) -> str:
+    preset = params.get_preset(study.preset)
+    lines = [f"preset {study.preset}, {study.seeds} seeds: {preset.proxy}", "deviations from the paper:"]
+    lines += [f"  - {d}" for d in preset.deviations]
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""The notebooks and the book: parameters agree with the declaration, bad ones stop at once,
+and the smoke preset goes notebook -> record -> book page."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reproduce import book, cli, notebook, params
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "experiments").glob("*.ipynb"))
+
+
+def code_cells(path):
+    return [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_agrees_with_the_declaration(path):
+    cells = [c for c in code_cells(path) if "parameters" in c["metadata"].get("tags", [])]
+    assert len(cells) == 1
+    namespace = {}
+    exec("".join(cells[0]["source"]), namespace)
+    declared = {**params.SWEEP_BY_NAME, **params.BY_NAME}
+    given = notebook.user_parameters(namespace)
+    assert given, "an empty parameters cell"
+    for name, value in given.items():
+        assert name in declared, name
+        assert value == declared[name].default, name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_are_thin(path):
+    """A parameters cell and a few calls into reproduce: the logic lives in the package."""
+    for cell in code_cells(path):
+        lines = [line for line in "".join(cell["source"]).splitlines() if line.strip()]
+        assert len(lines) <= 5
+        assert not any(line.lstrip().startswith(("def ", "class ", "for ", "if ")) for line in lines)
+
+
+@pytest.mark.parametrize("namespace, message", [
+    ({"bogus": 1}, "unknown parameter 'bogus'"),
+    ({"preset": "huge"}, "preset: huge is not allowed"),
+    ({"seeds": -1}, "seeds: -1 is out of range"),
+    ({"epochs": "many"}, "epochs: 'many' is not a int"),
+    ({"dropout": True}, "lrn|dropout"),
+    ({"activation": "tanh"}, "activation: fixed by claim"),
+])
+def test_bad_notebook_parameters_stop_with_their_name(namespace, message):
+    ablation = "activation" if "activation" in namespace else "dropout" if "dropout" in namespace else "lrn"
+    with pytest.raises(params.ParamError, match=message):
+        notebook.start(ablation, {"In": [], "get_ipython": None, **namespace}, cuda_available=False)
+
+
+def test_auto_preset_and_default_seeds():
+    study = notebook.start("lrn", {"preset": "auto", "seeds": 0}, cuda_available=False)
+    assert (study.preset, study.seeds) == ("cpu", params.PRESETS["cpu"].seeds)
+    assert notebook.start("lrn", {"preset": "auto"}, cuda_available=True).preset == "gpu"
+
+
+def test_papermill_refuses_an_unknown_parameter(tmp_path):
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError, match="bogus"):
+        papermill.execute_notebook(str(ROOT / "experiments" / "lrn.ipynb"), str(tmp_path / "x.ipynb"),
+                                   parameters={"bogus": 1}, progress_bar=False)
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """`reproduce notebooks --preset smoke` for two notebooks on tiny Fashion-MNIST files, in a
+    scratch directory: the whole path from notebook to record to built page."""
+    from formats import write_fashion_mnist
+    from reproduce import data
+
+    work = tmp_path_factory.mktemp("smoke")
+    write_fashion_mnist(work / "system", train_n=192, test_n=64)
+    shutil.copytree(ROOT / "book", work / "book", ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv(data.FASHION_MNIST_DIR_ENV, str(work / "system"))
+    monkeypatch.chdir(work)
+    code = cli.main(["notebooks", "--preset", "smoke", "--only", "lrn,architecture",
+                     "--results-dir", "results", "--book-dir", "book"])
+    monkeypatch.undo()
+    return work, code
+
+
+def test_smoke_notebooks_write_records_and_the_book_shows_their_verdicts(smoke_book):
+    work, code = smoke_book
+    assert code == 0
+    runs = list((work / "results" / "runs").glob("*.json"))
+    assert len(runs) == 4  # LRN on/off x 2 seeds
+    assert all(json.loads(p.read_text())["status"] == "complete" for p in runs)
+    for name in ("lrn", "architecture"):
+        executed = book.read_notebook(work / "results" / "notebooks" / "smoke" / f"{name}.ipynb", "smoke", name)
+        assert executed.error is None and executed.parameters["preset"] == "smoke"
+    claims_html = (work / "book" / "_build" / "html" / "generated" / "claims.html").read_text()
+    assert "C3" in claims_html and "n = 2 seeds" in claims_html
+    assert "60,965,224" in claims_html
+    assert (work / "book" / "_build" / "html" / "generated" / "smoke" / "lrn.html").exists()
+
+
+def test_the_built_book_refers_to_nothing_online(smoke_book):
+    """No script, style sheet or font from outside: the book reads offline (a plain link a reader
+    may click is allowed)."""
+    work, _ = smoke_book
+    for page in (work / "book" / "_build" / "html").rglob("*.html"):
+        html = page.read_text()
+        assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', html), page.name
+        assert "cdn.jsdelivr" not in html and "unpkg.com" not in html, page.name
+
+
+def test_a_failed_notebook_shows_its_claims_as_failed(smoke_book, tmp_path):
+    work, _ = smoke_book
+    results_dir = tmp_path / "results"
+    shutil.copytree(work / "results", results_dir)
+    failed = results_dir / "notebooks" / "smoke" / "pooling.ipynb"
+    failed.write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "error", "ename": "RuntimeError", "evalue": "1 of 4 runs failed"}]}],
+        "metadata": {"papermill": {"exception": True, "parameters": {"preset": "smoke", "seeds": 2}}}}))
+    shown = book.all_outcomes(results_dir, book.executed_notebooks(results_dir))
+    outcomes = shown[0].outcomes
+    assert outcomes["C4"].verdict == "failed" and "1 of 4 runs failed" in outcomes["C4"].summary
+    assert outcomes["C3"].verdict not in ("failed", "not run")
+    assert outcomes["C1"].verdict == "not run"
+    assert "**failed**" in book.claims_page(shown)
