@@ -131,7 +131,7 @@ def claims_page(shown: list[PresetOutcomes]) -> str:
         lines += _glance_table(group)
     untested = [c for c in claims.load_registry().values() if c.kind == "untested"]
     if untested:
-        lines += ["## Not tested here", "", "| claim | what the paper says | paper | why not |", "|---|---|---|---|"]
+        lines += ["## Not tested here", "", "| | claim | the paper's number | why not |", "|---|---|---|---|"]
         lines += [f"| [{c.id}](#{c.id.lower()}) | {_cell(c.title)} | {_cell(c.paper_value)} | {_cell(c.reason)} |"
                   for c in untested]
         lines.append("")
@@ -144,7 +144,7 @@ def claims_page(shown: list[PresetOutcomes]) -> str:
 def _glance_table(group: PresetOutcomes) -> list[str]:
     preset = params.get_preset(group.preset)
     lines = [f"## Preset `{group.preset}`: {group.seeds} seeds", "", f"*{preset.proxy}.*", "",
-             "| claim | what the paper says | paper | verdict | measured here: effect [95% CI], n | seeds to decide |",
+             "| | claim | the paper's number | verdict | measured here: effect [95% CI], n | seeds to decide |",
              "|---|---|---|---|---|---|"]
     for outcome in group.outcomes.values():
         if outcome.claim.kind == "untested":

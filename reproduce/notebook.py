@@ -18,6 +18,7 @@ import pandas
 # tqdm.auto asks for ipywidgets in a kernel; the notebooks log one line per run instead of bars
 # (widgets would also need scripts from a CDN in the book).
 warnings.filterwarnings("ignore", message="IProgress not found")
+pandas.set_option("display.max_colwidth", None)  # verdict sentences are read whole, not cut at 50
 
 from reproduce import architecture, claims, figures, params, results, sweep  # noqa: E402
 

@@ -126,4 +126,4 @@ def test_a_failed_notebook_shows_its_claims_as_failed(smoke_book, tmp_path):
     assert outcomes["C4"].verdict == "failed" and "1 of 4 runs failed" in outcomes["C4"].summary
     assert outcomes["C3"].verdict not in ("failed", "not run")
     assert outcomes["C1"].verdict == "not run"
-    assert "**failed**" in book.claims_page(shown)
+    assert "v-failed\">failed</span>" in book.claims_page(shown)
