@@ -236,7 +236,6 @@ def _cost_table(frame: Any, shown: list[PresetOutcomes]) -> list[str]:
                        + frame.get("total_eval_time_s", 0).fillna(0)))
     lines = ["## Wall time per claim", "", "| preset | claim | runs | training + evaluation |", "|---|---|---|---|"]
     for group in shown:
-        total = 0.0
         for outcome in group.outcomes.values():
             if outcome.run_ids:
                 spent = sum(seconds.get(r, 0.0) for r in outcome.run_ids)

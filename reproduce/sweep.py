@@ -42,13 +42,15 @@ def run_ablation(ablation: str, preset: str, seeds: int, overrides: dict[str, An
     for index, config in enumerate(bar, start=1):
         bar.set_postfix_str(describe_run(config))
         started = time.perf_counter()
+        reused = results.find_complete(config["results_dir"], config) is not None
         try:
             records.append(train.run(config))
         except Exception as exc:  # noqa: BLE001 - recorded by train.run; reported below
             failures.append(f"{results.run_id(config)}: {type(exc).__name__}: {exc}")
         if log is not None:
+            spent = "reused" if reused else f"{time.perf_counter() - started:.0f} s"
             log(f"[{index}/{len(configs)}] {describe_run(config)}: {_outcome_line(records, failures, config)} "
-                f"({time.perf_counter() - started:.0f} s)")
+                f"({spent})")
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(configs)} runs failed:\n" + "\n".join(failures))
     return records
