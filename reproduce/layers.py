@@ -38,14 +38,17 @@ def cross_channel_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: 
 
     The window sum is `size` shifted slices added up: on the CPU this is about 3x faster
     than PyTorch's implementation (avg_pool3d and its backward), which took half of the
-    small net's training step.
+    small net's training step. Computed in fp32 whatever the autocast: near k = 2, bf16 has
+    steps of 1/64, coarser than the sum term of moderate activations; in fp32 the divisor keeps
+    it and only the output is rounded, once.
     """
+    given_dtype, x = x.dtype, x.float()
     channels = x.shape[1]
     squares = F.pad(x.square(), (0, 0, 0, 0, size // 2, (size - 1) // 2))
     window = squares[:, 0:channels]
     for offset in range(1, size):
         window = window + squares[:, offset:offset + channels]
-    return x / (k + (alpha / size) * window).pow(beta)
+    return (x / (k + (alpha / size) * window).pow(beta)).to(given_dtype)
 
 
 class GroupedLRN(nn.Module):
@@ -88,9 +91,11 @@ class SpatialLRN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Zero padding with count_include_pad=True is "sum over the clipped window / size^2".
+        # In fp32 under any autocast, for the reason cross_channel_lrn gives.
+        given_dtype, x = x.dtype, x.float()
         mean_square = F.avg_pool2d(x * x, self.size, stride=1, padding=self.size // 2,
                                    count_include_pad=True)
-        return x / (self.k + self.alpha * mean_square).pow(self.beta)
+        return (x / (self.k + self.alpha * mean_square).pow(self.beta)).to(given_dtype)
 
     def extra_repr(self) -> str:
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -142,6 +142,13 @@ PARAMS: tuple[Param, ...] = (
     Param("results_dir", str, "results", "where run records and checkpoints go", affects_result=False),
     Param("device", str, "auto", "auto = cuda when available, else cpu", choices=("auto", "cpu", "cuda"),
           affects_result=False),
+    Param("precision", str, "auto",
+          "arithmetic of the forward and backward pass: auto = bf16 autocast on CUDA, fp32 on the CPU "
+          "(bf16 is 5-8x slower on CPUs without AMX)", choices=("auto", "fp32", "bf16")),
+    Param("compile", str, "auto",
+          "torch.compile the model: auto = on with CUDA, off on the CPU (where it compiled for ~100 s and "
+          "then ran slower); the same arithmetic either way", choices=("auto", "on", "off"),
+          affects_result=False),
     Param("progress", bool, True, "show per-batch progress bars (notebooks show one bar per run instead)",
           affects_result=False),
 )

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import platform
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +24,8 @@ from reproduce import results
 from reproduce.augment import BatchTransform
 from reproduce.batches import iterate_batches, to_device_if_fits
 from reproduce.data import ImageData, load_dataset, pixel_std
+from reproduce.execution import (Execution, HostCopy, device_name, peak_memory, pick_device, plan_execution,
+                                 prepare_device, reset_peak_memory, synchronize)
 from reproduce.models import build_model, input_size
 
 
@@ -72,8 +72,10 @@ class Trainer:
     """Everything one run needs, built once from the config."""
     config: dict[str, Any]
     device: torch.device
+    execution: Execution
     data: ImageData
-    model: torch.nn.Module
+    model: torch.nn.Module  # its weights: what checkpoints hold
+    forward: torch.nn.Module  # what is called: the model, or the model compiled
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     transform: BatchTransform
@@ -102,45 +104,27 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     return _finish(trainer, "complete")
 
 
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for but torch sees no CUDA device")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
 def build_trainer(config: dict[str, Any]) -> Trainer:
     device = pick_device(config["device"])
+    prepare_device(device)
+    execution = plan_execution(config, device)
     data = load_dataset(config["dataset"], config["data_dir"],
                         train_limit=config["train_limit"], test_limit=config["test_limit"])
     torch.manual_seed(config["seed"])  # the initial weights depend on the seed alone
     model_config = {**config, "in_channels": data.channels, "num_classes": data.num_classes}
-    model = build_model(model_config).to(device, memory_format=memory_format(device))
+    model = build_model(model_config).to(device, memory_format=execution.memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
                                 weight_decay=config["weight_decay"])
     scale = pixel_std(data) if config["input_scale"] == "unit" else 1.0
     transform = BatchTransform(input_size(config["model"]), data.stored_size, data.mean.to(device),
                                config["augment"], scale)
-    trainer = Trainer(config, device, data, model, optimizer,
+    trainer = Trainer(config, device, execution, data, model, execution.compiled(model), optimizer,
                       Schedule(config["lr_patience"], config["lr_drops"]), transform,
                       _place_splits(data, device))
     trainer.record = results.new_record(config, device_name(device))
+    trainer.record["execution"] = execution.describe()
     trainer.record["model_parameters"] = sum(p.numel() for p in model.parameters())
     return trainer
-
-
-def memory_format(device: torch.device) -> torch.memory_format:
-    """channels_last on the CPU: oneDNN's convolutions run 1.1-1.4x faster in it (measured on the
-    small nets, 2 cores); the numbers are the same up to summation order. CUDA keeps the default
-    until the GPU fast path is measured."""
-    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 
 def _place_splits(data: ImageData, device: torch.device) -> dict[str, torch.Tensor]:
@@ -164,22 +148,21 @@ def run_epoch(trainer: Trainer, epoch: int) -> None:
     augment_rng = torch.Generator(device=device).manual_seed(seed)
     lr = trainer.optimizer.param_groups[0]["lr"]
 
-    _reset_peak_memory(device)
+    reset_peak_memory(device)
     started = time.perf_counter()
     train_stats = train_one_epoch(trainer, epoch, order, augment_rng)
-    _sync(device)
+    synchronize(device)
     train_time = time.perf_counter() - started
 
     started = time.perf_counter()
-    test_stats = evaluate(trainer.model, trainer.splits["test_x"], trainer.splits["test_y"],
-                          trainer.transform, config["batch_size"], device)
+    test_stats = evaluate(trainer, trainer.splits["test_x"], trainer.splits["test_y"])
     eval_time = time.perf_counter() - started
 
     fit_stats = fit_error(trainer) if epoch + 1 == config["epochs"] else {}
     trainer.record["epochs"].append({
         "epoch": epoch + 1, "lr": lr, **train_stats, **test_stats, **fit_stats,
         "train_time_s": train_time, "eval_time_s": eval_time,
-        "images_per_s": len(order) / train_time, "peak_memory_bytes": _peak_memory(device),
+        "images_per_s": len(order) / train_time, "peak_memory_bytes": peak_memory(device),
     })
     trainer.schedule.step(test_stats["test_top1_error"], trainer.optimizer)
 
@@ -192,44 +175,43 @@ def fit_error(trainer: Trainer) -> dict[str, float]:
     no dropout. The error logged while training mixes in augmentation and dropout and a moving
     model, so "overfitting" (C4, C10) is measured as test error minus this one."""
     count = min(FIT_EVAL_IMAGES, len(trainer.splits["train_y"]))
-    stats = evaluate(trainer.model, trainer.splits["train_x"][:count], trainer.splits["train_y"][:count],
-                     trainer.transform, trainer.config["batch_size"], trainer.device)
+    stats = evaluate(trainer, trainer.splits["train_x"][:count], trainer.splits["train_y"][:count])
     return {"fit_top1_error": stats["test_top1_error"]}
 
 
 def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
                     augment_rng: torch.Generator) -> dict[str, float]:
-    """SGD over one permutation of the training set; metrics stay on the device between log points."""
-    config, model, device = trainer.config, trainer.model, trainer.device
-    model.train()
+    """SGD over one permutation of the training set, with no host synchronisation inside.
+
+    Loss and error sums stay on the device; at each log point they start an asynchronous
+    copy to the host, which is read one log point later, when it has long arrived.
+    """
+    config, device, execution = trainer.config, trainer.device, trainer.execution
+    trainer.forward.train()
     steps_per_epoch = math.ceil(len(order) / config["batch_size"])
     window = _Window(device)
-    epoch_loss = epoch_wrong = 0.0
+    log = _EpochLog(trainer, epoch, steps_per_epoch)
     batches = iterate_batches(trainer.splits["train_x"], trainer.splits["train_y"], config["batch_size"],
                               device=device, order=order)
     bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config['epochs']}",
                disable=not config["progress"], leave=False, unit="batch")
     for step, (images, labels) in enumerate(bar, start=1):
-        images = trainer.transform.train(images, augment_rng).contiguous(memory_format=memory_format(device))
-        loss, wrong = train_step(model, trainer.optimizer, images, labels)
+        images = execution.layout(trainer.transform.train(images, augment_rng))
+        loss, wrong = train_step(trainer.forward, trainer.optimizer, images, labels, execution)
         window.add(loss, wrong, len(labels))
         if step % config["log_every"] == 0 or step == steps_per_epoch:
-            loss_sum, wrong_sum, count = window.take()  # the only host sync in the loop
-            epoch_loss, epoch_wrong = epoch_loss + loss_sum, epoch_wrong + wrong_sum
-            mean_loss, error = loss_sum / count, wrong_sum / count
-            _check_finite(mean_loss, epoch, step)
-            trainer.record["iterations"].append({
-                "iteration": epoch * steps_per_epoch + step, "epoch": epoch + step / steps_per_epoch,
-                "train_loss": mean_loss, "train_error": error})
-            bar.set_postfix(loss=f"{mean_loss:.3f}", err=f"{error:.3f}")
-    return {"train_loss": epoch_loss / len(order), "train_error": epoch_wrong / len(order)}
+            log.queue(step, window.take())
+            log.read(keep=1, bar=bar)
+    log.read(keep=0, bar=bar)
+    return {"train_loss": log.loss / len(order), "train_error": log.wrong / len(order)}
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-               labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(forward: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+               labels: torch.Tensor, execution: Execution) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step; returns the summed loss and the number of wrong predictions, on the device."""
-    logits = model(images)
-    loss = F.cross_entropy(logits, labels)
+    with execution.autocast():
+        logits = forward(images)
+    loss = F.cross_entropy(logits.float(), labels)  # the loss in fp32 whatever the autocast
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -238,7 +220,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images:
 
 
 class _Window:
-    """Sums of loss and errors accumulated on the device, read (and reset) at log points."""
+    """Sums of loss and errors accumulated on the device between log points."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -254,11 +236,37 @@ class _Window:
         self.wrong += wrong
         self.count += count
 
-    def take(self) -> tuple[float, float, int]:
-        """(loss sum, wrong predictions, examples) since the last take."""
-        sums = (self.loss.item(), self.wrong.item(), self.count)
+    def take(self) -> tuple[HostCopy, int]:
+        """(loss sum and wrong predictions on their way to the host, examples) since the last take."""
+        sums = (HostCopy(torch.stack((self.loss, self.wrong))), self.count)
         self._reset()
         return sums
+
+
+class _EpochLog:
+    """Log points of one epoch: queued as device values, written to the record once read."""
+
+    def __init__(self, trainer: Trainer, epoch: int, steps_per_epoch: int):
+        self.trainer, self.epoch, self.steps_per_epoch = trainer, epoch, steps_per_epoch
+        self.pending: list[tuple[int, HostCopy, int]] = []
+        self.loss = self.wrong = 0.0
+
+    def queue(self, step: int, window: tuple[HostCopy, int]) -> None:
+        self.pending.append((step, *window))
+
+    def read(self, keep: int, bar) -> None:
+        """Read all but the `keep` newest log points into the record; stop the run on a NaN."""
+        while len(self.pending) > keep:
+            step, sums, count = self.pending.pop(0)
+            loss_sum, wrong_sum = sums.read()
+            self.loss, self.wrong = self.loss + loss_sum, self.wrong + wrong_sum
+            mean_loss, error = loss_sum / count, wrong_sum / count
+            _check_finite(mean_loss, self.epoch, step)
+            self.trainer.record["iterations"].append({
+                "iteration": self.epoch * self.steps_per_epoch + step,
+                "epoch": self.epoch + step / self.steps_per_epoch,
+                "train_loss": mean_loss, "train_error": error})
+            bar.set_postfix(loss=f"{mean_loss:.3f}", err=f"{error:.3f}")
 
 
 def _check_finite(loss: float, epoch: int, step: int) -> None:
@@ -267,15 +275,16 @@ def _check_finite(loss: float, epoch: int, step: int) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             transform: BatchTransform, batch_size: int, device: torch.device) -> dict[str, float]:
+def evaluate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """Test loss, top-1 error and (with more than 5 classes) top-5 error on the centre view."""
-    model.eval()
+    device, execution = trainer.device, trainer.execution
+    trainer.forward.eval()
     loss_sum = torch.zeros((), device=device)
     wrong1 = torch.zeros((), device=device)
     wrong5 = torch.zeros((), device=device)
-    for batch, target in iterate_batches(images, labels, batch_size * 2, device=device):
-        logits = model(transform.test(batch).contiguous(memory_format=memory_format(device))).float()
+    for batch, target in iterate_batches(images, labels, trainer.config["batch_size"] * 2, device=device):
+        with execution.autocast():
+            logits = trainer.forward(execution.layout(trainer.transform.test(batch))).float()
         loss_sum += F.cross_entropy(logits, target, reduction="sum")
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         wrong1 += (top[:, 0] != target).sum()
@@ -348,20 +357,3 @@ def _finish(trainer: Trainer, status: str, error: str | None = None) -> dict[str
     results.finish_record(record, status, error)
     results.write_record(results.record_path(trainer.config["results_dir"], trainer.config), record)
     return record
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_memory(device: torch.device) -> int:
-    """Peak device memory of the epoch (CUDA), or the process's peak resident memory (CPU)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

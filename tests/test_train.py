@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from reproduce import params, results, train
+from reproduce.execution import Execution
 from reproduce.models import build_model, input_size
+
+PLAIN = Execution(torch.device("cpu"), "fp32", compile=False, memory_format=torch.contiguous_format)
 
 # One real SGD step for every ablation switch of every model family.
 SWITCHES = [
@@ -44,7 +47,7 @@ def test_one_real_step_per_switch_changes_weights_with_a_finite_loss(case):
     images, labels = torch.randn(4, 1, size, size) * 50, torch.tensor([0, 1, 2, 3])
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    loss_sum, wrong = train.train_step(model, optimizer, images, labels)
+    loss_sum, wrong = train.train_step(model, optimizer, images, labels, PLAIN)
     assert math.isfinite(loss_sum.item()) and 0 <= wrong.item() <= 4
     changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]
     assert all(changed), "every parameter tensor receives a gradient step"
