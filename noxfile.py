@@ -1,4 +1,4 @@
-"""Entry points: `nox -s reproduce`, `nox -s book`, `nox -s tests`.
+"""Entry points: `nox -s reproduce`, `nox -s book`, `nox -s bench`, `nox -s tests`.
 
 One environment for all sessions. torch's CUDA build makes a virtualenv about 5.6 GB; nox's
 default of one venv per session would hold a copy per session and reinstall it each time
@@ -80,3 +80,15 @@ def book(session: nox.Session) -> None:
     """Build the HTML book from results/ alone: no training (book/_build/html/index.html)."""
     python = shared_python(session)
     session.run(python, "-m", "reproduce", "book", external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Training throughput of the trainer against the seeds' d2l loop (a benchmark, not a test).
+
+    Options after `--` (see `python -m reproduce bench --help`): --networks paper|small|all,
+    --device, --batch-size, --warmup, --seconds, --profile on. Records go to results/bench/.
+    """
+    python = shared_python(session)
+    ensure_fashion_mnist(session)
+    session.run(python, "-m", "reproduce", "bench", *session.posargs, external=True)

@@ -217,6 +217,7 @@ def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> st
              "Where and with what the runs behind the verdicts were made, and what they cost. Times are "
              "training plus evaluation, summed over a claim's runs (a run shared by two claims counts "
              "for both).", ""]
+    lines += speed_section(results_dir)
     if frame.empty:
         return "\n".join(lines + ["No run records yet.", ""])
     used = {rid for group in shown for o in group.outcomes.values() for rid in o.run_ids}
@@ -229,6 +230,38 @@ def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> st
               "(other parameters or presets); "
               f"{len(stale)} were made by other training code than the current (stale).", ""]
     return "\n".join(lines)
+
+
+def speed_section(results_dir: str | Path) -> list[str]:
+    """The bench records: the trainer against the seeds' d2l loop, per device and network."""
+    from reproduce import bench
+
+    found, problems = bench.load_bench_records(results_dir)
+    lines = ["## Speed: the trainer against the seeds' d2l loop", "",
+             "Measured by `nox -s bench` (records in `results/bench/`): training images per second of the "
+             "project's trainer and of the d2l loop the seed notes use (a DataLoader doing per-image Resize + "
+             "ToTensor, eager fp32), same network, data, batch and device, each loop in a fresh process. "
+             f"Targets: at least {bench.CPU_TARGET_RATIO:g}x on a CPU; at least {bench.GPU_TARGET_RATIO:g}x "
+             f"and {bench.GPU_TARGET_MFU:.0%} MFU on an H100. MFU is achieved FLOP/s over the peak: a GPU's "
+             "datasheet peak, or on a CPU the fp32 matrix-multiply rate measured on it. Peak memory is the device "
+             "memory allocated on a GPU, the process's peak resident memory on a CPU.", ""]
+    lines += [f"- **{problem}**" for problem in problems]
+    if not found:
+        return lines + ["No bench records yet.", ""]
+    lines += ["| device | network | batch | d2l loop | trainer | ratio | MFU (d2l loop) | peak memory (d2l) "
+              "| target | measured |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(found, key=lambda r: (r["device"], r["network"])):
+        how = r["trainer"]["how"]
+        mfu = f"{r['mfu']:.1%} ({r['baseline_mfu']:.1%})" if r.get("mfu") is not None else "no peak on file"
+        lines.append(
+            f"| {_cell(r['device'])} | {r['network']} ({r['model']}) | {r['batch']} "
+            f"| {r['baseline_images_per_s']:,.1f}/s | {r['images_per_s']:,.1f}/s ({how['precision']}, "
+            f"{'compiled' if how['compile'] else 'eager'}) | **{r['ratio']:.2f}x** | {mfu} "
+            f"| {r['peak_memory'] / 1e9:.2f} GB ({r['baseline_peak_memory'] / 1e9:.2f} GB) "
+            f"| {_cell(bench.target_verdict(r))} | {r['measured_at'][:10]}, torch {r['versions']['torch']} |")
+    if not any(r["device_type"] == "cuda" for r in found):
+        lines += ["", "No GPU record: the GPU targets are unmeasured."]
+    return lines + [""]
 
 
 def _cost_table(frame: Any, shown: list[PresetOutcomes]) -> list[str]:

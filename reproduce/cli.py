@@ -21,9 +21,10 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_param_flags(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
+def add_param_flags(parser: argparse.ArgumentParser, names: list[str] | None = None,
+                    declared: tuple[params.Param, ...] = params.PARAMS) -> None:
     """One flag per declared parameter; values stay strings here and are parsed by params."""
-    for param in params.PARAMS:
+    for param in declared:
         if names is None or param.name in names:
             parser.add_argument(flag(param.name), dest=param.name, default=None, metavar="VALUE",
                                 help=f"{param.help} [default: {params.show_value(param.default)}; "
@@ -71,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="input channels [default: 3, the paper's RGB]")
     describe.add_argument("--num-classes", dest="num_classes", type=int, default=1000,
                           help="output classes [default: 1000, the paper's ILSVRC]")
+
+    bench = commands.add_parser("bench", help="training throughput of the trainer against the seeds' d2l loop "
+                                              "(what `nox -s bench` does); last line: ratio <number>")
+    add_param_flags(bench, declared=bench_params())
 
     commands.add_parser("params", help="list every experiment parameter with its default and allowed values")
 
@@ -166,6 +171,19 @@ def command_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_params() -> tuple[params.Param, ...]:
+    from reproduce.bench import BENCH_PARAMS
+
+    return BENCH_PARAMS
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    from reproduce import bench
+
+    bench.run_bench(given(args, [p.name for p in bench_params()]))
+    return 0
+
+
 def command_params(_args: argparse.Namespace) -> int:
     for param in params.PARAMS:
         print(f"{flag(param.name):16} {param.type.__name__:5} default {params.show_value(param.default):14} "
@@ -188,7 +206,7 @@ def command_results(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": command_run, "ablation": command_ablation, "claims": command_claims, "book": command_book,
-            "notebooks": command_notebooks,
+            "notebooks": command_notebooks, "bench": command_bench,
             "describe": command_describe, "params": command_params,
             "results": command_results}
 
