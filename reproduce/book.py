@@ -248,17 +248,18 @@ def speed_section(results_dir: str | Path) -> list[str]:
     lines += [f"- **{problem}**" for problem in problems]
     if not found:
         return lines + ["No bench records yet.", ""]
-    lines += ["| device | network | batch | d2l loop | trainer | ratio | MFU (d2l loop) | peak memory (d2l) "
-              "| target | measured |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| device | network, batch | d2l loop | trainer | ratio | MFU (d2l loop) | peak memory (d2l loop) "
+              "| against the target | measured |", "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(found, key=lambda r: (r["device"], r["network"])):
         how = r["trainer"]["how"]
         mfu = f"{r['mfu']:.1%} ({r['baseline_mfu']:.1%})" if r.get("mfu") is not None else "no peak on file"
+        target = bench.target_verdict(r).replace("target ", "")
         lines.append(
-            f"| {_cell(r['device'])} | {r['network']} ({r['model']}) | {r['batch']} "
+            f"| {_cell(r['device'])} | {r['network']} ({r['model']}), {r['batch']} "
             f"| {r['baseline_images_per_s']:,.1f}/s | {r['images_per_s']:,.1f}/s ({how['precision']}, "
             f"{'compiled' if how['compile'] else 'eager'}) | **{r['ratio']:.2f}x** | {mfu} "
             f"| {r['peak_memory'] / 1e9:.2f} GB ({r['baseline_peak_memory'] / 1e9:.2f} GB) "
-            f"| {_cell(bench.target_verdict(r))} | {r['measured_at'][:10]}, torch {r['versions']['torch']} |")
+            f"| {_cell(target)} | {r['measured_at'][:10]}, torch {r['versions']['torch'].split('+')[0]} |")
     if not any(r["device_type"] == "cuda" for r in found):
         lines += ["", "No GPU record: the GPU targets are unmeasured."]
     return lines + [""]

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from reproduce import bench, params
+from reproduce import bench, book, params
 from reproduce.d2l_baseline import StockGroupedLRN, stock_model
 from reproduce.layers import PAPER_LRN, GroupedLRN
 from reproduce.models import build_model
@@ -87,3 +87,7 @@ def test_bench_measures_both_loops_writes_the_record_and_ends_with_the_ratio(tin
     assert saved["ratio"] == pytest.approx(saved["images_per_s"] / saved["baseline_images_per_s"])
     assert saved["trainer"]["how"]["precision"] == "fp32" and saved["baseline"]["how"]["memory_format"] == "contiguous"
     assert saved["peak_source"].startswith("measured fp32 GEMM")
+    (path.parent / "broken-b1.json").write_text('{"network": ')  # a half-written record
+    page = "\n".join(book.speed_section(tmp_path))
+    assert f"**{saved['ratio']:.2f}x**" in page
+    assert "broken-b1.json: unreadable" in page and "No GPU record" in page
