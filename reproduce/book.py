@@ -199,7 +199,7 @@ def methods_page() -> str:
               "read at the granularity of the training log; its 95% interval is a percentile bootstrap over "
               "seeds (10,000 resamples, pairs kept together). With 3 seeds a bootstrap has only 10 distinct "
               "resamples: read its interval with n beside it.",
-              "- Overfitting (C4b, C10) is the test error minus the error on (up to 10,000) training images "
+              "- Overfitting (C4b, C10) is the test error minus the error on (up to 5,000) training images "
               "seen as test images - centre view, no dropout - after the last epoch.",
               "- 'Seeds to decide' is the smallest number of seeds whose 95% interval, at the observed "
               "spread, would clear the nearer decision boundary.", "",
@@ -208,7 +208,22 @@ def methods_page() -> str:
     for param in params.PARAMS:
         lines.append(f"| `{param.name}` | {params.show_value(param.default)} | {_cell(param.allowed())} | "
                      f"{_cell(param.help)} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + faults_table()) + "\n"
+
+
+def faults_table() -> list[str]:
+    """The faults and bad inputs tried, from the list tests/test_faults.py runs one test per case of."""
+    from reproduce import faults
+
+    lines = ["## Faults and bad inputs tried", "",
+             f"Each of these {len(faults.CASES)} cases is an automated test on the CPU, run in CI "
+             "(`tests/test_faults.py`, which checks that no case lacks a test); this table is generated from "
+             "the same list (`reproduce/faults.py`).", "",
+             "| kind | fault or input | what the user gets |", "|---|---|---|"]
+    for kind in faults.KINDS:
+        lines += [f"| {kind} | {_cell(case.fault)} | {_cell(case.outcome)} |"
+                  for case in faults.CASES if case.kind == kind]
+    return lines
 
 
 def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> str:
@@ -223,6 +238,9 @@ def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> st
     used = {rid for group in shown for o in group.outcomes.values() for rid in o.run_ids}
     lines += _cost_table(frame, shown) + _machines_table(frame[frame["run_id"].isin(used)])
     current = results.training_digest()
+    unreadable = frame[frame["status"] == "unreadable"]
+    frame = frame[frame["status"] != "unreadable"]
+    lines += _unreadable_list(unreadable)
     unused = frame[~frame["run_id"].isin(used)]
     stale = frame[frame["training_sha256"] != current] if "training_sha256" in frame else frame.iloc[0:0]
     lines += ["## Records not behind any verdict", "",
@@ -230,6 +248,17 @@ def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> st
               "(other parameters or presets); "
               f"{len(stale)} were made by other training code than the current (stale).", ""]
     return "\n".join(lines)
+
+
+def _unreadable_list(unreadable: Any) -> list[str]:
+    """Records that do not parse: named, never dropped silently (a rerun trains their runs again)."""
+    if unreadable.empty:
+        return []
+    lines = ["## Unreadable records", "",
+             f"{len(unreadable)} file(s) in `results/runs/` do not parse; their runs count as failed, and "
+             "rerunning trains them again:", ""]
+    return lines + [f"- `{Path(path).name}`: {_cell(error)}" for path, error in
+                    zip(unreadable["path"], unreadable["error"])] + [""]
 
 
 def speed_section(results_dir: str | Path) -> list[str]:

@@ -246,11 +246,16 @@ def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
     records: dict[str, dict[int, dict]] = {}
     problems, ids, states = [], [], set()
     current = results.training_digest()
+    fixed = varied_names(claim) | {"seed"} | set(params.get_preset(preset).networks[claim.network]) | set(
+        overrides or {})
+    existing = _readable_records(results_dir)
     for arm, by_seed in planned_runs(claim, preset, seeds, overrides).items():
         records[arm] = {}
         for seed, config in by_seed.items():
             ids.append(results.run_id(config))
             state, record = _run_state(results_dir, config, current)
+            if state == "not run":
+                state, record = _earlier_version(config, fixed, existing)
             states.add(state)
             if state == "complete":
                 records[arm][seed] = record
@@ -291,6 +296,33 @@ def _run_state(results_dir: str | Path, config: dict[str, Any], current_digest: 
     if (record.get("code") or {}).get("training_sha256") != current_digest:
         return "stale", {"error": "made by other training code than the current"}
     return "complete", record
+
+
+def _readable_records(results_dir: str | Path) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted(results.runs_dir(results_dir).glob("*.json")):
+        try:
+            found.append(results.read_record(path))
+        except (OSError, ValueError):
+            continue  # named by the book's list of unreadable records
+    return found
+
+
+def _earlier_version(config: dict[str, Any], fixed: set[str],
+                     existing: list[dict[str, Any]]) -> tuple[str, dict | None]:
+    """"stale" when a record of this run exists under other defaults: the same arm, conditions,
+    preset settings and seed, other values elsewhere (a default that changed since); else "not run"."""
+    wanted = params.result_config(config)
+    for record in existing:
+        theirs = record.get("config") or {}
+        if any(theirs.get(name) != wanted[name] for name in fixed if name in wanted):
+            continue
+        changed = [name for name in wanted if theirs.get(name) != wanted[name]]
+        if changed:
+            shown = ", ".join(f"{name} {params.show_value(theirs.get(name))} (now {params.show_value(wanted[name])})"
+                              for name in changed)
+            return "stale", {"error": f"{record.get('run_id')} was made with other parameters: {shown}"}
+    return "not run", None
 
 
 def _evaluate_difference(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:

@@ -104,13 +104,13 @@ def given(namespace: argparse.Namespace, names: list[str]) -> dict[str, Any]:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from reproduce import results, train
+    from reproduce import results, runner
 
     config = params.resolve(given(args, list(params.BY_NAME)), preset=args.preset, network=args.network)
-    record = train.run(config)
+    record, trained = runner.run(config)
     path = results.record_path(config["results_dir"], config)
     last = record["epochs"][-1] if record["epochs"] else {}
-    print(f"{record['status']}: {path}")
+    print(f"{record['status']}{'' if trained else ' (reused: already trained)'}: {path}")
     if last:
         print(f"epochs {len(record['epochs'])}, test top-1 error {last['test_top1_error']:.4f}, "
               f"train {record['totals'].get('train_time_s', 0):.1f} s, "
@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from reproduce.data import DataUnavailable
+    from reproduce.runner import CheckpointUnreadable, ResultsUnwritable
     from reproduce.train import CheckpointMismatch
 
-    return isinstance(exc, (params.ParamError, DataUnavailable, CheckpointMismatch))
+    return isinstance(exc, (params.ParamError, DataUnavailable, CheckpointMismatch, CheckpointUnreadable,
+                            ResultsUnwritable))

@@ -78,7 +78,8 @@ def read_record(path: Path) -> dict[str, Any]:
 
 
 def find_complete(results_dir: str | Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The finished record of this exact config, if one exists (so it is not trained again)."""
+    """The finished record of this exact config made by the current training code, if one exists
+    (so it is not trained again). A record of other training code is stale: never reused."""
     path = record_path(results_dir, config)
     if not path.exists():
         return None
@@ -87,7 +88,8 @@ def find_complete(results_dir: str | Path, config: dict[str, Any]) -> dict[str, 
     except (OSError, json.JSONDecodeError):
         return None  # unreadable: treated as not done, and rewritten by the rerun
     complete = record.get("status") == "complete"
-    return record if complete and record.get("config_hash") == config_hash(config) else None
+    current = (record.get("code") or {}).get("training_sha256") == training_digest()
+    return record if complete and current and record.get("config_hash") == config_hash(config) else None
 
 
 def new_record(config: dict[str, Any], device_name: str) -> dict[str, Any]:

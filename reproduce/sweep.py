@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from reproduce import claims, params, results, train
+from reproduce import claims, params, results, runner
 
 
 def ablation_runs(ablation: str, preset: str, seeds: int,
@@ -42,9 +42,11 @@ def run_ablation(ablation: str, preset: str, seeds: int, overrides: dict[str, An
     for index, config in enumerate(bar, start=1):
         bar.set_postfix_str(describe_run(config))
         started = time.perf_counter()
-        reused = results.find_complete(config["results_dir"], config) is not None
+        reused = False
         try:
-            records.append(train.run(config))
+            record, trained = runner.run(config)
+            records.append(record)
+            reused = not trained
         except Exception as exc:  # noqa: BLE001 - recorded by train.run; reported below
             failures.append(f"{results.run_id(config)}: {type(exc).__name__}: {exc}")
         if log is not None:

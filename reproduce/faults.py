@@ -1,0 +1,78 @@
+"""The faults and bad inputs the project is tested against, and what the user gets for each.
+
+One list, read twice: tests/test_faults.py runs one test per case (a test checks that no case
+is left without one, and no test without a case), and the book's methods page prints it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FaultCase:
+    id: str
+    kind: str
+    fault: str
+    outcome: str
+
+
+KINDS = ("interruption", "concurrency", "bad input", "staleness", "safety")
+
+CASES: tuple[FaultCase, ...] = (
+    FaultCase("kill-mid-epoch", "interruption", "kill -9 at a random moment while training",
+              "the rerun resumes from the last whole-epoch checkpoint; its record equals an uninterrupted "
+              "run's in every metric and in the weights"),
+    FaultCase("kill-checkpoint-write", "interruption", "kill -9 halfway through writing a checkpoint",
+              "the previous checkpoint is untouched (writes go to a temporary file, then rename); "
+              "the rerun resumes from it; same final record"),
+    FaultCase("kill-record-write", "interruption", "kill -9 halfway through writing the final record",
+              "the record on disk is the earlier 'running' one, never taken for complete; the rerun "
+              "finishes the run; same final record"),
+    FaultCase("two-runs-at-once", "concurrency", "two `python -m reproduce run` of one run, one results folder, "
+              "started together", "one trains, the other waits on the run's lock and reuses its record: "
+              "one record, trained once"),
+    FaultCase("unknown-parameter", "bad input", "`run --bogus 1`", "exit 2: unrecognized arguments: --bogus 1"),
+    FaultCase("wrong-type", "bad input", "`run --epochs two`", "exit 2: epochs: 'two' is not a int; expected "
+              "a int in [1, inf)"),
+    FaultCase("value-out-of-range", "bad input", "`run --dropout 1.5`",
+              "exit 2: dropout: 1.5 is out of range; expected a float in [0, 1)"),
+    FaultCase("value-not-allowed", "bad input", "`run --pooling sideways`",
+              "exit 2: pooling: sideways is not allowed; expected one of overlapping, non-overlapping"),
+    FaultCase("unknown-model", "bad input", "`run --model vgg16`", "exit 2: model: vgg16 is not allowed; "
+              "expected one of the models"),
+    FaultCase("unknown-dataset", "bad input", "`run --dataset imagenet`",
+              "exit 2: dataset: imagenet is not allowed; expected one of the datasets"),
+    FaultCase("unknown-preset", "bad input", "`run --preset huge`",
+              "exit 2: preset: 'huge' is not allowed; expected one of smoke, cpu, gpu, paper"),
+    FaultCase("missing-dataset", "bad input", "Fashion-MNIST in no folder, and no network",
+              "exit 2: names the folders searched and the remedies (the Debian package, the env var, a download)"),
+    FaultCase("truncated-gz", "bad input", "a truncated Fashion-MNIST .gz",
+              "exit 2: names the file as corrupt and how to reinstall it; no half-unpacked file is kept"),
+    FaultCase("wrong-checksum", "bad input", "a CIFAR-10 archive whose MD5 is wrong",
+              "exit 2: names the archive as failing torchvision's MD5 check and where to put a good copy"),
+    FaultCase("corrupt-record", "bad input", "a run record cut in half",
+              "the book still builds and names the file as unreadable; the claim says failed (unreadable "
+              "record); the rerun trains the run again"),
+    FaultCase("unwritable-results", "bad input", "`--results-dir` that cannot be created",
+              "exit 2: results_dir: names the folder and the reason, before any training"),
+    FaultCase("disk-full", "bad input", "no space left on the device while saving a checkpoint (simulated)",
+              "exit 2: cannot write (the checkpoint named): No space left on device; the last whole-epoch checkpoint is kept"),
+    FaultCase("foreign-checkpoint", "bad input", "a checkpoint of another config at this run's path",
+              "exit 2: refusing to resume from it, naming both config hashes"),
+    FaultCase("nan-divergence", "bad input", "a learning rate that makes the loss NaN",
+              "the run is recorded as diverged; the other runs of the ablation still train; the claim names "
+              "the diverged run"),
+    FaultCase("stale-code", "staleness", "training code changed after the runs",
+              "the claims say stale; the rerun moves the stale records to results/stale/ and trains those runs "
+              "again, reusing nothing stale"),
+    FaultCase("changed-default", "staleness", "a parameter's default changed after the runs",
+              "the claims say stale, naming the parameter, old and new value; the rerun trains only the "
+              "runs whose config changed"),
+    FaultCase("pickle-checkpoint", "safety", "a checkpoint whose unpickling would run code",
+              "exit 2: refused (torch.load with weights_only=True); the code is never executed"),
+    FaultCase("path-escape", "safety", "a model name with ../ reaching the run id",
+              "the run id keeps only letters, digits, '_', '.', '-': its files stay under results/"),
+    FaultCase("no-eval", "safety", "parameter strings and records that look like code",
+              "parsed as data (int, float, str, JSON), never evaluated: the package has no eval, exec or pickle.load"),
+)

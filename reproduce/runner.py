@@ -1,0 +1,122 @@
+"""One run, safely: what the CLI, the sweeps and the notebooks call instead of train.run.
+
+- A lock per run (flock on results/locks/<run_id>.lock): two processes on one results folder
+  never train the same run twice nor write one record together; the second waits, then
+  reuses. The kernel drops a dead process's lock, so a kill -9 leaves nothing to clean.
+- Only records of the current training code are reused; a record (and checkpoint) made by
+  other code is moved to results/stale/, never overwritten, and the run trains again.
+- A results folder that cannot be written is reported before any training, and a write that
+  fails mid-run (a full disk) says which file, with the last whole-epoch checkpoint kept.
+- A checkpoint is loaded as tensors only (weights_only): one that would need code to load is
+  refused before the run starts, and nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from reproduce import results, train
+
+
+class ResultsUnwritable(Exception):
+    """The results folder cannot take a file: a user-facing error, with the folder named."""
+
+
+class CheckpointUnreadable(Exception):
+    """A checkpoint that is not plain tensors, or is damaged: refused, nothing in it executed."""
+
+
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
+
+
+def run(config: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(record, trained): train the run `config` describes, or reuse its current record."""
+    results_dir = Path(config["results_dir"])
+    check_writable(results_dir)
+    with run_lock(results_dir, results.run_id(config)):
+        done = results.find_complete(results_dir, config)
+        if done is not None:
+            return done, False
+        set_aside_stale(results_dir, config)
+        check_checkpoint(results.checkpoint_path(results_dir, config))
+        try:
+            return train.run(config), True
+        except OSError as error:
+            if error.errno in WRITE_ERRORS and _inside(error.filename, results_dir):
+                raise ResultsUnwritable(
+                    f"results: cannot write {error.filename}: {error.strerror}. The last whole-epoch "
+                    f"checkpoint is kept; free space (or fix permissions) and rerun to resume.") from None
+            raise
+
+
+def check_writable(results_dir: Path) -> None:
+    """Create the folders and write a probe file now, rather than fail after an epoch of training."""
+    try:
+        results.runs_dir(results_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=results.runs_dir(results_dir)):
+            pass
+    except OSError as error:
+        raise ResultsUnwritable(f"results_dir: {results_dir} cannot be written ({error.strerror or error}); "
+                                "choose another with --results-dir") from None
+
+
+@contextmanager
+def run_lock(results_dir: Path, run_id: str) -> Iterator[None]:
+    locks = Path(results_dir) / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{run_id}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{run_id}: another process is training this run; waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def set_aside_stale(results_dir: Path, config: dict[str, Any]) -> Path | None:
+    """Move a record made by other training code, and its checkpoint, to results/stale/<time>/."""
+    record_path = results.record_path(results_dir, config)
+    try:
+        record = results.read_record(record_path)
+    except (OSError, ValueError):
+        return None  # absent, or unreadable: the book names an unreadable one; the run rewrites it
+    if (record.get("code") or {}).get("training_sha256") == results.training_digest():
+        return None  # current code: a running record resumes from its checkpoint
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    target = Path(results_dir) / "stale" / stamp
+    target.mkdir(parents=True, exist_ok=True)
+    for path in (record_path, results.checkpoint_path(results_dir, config)):
+        if path.exists():
+            shutil.move(str(path), str(target / path.name))
+    return target
+
+
+def check_checkpoint(path: Path) -> None:
+    if not path.exists():
+        return
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever the unpickler says, the file is refused
+        raise CheckpointUnreadable(
+            f"checkpoint {path} is not a plain-tensor checkpoint or is damaged ({type(error).__name__}); "
+            "refused and not executed. Delete it to start this run afresh.") from None
+
+
+def _inside(filename: str | None, folder: Path) -> bool:
+    if not filename:
+        return False
+    return Path(os.path.abspath(filename)).is_relative_to(Path(os.path.abspath(folder)))

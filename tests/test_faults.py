@@ -1,0 +1,322 @@
+"""Every fault and bad input of reproduce/faults.py, tried: one test (at least) per case."""
+
+import errno
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from reproduce import book, claims, cli, faults, params, pipeline, results, runner, sweep, train
+from test_train import tiny_config
+
+HERE = Path(__file__).parent
+COVERED: dict[str, list[str]] = {}
+TIMING_KEYS = {"train_time_s", "eval_time_s", "images_per_s", "peak_memory_bytes"}
+
+
+def covers(case_id):
+    def mark(test):
+        COVERED.setdefault(case_id, []).append(test.__name__)
+        return test
+    return mark
+
+
+def test_every_case_has_a_test_and_every_test_a_case():
+    assert set(COVERED) == {case.id for case in faults.CASES}
+    assert {case.kind for case in faults.CASES} <= set(faults.KINDS)
+
+
+def test_the_methods_page_lists_every_case_from_the_same_list():
+    page = book.methods_page()
+    assert all(book._cell(case.fault) in page and book._cell(case.outcome) in page for case in faults.CASES)
+
+
+def cli_run(capsys, *args):
+    """(exit status, stderr) of `python -m reproduce ...`, run in this process."""
+    try:
+        status = cli.main(list(args))
+    except SystemExit as exit_:
+        status = exit_.code
+    return status, capsys.readouterr().err
+
+
+def metrics_of(record):
+    """Everything a run measured, without how long it took."""
+    epochs = [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in record["epochs"]]
+    return epochs, record["iterations"], record["totals"]["weights_sha256"], record["status"]
+
+
+def killed(config, *point):
+    done = subprocess.run([sys.executable, str(HERE / "kill_harness.py"), json.dumps(config), *point],
+                          capture_output=True, text=True, cwd=HERE.parent)
+    assert done.returncode == -9, done.stderr[-2000:]
+
+
+@pytest.fixture
+def straight(tiny_fashion, tmp_path):
+    """An uninterrupted 3-epoch run, to compare the interrupted ones with."""
+    record, _ = runner.run(tiny_config(tiny_fashion, tmp_path / "straight", epochs=3))
+    return record
+
+
+def interrupted_config(tiny_fashion, tmp_path):
+    return tiny_config(tiny_fashion, tmp_path / "killed", epochs=3)
+
+
+# ----------------------------------------------------------------------------- interruption
+
+@covers("kill-mid-epoch")
+@pytest.mark.parametrize("draw", [0, 3])  # steps 14 and 9: in epochs 3 and 2
+def test_kill_at_a_random_step_then_rerun_gives_the_uninterrupted_record(draw, tiny_fashion, tmp_path, straight):
+    config = interrupted_config(tiny_fashion, tmp_path)
+    step = random.Random(draw).randrange(2, 18)  # 6 steps an epoch, 3 epochs
+    killed(config, "step", str(step))
+    assert results.find_complete(config["results_dir"], config) is None
+    resumed, trained = runner.run(config)
+    assert trained and metrics_of(resumed) == metrics_of(straight)
+    assert resumed.get("resumed_at_epoch", 0) == (step - 1) // 6  # from the last whole epoch killed in
+
+
+@covers("kill-checkpoint-write")
+def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tiny_fashion, tmp_path, straight):
+    config = interrupted_config(tiny_fashion, tmp_path)
+    killed(config, "checkpoint", "2")
+    state = torch.load(results.checkpoint_path(config["results_dir"], config), weights_only=True)
+    assert state["epochs_done"] == 1  # the first checkpoint, whole
+    resumed, _ = runner.run(config)
+    assert resumed["resumed_at_epoch"] == 1 and metrics_of(resumed) == metrics_of(straight)
+
+
+@covers("kill-record-write")
+def test_kill_while_writing_the_final_record_never_leaves_a_complete_one(tiny_fashion, tmp_path, straight):
+    config = interrupted_config(tiny_fashion, tmp_path)
+    killed(config, "record")
+    on_disk = results.read_record(results.record_path(config["results_dir"], config))
+    assert on_disk["status"] == "running"
+    assert results.find_complete(config["results_dir"], config) is None
+    resumed, trained = runner.run(config)
+    assert trained and metrics_of(resumed) == metrics_of(straight)
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+@covers("two-runs-at-once")
+def test_two_processes_on_one_run_train_it_once(tiny_fashion, tmp_path):
+    flags = ["--model", "alexnet-small", "--width", "0.125", "--epochs", "2", "--batch-size", "32",
+             "--log-every", "2", "--device", "cpu", "--progress", "off",
+             "--data-dir", str(tiny_fashion), "--results-dir", str(tmp_path)]
+    command = [sys.executable, "-m", "reproduce", "run", *flags]
+    both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=HERE.parent) for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    said = [out for out, _ in outputs]
+    assert sum("(reused: already trained)" in out for out in said) == 1
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("case_id,args,message", [
+    ("unknown-parameter", ["--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    ("wrong-type", ["--epochs", "two"], "epochs: 'two' is not a int"),
+    ("value-out-of-range", ["--dropout", "1.5"], r"dropout: 1.5 is out of range; expected a float in \[0, 1\)"),
+    ("value-not-allowed", ["--pooling", "sideways"], "pooling: sideways is not allowed; expected one of overlapping"),
+    ("unknown-model", ["--model", "vgg16"], "model: vgg16 is not allowed; expected one of alexnet"),
+    ("unknown-dataset", ["--dataset", "imagenet"], "dataset: imagenet is not allowed"),
+    ("unknown-preset", ["--preset", "huge"], "preset: 'huge' is not allowed; expected one of smoke, cpu"),
+])
+def test_a_bad_parameter_is_named_with_what_is_allowed(case_id, args, message, capsys, tmp_path):
+    COVERED.setdefault(case_id, [])
+    status, err = cli_run(capsys, "run", *args, "--results-dir", str(tmp_path))
+    assert status == 2 and re.search(message, err) and "Traceback" not in err
+
+
+for _case in ("unknown-parameter", "wrong-type", "value-out-of-range", "value-not-allowed", "unknown-model",
+              "unknown-dataset", "unknown-preset"):
+    covers(_case)(test_a_bad_parameter_is_named_with_what_is_allowed)
+
+
+def tiny_flags(data_dir, results_dir, *more):
+    return ["run", "--model", "alexnet-small", "--width", "0.125", "--epochs", "2", "--batch-size", "32",
+            "--log-every", "2", "--device", "cpu", "--progress", "off", "--data-dir", str(data_dir),
+            "--results-dir", str(results_dir), *more]
+
+
+@covers("missing-dataset")
+def test_a_missing_dataset_names_where_it_looked_and_the_remedies(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REPRODUCE_FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "nowhere"))
+    status, err = cli_run(capsys, *tiny_flags(tmp_path / "data", tmp_path / "results"))
+    assert status == 2 and "not found in" in err and "apt-get install dataset-fashion-mnist" in err
+
+
+@covers("truncated-gz")
+def test_a_truncated_gz_is_named_and_nothing_half_unpacked_stays(system_fashion, tmp_path, capsys):
+    folder, _ = system_fashion
+    archive = folder / "train-images-idx3-ubyte.gz"
+    archive.write_bytes(archive.read_bytes()[:200])
+    status, err = cli_run(capsys, *tiny_flags(tmp_path / "data", tmp_path / "results"))
+    assert status == 2 and f"{archive} is corrupt" in err and "--reinstall" in err
+    assert not list((tmp_path / "data").rglob("*.partial"))
+
+
+@covers("wrong-checksum")
+def test_a_cifar_archive_with_a_wrong_md5_is_named(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cifar-10-python.tar.gz").write_bytes(b"not the archive")
+    status, err = cli_run(capsys, "run", "--model", "cifar-18pct", "--dataset", "cifar10", "--epochs", "1",
+                          "--device", "cpu", "--progress", "off", "--data-dir", str(tmp_path / "data"),
+                          "--results-dir", str(tmp_path / "results"))
+    assert status == 2 and "MD5" in err and "cifar-10-python.tar.gz" in err
+
+
+@covers("corrupt-record")
+def test_a_half_record_is_named_by_the_book_failed_in_its_claim_and_trained_again(tiny_fashion, tmp_path):
+    overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False}
+    sweep.run_ablation("lrn", "smoke", 1, overrides)
+    claim = claims.load_registry()["C3"]
+    config = claims.planned_runs(claim, "smoke", 1, overrides)["no LRN"][0]
+    path = results.record_path(tmp_path, config)
+    path.write_text(path.read_text()[:300])
+    assert path.name in book.environment_page(tmp_path, [])
+    outcome = claims.evaluate(claim, "smoke", 1, tmp_path, overrides)
+    assert outcome.verdict == "failed" and f"unreadable record {path.name}" in outcome.summary
+    record, trained = runner.run(config)
+    assert trained and record["status"] == "complete"
+
+
+@covers("unwritable-results")
+def test_a_results_folder_that_cannot_be_made_stops_before_training(tiny_fashion, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    status, err = cli_run(capsys, *tiny_flags(tiny_fashion, blocker / "results"))
+    assert status == 2 and f"results_dir: {blocker / 'results'} cannot be written" in err
+
+
+@covers("disk-full")
+def test_a_full_disk_names_the_file_keeps_the_last_checkpoint_and_the_rerun_resumes(tiny_fashion, tmp_path,
+                                                                                    monkeypatch, capsys):
+    real_write, writes = results.atomic_write_bytes, []
+
+    def full_on_second_checkpoint(path, data):
+        writes.append(path.suffix)
+        if path.suffix == ".pt" and writes.count(".pt") == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, data)
+
+    monkeypatch.setattr(results, "atomic_write_bytes", full_on_second_checkpoint)
+    status, err = cli_run(capsys, *tiny_flags(tiny_fashion, tmp_path))
+    assert status == 2 and "No space left on device" in err and ".pt" in err and "Traceback" not in err
+    monkeypatch.setattr(results, "atomic_write_bytes", real_write)
+    config = tiny_config(tiny_fashion, tmp_path)
+    record, _ = runner.run(config)
+    assert record["status"] == "complete" and record["resumed_at_epoch"] == 1
+
+
+@covers("foreign-checkpoint")
+def test_a_checkpoint_of_another_config_is_refused_by_the_command(tiny_fashion, tmp_path, capsys):
+    mine = tiny_config(tiny_fashion, tmp_path, epochs=1)
+    runner.run(mine)
+    other = tiny_config(tiny_fashion, tmp_path, epochs=2)
+    results.checkpoint_path(tmp_path, other).write_bytes(results.checkpoint_path(tmp_path, mine).read_bytes())
+    status, err = cli_run(capsys, *tiny_flags(tiny_fashion, tmp_path))
+    assert status == 2 and "refusing to resume from it" in err
+
+
+@covers("nan-divergence")
+def test_diverged_runs_are_recorded_the_grid_goes_on_and_the_claim_names_them(tiny_fashion, tmp_path):
+    # Raw 0-255 inputs, He init and lr 9.9: the loss is NaN within a few of the 12 steps.
+    overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False, "lr": 9.9,
+                 "input_scale": "raw", "batch_size": 16, "log_every": 1}
+    records = sweep.run_ablation("lrn", "smoke", 1, overrides)
+    assert len(records) == 2 and {r["status"] for r in records} == {"diverged"}
+    outcome = claims.evaluate(claims.load_registry()["C3"], "smoke", 1, tmp_path, overrides)
+    assert outcome.verdict == "inconclusive" and "diverged" in outcome.summary
+
+
+# ----------------------------------------------------------------------------- staleness
+
+@covers("stale-code")
+def test_other_training_code_makes_claims_stale_and_only_those_runs_retrain(tiny_fashion, tmp_path, monkeypatch):
+    overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False}
+    sweep.run_ablation("lrn", "smoke", 1, overrides)
+    monkeypatch.setattr(results, "training_digest", lambda: "0" * 64)  # as after an edit of train.py
+    claim = claims.load_registry()["C3"]
+    assert claims.evaluate(claim, "smoke", 1, tmp_path, overrides).verdict == "stale"
+    lines = []
+    sweep.run_ablation("lrn", "smoke", 1, overrides, log=lines.append)
+    assert len(lines) == 2 and not any("reused" in line for line in lines)
+    assert len(list((tmp_path / "stale").glob("*/*.json"))) == 2
+    assert claims.evaluate(claim, "smoke", 1, tmp_path, overrides).verdict != "stale"
+
+
+@covers("changed-default")
+def test_a_changed_default_makes_its_claims_stale_and_retrains_only_changed_runs(tiny_fashion, tmp_path,
+                                                                                 monkeypatch):
+    overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False}
+    for ablation in ("lrn", "activation"):
+        sweep.run_ablation(ablation, "smoke", 1, overrides)
+    # The smoke preset sets weight_init for its AlexNet but not for the four-layer net (C1's).
+    changed = replace(params.BY_NAME["weight_init"], default="he")
+    monkeypatch.setattr(params, "PARAMS", tuple(changed if p.name == "weight_init" else p for p in params.PARAMS))
+    monkeypatch.setitem(params.BY_NAME, "weight_init", changed)
+    registry = claims.load_registry()
+    c1 = claims.evaluate(registry["C1"], "smoke", 1, tmp_path, overrides)
+    assert c1.verdict == "stale" and "weight_init paper (now he)" in c1.summary
+    assert claims.evaluate(registry["C3"], "smoke", 1, tmp_path, overrides).verdict != "stale"
+    for ablation, expected in (("lrn", True), ("activation", False)):
+        lines = []
+        sweep.run_ablation(ablation, "smoke", 1, overrides, log=lines.append)
+        assert all(line.endswith("(reused)") == expected for line in lines), lines
+
+
+# ----------------------------------------------------------------------------- safety
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@covers("pickle-checkpoint")
+def test_a_checkpoint_that_would_run_code_is_refused_unexecuted(tiny_fashion, tmp_path, capsys):
+    marker = tmp_path / "code-ran"
+    config = tiny_config(tiny_fashion, tmp_path)
+    path = results.checkpoint_path(tmp_path, config)
+    path.parent.mkdir(parents=True)
+    torch.save({"model": RunsCode(marker)}, path)
+    status, err = cli_run(capsys, *tiny_flags(tiny_fashion, tmp_path))
+    assert status == 2 and "refused and not executed" in err
+    assert not marker.exists()
+
+
+@covers("path-escape")
+def test_names_built_from_parameters_stay_inside_the_results_folder(tmp_path):
+    config = {**params.resolve({}), "model": "../../../etc/evil", "dataset": "x/../../y"}
+    for path in (results.record_path(tmp_path, config), results.checkpoint_path(tmp_path, config)):
+        assert "/" not in path.name and path.resolve().is_relative_to(tmp_path.resolve())
+    with pytest.raises(params.ParamError, match="only: '../etc' is not allowed"):
+        pipeline.notebook_names("../etc")
+
+
+@covers("no-eval")
+def test_parameters_are_parsed_as_data_and_the_package_never_evaluates_code():
+    with pytest.raises(params.ParamError, match="is not a int"):
+        params.BY_NAME["epochs"].parse("__import__('os').system('true')")
+    code_runners = re.compile(r"(?<![.\w])(eval|exec)\(|pickle\.loads?\(|weights_only=False")
+    package = HERE.parent / "reproduce"
+    offenders = [f"{path.name}:{n}" for path in package.glob("*.py")
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if code_runners.search(line)]
+    assert offenders == []
+    loads = [line for path in package.glob("*.py") for line in path.read_text().splitlines()
+             if "torch.load(" in line]
+    assert loads and all("weights_only=True" in line for line in loads)
