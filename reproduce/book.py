@@ -19,7 +19,8 @@ from typing import Any
 from reproduce import claims, params, results
 
 GENERATED = "generated"
-NOTEBOOK_ORDER = ("activation", "lrn", "pooling", "dropout", "architecture")
+NOTEBOOK_ORDER = ("activation", "lrn", "pooling", "dropout", "augmentation", "weight_decay", "bias_init",
+                  "architecture")
 
 
 @dataclass

@@ -157,6 +157,10 @@ def final_test_error(record: dict[str, Any]) -> float:
     return record["epochs"][-1]["test_top1_error"]
 
 
+def final_fit_error(record: dict[str, Any]) -> float:
+    return record["epochs"][-1]["fit_top1_error"]
+
+
 def final_fit_gap(record: dict[str, Any]) -> float:
     """Test error minus the error on training images seen as test images: overfitting."""
     last = record["epochs"][-1]
@@ -166,9 +170,11 @@ def final_fit_gap(record: dict[str, Any]) -> float:
 METRICS: dict[str, Callable[[dict[str, Any]], float]] = {
     "final_test_top1_error": final_test_error,
     "final_fit_gap": final_fit_gap,
+    "final_fit_error": final_fit_error,
 }
 METRIC_WORDS = {
     "final_test_top1_error": "top-1 test error after the last epoch",
+    "final_fit_error": "top-1 error on training images (centre view, no dropout) after the last epoch",
     "final_fit_gap": "test error minus training error after the last epoch (overfitting)",
 }
 
