@@ -36,8 +36,9 @@ def test_every_claim_of_the_paper_is_in_the_registry():
     assert listed <= set(REGISTRY)
 
 
-def test_the_four_ablations_and_the_architecture_have_notebooks():
-    assert claims.ablations() == ["activation", "lrn", "pooling", "architecture", "dropout"]
+def test_every_ablation_and_the_architecture_have_notebooks():
+    assert claims.ablations() == ["activation", "lrn", "pooling", "architecture", "augmentation", "dropout",
+                                  "weight_decay", "bias_init"]
     for name in claims.ablations():
         assert (Path(__file__).resolve().parents[1] / "experiments" / f"{name}.ipynb").exists()
 

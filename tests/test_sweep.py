@@ -13,13 +13,15 @@ def test_runs_shared_by_two_claims_are_planned_once():
         ("overlapping", 0), ("overlapping", 1), ("non-overlapping", 0), ("non-overlapping", 1)}
 
 
-def test_the_baseline_arm_is_the_same_run_in_three_ablations():
+def test_the_baseline_arm_is_the_same_run_in_six_ablations():
     def baseline_ids(name):
         return {results.run_id(c) for c in sweep.ablation_runs(name, "smoke", 1)
-                if c["lrn"] and c["pooling"] == "overlapping" and c["dropout"] == 0.5}
+                if c["lrn"] and c["pooling"] == "overlapping" and c["dropout"] == 0.5 and c["augment"]
+                and c["weight_decay"] == 5e-4 and c["bias_init"] == "zero"}
 
-    assert baseline_ids("lrn") == baseline_ids("pooling") == baseline_ids("dropout")
-    assert len(baseline_ids("lrn")) == 1
+    shared = [baseline_ids(name) for name in ("lrn", "pooling", "dropout", "augmentation", "weight_decay",
+                                              "bias_init")]
+    assert all(ids == shared[0] for ids in shared) and len(shared[0]) == 1
 
 
 def test_a_rerun_reuses_finished_runs_and_says_so(tiny_fashion, tmp_path):
