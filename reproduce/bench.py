@@ -62,12 +62,8 @@ PROBE_STEPS, MAX_STEPS = 3, 5000
 
 
 def parse_settings(values: dict[str, Any]) -> dict[str, Any]:
-    settings = {p.name: p.default for p in BENCH_PARAMS}
-    for name, value in values.items():
-        if name not in BENCH_BY_NAME:
-            raise params.ParamError(f"unknown bench option {name!r}; known: {', '.join(BENCH_BY_NAME)}")
-        settings[name] = BENCH_BY_NAME[name].parse(value)
-    return settings
+    defaults = {p.name: p.default for p in BENCH_PARAMS}
+    return {**defaults, **params.validate(values, BENCH_BY_NAME, "bench option")}
 
 
 def network_config(network: str, settings: dict[str, Any], results_dir: str) -> dict[str, Any]:
@@ -270,7 +266,7 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
         f"{record['baseline_peak_memory'] / gb:.2f} GB   ({record['baseline_tflops']:.3f} TFLOP/s)",
         f"  trainer   {record['images_per_s']:10.1f} images/s   peak memory "
         f"{record['peak_memory'] / gb:.2f} GB   ({record['tflops']:.3f} TFLOP/s; "
-        f"{_how(record['trainer']['how'])})",
+        f"{describe_how(record['trainer']['how'])}, {record['trainer']['how']['memory_format']})",
         f"  ratio {record['ratio']:.2f}; {record['flops_per_image'] / 1e9:.2f} GFLOP per training image; "
         + (f"MFU {record['mfu']:.1%} (d2l loop {record['baseline_mfu']:.1%}) of {record['peak_tflops']:.3g} "
            f"TFLOP/s, {record['peak_source']}" if record["mfu"] is not None else record["peak_source"]),
@@ -279,8 +275,8 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _how(how: dict[str, Any]) -> str:
-    return f"{how['precision']}, {'compiled' if how['compile'] else 'eager'}, {how['memory_format']}"
+def describe_how(how: dict[str, Any]) -> str:
+    return f"{how['precision']}, {'compiled' if how['compile'] else 'eager'}"
 
 
 def target_verdict(record: dict[str, Any]) -> str:

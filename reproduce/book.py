@@ -286,8 +286,8 @@ def speed_section(results_dir: str | Path) -> list[str]:
         target = bench.target_verdict(r).replace("target ", "")
         lines.append(
             f"| {_cell(r['device'])} | {r['network']} ({r['model']}), {r['batch']} "
-            f"| {r['baseline_images_per_s']:,.1f}/s | {r['images_per_s']:,.1f}/s ({how['precision']}, "
-            f"{'compiled' if how['compile'] else 'eager'}) | **{r['ratio']:.2f}x** | {mfu} "
+            f"| {r['baseline_images_per_s']:,.1f}/s | {r['images_per_s']:,.1f}/s ({bench.describe_how(how)}) "
+            f"| **{r['ratio']:.2f}x** | {mfu} "
             f"| {r['peak_memory'] / 1e9:.2f} GB ({r['baseline_peak_memory'] / 1e9:.2f} GB) "
             f"| {_cell(target)} | {r['measured_at'][:10]}, torch {r['versions']['torch'].split('+')[0]} |")
     if not any(r["device_type"] == "cuda" for r in found):

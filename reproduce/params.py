@@ -264,13 +264,16 @@ def pick_preset(name: str, cuda_available: bool) -> str:
     return name
 
 
-def validate(values: dict[str, Any]) -> dict[str, Any]:
-    """Parse and check each value; an undeclared name is an error, never ignored."""
+def validate(values: dict[str, Any], declared: dict[str, Param] | None = None,
+             what: str = "parameter") -> dict[str, Any]:
+    """Parse and check each value against `declared` (the run parameters by default); an
+    undeclared name is an error, never ignored."""
+    declared = BY_NAME if declared is None else declared
     parsed = {}
     for name, value in values.items():
-        if name not in BY_NAME:
-            raise ParamError(f"unknown parameter {name!r}; known parameters: {', '.join(BY_NAME)}")
-        parsed[name] = BY_NAME[name].parse(value)
+        if name not in declared:
+            raise ParamError(f"unknown {what} {name!r}; known {what}s: {', '.join(declared)}")
+        parsed[name] = declared[name].parse(value)
     return parsed
 
 
