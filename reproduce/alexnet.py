@@ -1,4 +1,5 @@
-"""The paper's network (section 3.5, Fig. 2), its one-tower comparison net, and a small member.
+"""The paper's network (section 3.5, Fig. 2), its variants (section 3.2's one-tower net with half the
+kernels, section 7's nets without one middle conv layer) and a small member for 32 px images.
 
 Each builder takes a resolved config (see `models.resolve_config`) and returns a flat
 nn.Sequential whose children are named as in the paper: conv1..conv5, fc6..fc8, with
@@ -43,22 +44,29 @@ IMAGENET_STEM = Stem(kernel=11, stride=4, padding=0, input_side=227)
 SMALL_STEM = Stem(kernel=5, stride=1, padding=2, input_side=32)
 
 
+KERNEL_PLANS = {"paper": PAPER_CONV_WIDTHS, "half": HALF_CONV_WIDTHS}
+MIDDLE_CONVS = ("conv3", "conv4", "conv5")  # section 7: "removing any of the middle layers"
+
+
 def build_alexnet(cfg: dict) -> nn.Sequential:
     """The paper's net; groups=2 is its two-GPU connectivity (60,965,224 parameters)."""
-    return _build_family(cfg, PAPER_CONV_WIDTHS, IMAGENET_STEM)
-
-
-def build_alexnet_half(cfg: dict) -> nn.Sequential:
-    """The one-GPU net of C2: one tower, half the kernels in conv1-conv4."""
-    if cfg["groups"] != 1:
-        raise ValueError(f"groups must be one of [1] for model 'alexnet-half' "
-                         f"(it is the one-tower net), got {cfg['groups']!r}")
-    return _build_family(cfg, HALF_CONV_WIDTHS, IMAGENET_STEM)
+    return _build_family(cfg, IMAGENET_STEM)
 
 
 def build_alexnet_small(cfg: dict) -> nn.Sequential:
     """The same layer plan for 32 px inputs, small enough to train on a CPU at width 0.25."""
-    return _build_family(cfg, PAPER_CONV_WIDTHS, SMALL_STEM)
+    return _build_family(cfg, SMALL_STEM)
+
+
+def conv_plan(cfg: dict) -> list[tuple[int, int]]:
+    """(index, kernels) of each conv layer kept, in order: `kernels` picks the paper's widths or the
+    one-tower half net (C2), `remove_conv` drops one middle layer (C15)."""
+    if cfg["kernels"] == "half" and cfg["groups"] != 1:
+        raise ValueError(f"groups must be one of [1] with kernels 'half' (section 3.2's one-tower net), "
+                         f"got {cfg['groups']!r}")
+    widths = [scaled_width(c, cfg["width"], cfg["groups"]) for c in KERNEL_PLANS[cfg["kernels"]]]
+    removed = MIDDLE_CONVS.index(cfg["remove_conv"]) + 3 if cfg["remove_conv"] != "none" else None
+    return [(i, w) for i, w in enumerate(widths, start=1) if i != removed]
 
 
 def final_map_side(stem: Stem, pooling: str) -> int:
@@ -69,42 +77,44 @@ def final_map_side(stem: Stem, pooling: str) -> int:
     return side
 
 
-def _build_family(cfg: dict, conv_widths: tuple[int, ...], stem: Stem) -> nn.Sequential:
-    groups = cfg["groups"]
-    widths = [scaled_width(c, cfg["width"], groups) for c in conv_widths]
-    layers = _conv_layers(cfg, widths, stem)
+def _build_family(cfg: dict, stem: Stem) -> nn.Sequential:
+    plan = conv_plan(cfg)
+    layers = _conv_layers(cfg, plan, stem)
     reference_side = final_map_side(stem, "overlapping")
     resize = fc_input_pool(final_map_side(stem, cfg["pooling"]), reference_side)
     if resize is not None:
         layers.append(("fcpool", resize))
     layers.append(("flatten", nn.Flatten()))
-    fc_in = widths[-1] * reference_side ** 2
+    fc_in = plan[-1][1] * reference_side ** 2
     layers += _fc_layers(cfg, fc_in, scaled_width(PAPER_FC_WIDTH, cfg["width"]))
     model = nn.Sequential(OrderedDict(layers))
     init_paper(model, BIAS_ONE, cfg["bias_init"], cfg["weight_init"])
     return model
 
 
-def _conv_layers(cfg: dict, widths: list[int], stem: Stem) -> list[tuple[str, nn.Module]]:
-    c1, c2, c3, c4, c5 = widths
-    g = cfg["groups"]
-    # conv1 is one conv over the full image: two towers of 48 maps that each see the whole
-    # input are mathematically one conv with 96 maps. conv3 sees both towers (groups=1).
-    convs = [
-        ("conv1", nn.Conv2d(cfg["in_channels"], c1, stem.kernel, stem.stride, stem.padding)),
-        ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)),
-        ("conv3", nn.Conv2d(c2, c3, 3, padding=1)),
-        ("conv4", nn.Conv2d(c3, c4, 3, padding=1, groups=g)),
-        ("conv5", nn.Conv2d(c4, c5, 3, padding=1, groups=g)),
-    ]
-    layers = []
-    for i, (name, conv) in enumerate(convs, start=1):
-        layers += [(name, conv), (f"act{i}", make_activation(cfg["activation"]))]
+# conv1 is one conv over the full image: two towers of 48 maps that each see the whole input are
+# mathematically one conv with 96 maps. conv3 sees both towers (groups 1); conv2, conv4 and conv5
+# see only their own tower's maps.
+_GROUPED = {2, 4, 5}
+
+
+def _conv_layers(cfg: dict, plan: list[tuple[int, int]], stem: Stem) -> list[tuple[str, nn.Module]]:
+    layers, channels = [], cfg["in_channels"]
+    last = plan[-1][0]
+    for index, kernels in plan:
+        groups = cfg["groups"] if index in _GROUPED else 1
+        if index == 1:
+            conv = nn.Conv2d(channels, kernels, stem.kernel, stem.stride, stem.padding)
+        else:
+            conv = nn.Conv2d(channels, kernels, 5 if index == 2 else 3, padding=2 if index == 2 else 1, groups=groups)
+        layers += [(f"conv{index}", conv), (f"act{index}", make_activation(cfg["activation"]))]
         # LRN after the non-linearity of conv1 and conv2 (section 3.3), per tower.
-        if i <= 2 and cfg["lrn"]:
-            layers.append((f"lrn{i}", GroupedLRN(groups=g, **PAPER_LRN)))
-        if i in (1, 2, 5):
-            layers.append((f"pool{i}", make_pool(cfg["pooling"])))
+        if index <= 2 and cfg["lrn"]:
+            layers.append((f"lrn{index}", GroupedLRN(groups=cfg["groups"], **PAPER_LRN)))
+        # Pooling after conv1, conv2 and the last conv (conv5, or conv4 when conv5 is removed).
+        if index in (1, 2) or index == last:
+            layers.append((f"pool{index}", make_pool(cfg["pooling"])))
+        channels = kernels
     return layers
 
 

@@ -10,6 +10,8 @@ The paper's scheme (sec. 2 and 4.1), generalised to any model input size I:
   drawn independently per image from the caller's generator (reproducible for a seed);
 - training without augmentation, and test: the centre IxI crop;
 - `ten_crop`: the 4 corner crops and the centre crop, then their horizontal flips (sec. 4.1).
+- training with PCA colour lighting (`lighting`, sec. 4.1): one RGB offset per image presentation,
+  drawn after the crops and flips from the same generator (reproduce.lighting).
 Values stay on the 0-255 scale minus the mean: the paper trained on raw, centred RGB.
 Everything is a whole-batch tensor op: no per-image Python loop, no PIL.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from reproduce.lighting import ColourPCA, add_lighting, lighting_shifts
 
 PAPER_STORED_SIZE = 256  # the paper's images: 256x256
 PAPER_INPUT_SIZE = 227  # the input size the paper's layer arithmetic needs (224 in its text)
@@ -30,11 +34,12 @@ def canvas_size(input_size: int) -> int:
 
 class BatchTransform:
     def __init__(self, input_size: int, stored_size: int, mean: torch.Tensor, augment: bool,
-                 scale: float = 1.0):
+                 scale: float = 1.0, lighting: ColourPCA | None = None):
         self.input_size = input_size
         self.stored_size = stored_size
         self.canvas = canvas_size(input_size)
         self.augment = augment
+        self.lighting = lighting  # None: no colour lighting
         if mean.shape[-2:] != (stored_size, stored_size):
             raise ValueError(f"mean image is {tuple(mean.shape)}, expected [C, {stored_size}, {stored_size}]")
         self.mean = mean.float()
@@ -42,12 +47,19 @@ class BatchTransform:
         self._mean_on = {}  # one copy per device: a per-batch transfer would cost more than the crop
 
     def train(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """uint8 [B, C, S, S] -> float32 [B, C, I, I]: random crop + flip, or the centre crop."""
-        if not self.augment:
-            return self.test(x)
-        canvas = self._centred_canvas(x)
-        rows, cols, flips = self._random_views(len(x), generator, x.device)
-        return crop_per_image(canvas, rows, cols, self.input_size, flips)
+        """uint8 [B, C, S, S] -> float32 [B, C, I, I]: random crop + flip, or the centre crop;
+        then the colour lighting, when on."""
+        if self.augment:
+            canvas = self._centred_canvas(x)
+            rows, cols, flips = self._random_views(len(x), generator, x.device)
+            views = crop_per_image(canvas, rows, cols, self.input_size, flips)
+        else:
+            views = self.test(x)
+        if self.lighting is None:
+            return views
+        # The offsets are on the raw 0-255 scale, like the pixels the PCA was fitted on.
+        shifts = lighting_shifts(self.lighting, len(x), generator).to(views.device) / self.scale
+        return add_lighting(views, shifts)
 
     def test(self, x: torch.Tensor) -> torch.Tensor:
         """The centre IxI crop of the centred canvas."""

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reproduce import architecture, params, results, stats
+from reproduce.analysis import MEASURES as MEASURE_WORDS
+from reproduce.data import CHANNELS
 
 REGISTRY_PATH = Path(__file__).with_name("claims.toml")
-KINDS = ("difference", "ratio", "model", "untested")
+KINDS = ("difference", "ratio", "within", "model", "untested")
 VERDICTS = ("reproduced", "consistent with the paper", "not reproduced", "inconclusive", "not tested here")
 # What a claim shows instead of a verdict when its evidence is not all there.
 NO_VERDICT = ("not run", "incomplete", "failed", "stale")
@@ -26,6 +28,7 @@ NO_VERDICT = ("not run", "incomplete", "failed", "stale")
 class Arm:
     name: str
     settings: dict[str, Any]
+    measure: str | None = None  # a "within" claim's arms are two measures of the same runs
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Claim:
     tolerance: float | None = None
     check: str | None = None
     reason: str | None = None
+    requires: str | None = None
+    lr_sweep: tuple[float, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -55,14 +60,15 @@ class Claim:
 
     @property
     def trains(self) -> bool:
-        return self.kind in ("difference", "ratio")
+        return self.kind in ("difference", "ratio", "within")
 
 
 class RegistryError(ValueError):
     """claims.toml says something the code cannot honour."""
 
 
-_NOTE_KEYS = ("target_note", "threshold_note", "fairness")
+_NOTE_KEYS = ("target_note", "threshold_note", "lr_note")
+REQUIREMENTS = {"colour": "needs colour images"}
 
 
 def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Claim]:
@@ -76,6 +82,8 @@ def _parse_claim(claim_id: str, entry: dict[str, Any]) -> Claim:
     notes = {key: entry.pop(key) for key in _NOTE_KEYS if key in entry}
     metric_text = entry.pop("metric", None)
     arms = {key: _parse_arm(claim_id, entry.pop(key)) for key in ("paper_arm", "other_arm") if key in entry}
+    if "lr_sweep" in entry:
+        entry["lr_sweep"] = tuple(float(lr) for lr in entry["lr_sweep"])
     try:
         claim = Claim(id=claim_id, **entry, **arms, notes=notes)
     except TypeError as exc:
@@ -87,12 +95,12 @@ def _parse_claim(claim_id: str, entry: dict[str, Any]) -> Claim:
 
 
 def _parse_arm(claim_id: str, table: dict[str, Any]) -> Arm:
-    settings = {k: v for k, v in table.items() if k != "name"}
+    settings = {k: v for k, v in table.items() if k not in ("name", "measure")}
     try:
         params.validate(settings)
     except params.ParamError as exc:
         raise RegistryError(f"{claim_id}: arm {table.get('name')!r}: {exc}") from None
-    return Arm(table["name"], settings)
+    return Arm(table["name"], settings, table.get("measure"))
 
 
 def _with_metric(claim: Claim, metric_text: str) -> Claim:
@@ -117,6 +125,12 @@ def _check_claim(claim: Claim) -> None:
             problems.append(f"conditions: {exc}")
     if claim.kind == "difference" and claim.metric not in METRICS:
         problems.append(f"metric {claim.metric!r} is not one of {', '.join(METRICS)}")
+    if claim.kind == "within" and any(arm.measure not in MEASURE_WORDS for arm in claim.arms):
+        problems.append(f"each arm needs a measure, one of {', '.join(MEASURE_WORDS)}")
+    if claim.requires is not None and claim.requires not in REQUIREMENTS:
+        problems.append(f"requires {claim.requires!r} is not one of {', '.join(REQUIREMENTS)}")
+    if claim.lr_sweep and any(not 0 < lr < 10 for lr in claim.lr_sweep):
+        problems.append("lr_sweep needs learning rates in (0, 10)")
     if claim.kind == "ratio" and claim.target_train_error is None:
         problems.append("a ratio claim needs target_train_error")
     if claim.kind == "untested" and not claim.reason:
@@ -128,11 +142,12 @@ def _check_claim(claim: Claim) -> None:
 # ----------------------------------------------------------------------------- runs a claim needs
 
 def varied_names(claim: Claim) -> set[str]:
-    return set(claim.paper_arm.settings) | set(claim.other_arm.settings) | set(claim.conditions)
+    return (set(claim.paper_arm.settings) | set(claim.other_arm.settings) | set(claim.conditions)
+            | ({"lr"} if claim.lr_sweep else set()))
 
 
 def arm_config(claim: Claim, arm: Arm, preset: str, seed: int,
-               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+               overrides: dict[str, Any] | None = None, lr: float | None = None) -> dict[str, Any]:
     """The full config of one run: the preset's network, the user's overrides, then the claim's
     conditions and the arm (which the user may not override: they are what is compared)."""
     overrides = dict(overrides or {})
@@ -141,14 +156,41 @@ def arm_config(claim: Claim, arm: Arm, preset: str, seed: int,
         raise params.ParamError(f"{', '.join(clash)}: fixed by claim {claim.id} (its arms, conditions and "
                                 "seeds 0..N-1); it cannot be overridden here")
     settings = {**overrides, **claim.conditions, **arm.settings, "seed": seed}
+    if lr is not None:
+        settings["lr"] = lr
     return params.resolve(settings, preset=preset, network=claim.network)
+
+
+def sweep_label(arm: Arm, lr: float) -> str:
+    return f"{arm.name}, lr {lr:g}"
+
+
+def arm_variants(claim: Claim) -> list[tuple[Arm, float | None, str]]:
+    """(arm, lr, label) of each set of runs: one per arm, or one per arm and lr of the sweep."""
+    if not claim.lr_sweep:
+        return [(arm, None, arm.name) for arm in claim.arms]
+    return [(arm, lr, sweep_label(arm, lr)) for arm in claim.arms for lr in claim.lr_sweep]
+
+
+def untestable_reason(claim: Claim, preset: str, overrides: dict[str, Any] | None = None) -> str | None:
+    """Why the claim cannot be tested on this preset's data (a colour claim on greyscale), or None."""
+    if claim.requires != "colour" or not claim.trains:
+        return None
+    dataset = params.resolve(overrides or {}, preset=preset, network=claim.network)["dataset"]
+    if CHANNELS[dataset] == 3:
+        return None
+    return (f"{REQUIREMENTS[claim.requires]}: {dataset} is greyscale; run `experiments/{claim.ablation}.ipynb` "
+            "with dataset cifar10 or the paper preset's ImageNet folder")
 
 
 def planned_runs(claim: Claim, preset: str, seeds: int,
                  overrides: dict[str, Any] | None = None) -> dict[str, dict[int, dict[str, Any]]]:
-    """arm name -> seed -> config, for the seeds 0 .. seeds-1."""
-    return {arm.name: {seed: arm_config(claim, arm, preset, seed, overrides) for seed in range(seeds)}
-            for arm in claim.arms}
+    """label -> seed -> config, for the seeds 0 .. seeds-1 (labels: see arm_variants); nothing when
+    the claim cannot be tested on the preset's data."""
+    if untestable_reason(claim, preset, overrides):
+        return {}
+    return {label: {seed: arm_config(claim, arm, preset, seed, overrides, lr) for seed in range(seeds)}
+            for arm, lr, label in arm_variants(claim)}
 
 
 # ----------------------------------------------------------------------------- metrics of a record

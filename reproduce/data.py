@@ -38,6 +38,8 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 from tqdm import tqdm
 
 DATASETS = ("fashion-mnist", "cifar10", "imagenet-folder")
+# Known without loading anything: whether a claim about colour (C9, C16) can be tested on a dataset.
+CHANNELS = {"fashion-mnist": 1, "cifar10": 3, "imagenet-folder": 3}
 
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_DIR_ENV = "REPRODUCE_FASHION_MNIST_SYSTEM_DIR"

@@ -14,9 +14,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
 
+from reproduce.params import ParamError
+
 PAPER_ALPHA_STD = 0.1
+
+
+def lighting_on(setting: str, channels: int) -> bool:
+    """The `lighting` parameter for data with `channels` channels: auto means on for colour only."""
+    if setting == "on" and channels != 3:
+        raise ParamError(f"lighting: on needs colour images (3 channels), this dataset has {channels}; "
+                         "expected auto or off")
+    return setting == "on" or (setting == "auto" and channels == 3)
 
 
 @dataclass(frozen=True)
@@ -34,9 +46,14 @@ def fit_colour_pca(images: torch.Tensor, max_pixels: int = 1_000_000, seed: int 
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"PCA lighting needs colour images [N, 3, H, W], got {tuple(images.shape)}: "
                          "on greyscale data (Fashion-MNIST) claim C9 is not tested here")
-    pixels = images.permute(1, 0, 2, 3).reshape(3, -1)
+    generator = torch.Generator().manual_seed(seed)
+    # Draw whole images first: a memory-mapped ImageNet cannot be flattened into one tensor.
+    side_pixels = images.shape[2] * images.shape[3]
+    wanted_images = min(len(images), math.ceil(max_pixels / side_pixels))
+    chosen_images = torch.randperm(len(images), generator=generator)[:wanted_images].sort().values
+    pixels = images[chosen_images].permute(1, 0, 2, 3).reshape(3, -1)
     if pixels.shape[1] > max_pixels:
-        chosen = torch.randperm(pixels.shape[1], generator=torch.Generator().manual_seed(seed))[:max_pixels]
+        chosen = torch.randperm(pixels.shape[1], generator=generator)[:max_pixels]
         pixels = pixels[:, chosen]
     eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov(pixels.double()))
     order = eigenvalues.argsort(descending=True)

@@ -15,7 +15,6 @@ from reproduce.layers import (ACTIVATIONS, BIAS_INITS, POOLINGS, WEIGHT_INITS, G
 
 MODELS = {
     "alexnet": alexnet.build_alexnet,
-    "alexnet-half": alexnet.build_alexnet_half,
     "alexnet-small": alexnet.build_alexnet_small,
     "cifar-18pct": cifar_nets.build_cifar_18pct,
     "cifar-11pct": cifar_nets.build_cifar_11pct,
@@ -23,7 +22,6 @@ MODELS = {
 
 INPUT_SIZES = {
     "alexnet": alexnet.IMAGENET_STEM.input_side,
-    "alexnet-half": alexnet.IMAGENET_STEM.input_side,
     "alexnet-small": alexnet.SMALL_STEM.input_side,
     "cifar-18pct": cifar_nets.CIFAR_18PCT_INPUT,
     "cifar-11pct": cifar_nets.CIFAR_11PCT_INPUT,
@@ -33,11 +31,14 @@ INPUT_SIZES = {
 MODEL_DEFAULTS = {
     "model": "alexnet", "activation": "relu", "lrn": True, "pooling": "overlapping",
     "dropout": 0.5, "groups": 1, "width": 1.0, "bias_init": "paper",
-    "weight_init": "paper", "in_channels": 3, "num_classes": 1000,
+    "weight_init": "paper", "in_channels": 3, "num_classes": 1000, "kernels": "paper", "remove_conv": "none",
 }
 
 CHOICES = {"model": tuple(MODELS), "activation": ACTIVATIONS, "pooling": POOLINGS,
-           "bias_init": BIAS_INITS, "weight_init": WEIGHT_INITS, "groups": (1, 2), "lrn": (True, False)}
+           "bias_init": BIAS_INITS, "weight_init": WEIGHT_INITS, "groups": (1, 2), "lrn": (True, False),
+           "kernels": tuple(alexnet.KERNEL_PLANS), "remove_conv": ("none", *alexnet.MIDDLE_CONVS)}
+# The AlexNet family's variants; the cuda-convnet nets have their own fixed layer plans.
+ALEXNET_ONLY = {"kernels": "paper", "remove_conv": "none"}
 
 
 def resolve_config(cfg: dict) -> dict:
@@ -49,6 +50,11 @@ def resolve_config(cfg: dict) -> dict:
         wrong_type = isinstance(value, bool) != (key == "lrn")
         if wrong_type or value not in allowed:
             raise ValueError(f"{key} must be one of {list(allowed)}, got {value!r}")
+    if resolved["model"].startswith("cifar"):
+        for key, paper in ALEXNET_ONLY.items():
+            if resolved[key] != paper:
+                raise ValueError(f"{key} must be {paper!r} for {resolved['model']} (it varies the AlexNet family "
+                                 f"only), got {resolved[key]!r}")
     if not 0 <= resolved["dropout"] < 1:
         raise ValueError(f"dropout must be a probability in [0, 1), got {resolved['dropout']!r}")
     if not resolved["width"] > 0:
@@ -213,11 +219,23 @@ def _notes(cfg: dict, rows: list[dict], params: int, neurons: int) -> list[str]:
              "fully-connected layers'); torchvision puts it before them instead",
              f"bias init {cfg['bias_init']}: " + ("1 in conv2, conv4, conv5, fc6, fc7, 0 elsewhere"
                                                    if cfg["bias_init"] == "paper" else "all 0")]
-    if cfg["model"] == "alexnet":
+    notes += _variant_notes(cfg)
+    if cfg["model"] == "alexnet" and all(cfg[k] == v for k, v in ALEXNET_ONLY.items()):
         notes += [f"params {params:,} = {params / PAPER_PARAMS:.3f} x the paper's '60 million'; "
                   f"neurons {neurons:,} = {neurons / PAPER_NEURONS:.3f} x its '650,000'",
                   "neurons = output units of each conv and FC layer before pooling; Fig. 2 lists "
                   "253,440 for conv1 although 55x55x96 = 290,400"]
+    return notes
+
+
+def _variant_notes(cfg: dict) -> list[str]:
+    notes = []
+    if cfg["kernels"] == "half":
+        notes.append("kernels half: section 3.2's one-GPU net, half the kernels in conv1-conv4; conv5 and the "
+                     "FC layers keep their size, so most parameters stay (C2)")
+    if cfg["remove_conv"] != "none":
+        notes.append(f"{cfg['remove_conv']} removed (section 7, C15): the next layer takes its input's maps "
+                     "directly, and pooling follows the last conv layer left")
     return notes
 
 

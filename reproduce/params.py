@@ -124,6 +124,11 @@ PARAMS: tuple[Param, ...] = (
           minimum=0, maximum=1, max_exclusive=True),
     Param("groups", int, 1, "2 = the paper's two-GPU connectivity in conv2, conv4, conv5 (C2)",
           choices=(1, 2)),
+    Param("kernels", str, "paper",
+          "conv kernels: paper = 96-256-384-384-256; half = section 3.2's one-tower net, half the kernels in "
+          "conv1-conv4 (C2)", choices=("paper", "half")),
+    Param("remove_conv", str, "none", "leave out one middle conv layer (section 7, C15); none = all five",
+          choices=("none", "conv3", "conv4", "conv5")),
     Param("width", float, 1.0, "multiplier on every conv and hidden FC width", minimum=0.01, maximum=4),
     Param("bias_init", str, "paper", "paper = biases 1 in conv2, conv4, conv5, fc6, fc7 (C12); zero = all 0",
           choices=("paper", "zero")),
@@ -134,6 +139,9 @@ PARAMS: tuple[Param, ...] = (
           "raw = pixels 0-255 minus the mean image (section 2); unit = also divided by their std (He init's "
           "assumption)", choices=("raw", "unit")),
     Param("augment", bool, True, "random crops and horizontal flips while training (C7)"),
+    Param("lighting", str, "auto",
+          "PCA colour lighting while training (section 4.1, C9): auto = on for colour data, off for greyscale "
+          "(one channel has no colour to perturb)", choices=("auto", "on", "off")),
     Param("seed", int, 0, "seed of weights, data order, augmentation and dropout", minimum=0),
     Param("train_limit", int, 0, "use only the first N training images; 0 = all", minimum=0),
     Param("test_limit", int, 0, "use only the first N test images; 0 = all", minimum=0),

@@ -141,7 +141,8 @@ def git_state() -> dict[str, Any]:
 # The modules whose code decides a run's numbers. A record made with other versions of these is
 # stale; editing the report code (claims, figures, book) leaves finished runs valid. Parameter
 # values (params.py) are covered by the config hash instead.
-TRAINING_MODULES = ("alexnet", "augment", "batches", "cifar_nets", "data", "execution", "layers", "models", "train")
+TRAINING_MODULES = ("alexnet", "augment", "batches", "cifar_nets", "data", "execution", "layers", "lighting",
+                    "models", "train")
 
 
 def source_digest(names: tuple[str, ...] | None = None) -> str:

@@ -24,6 +24,7 @@ from reproduce import results
 from reproduce.augment import BatchTransform
 from reproduce.batches import iterate_batches, to_device_if_fits
 from reproduce.data import ImageData, load_dataset, pixel_std
+from reproduce.lighting import fit_colour_pca, lighting_on
 from reproduce.execution import (Execution, HostCopy, device_name, peak_memory, pick_device, plan_execution,
                                  prepare_device, reset_peak_memory, synchronize)
 from reproduce.models import build_model, input_size
@@ -116,8 +117,9 @@ def build_trainer(config: dict[str, Any]) -> Trainer:
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
                                 weight_decay=config["weight_decay"])
     scale = pixel_std(data) if config["input_scale"] == "unit" else 1.0
+    pca = fit_colour_pca(data.train_x) if lighting_on(config["lighting"], data.channels) else None
     transform = BatchTransform(input_size(config["model"]), data.stored_size, data.mean.to(device),
-                               config["augment"], scale)
+                               config["augment"], scale, pca)
     trainer = Trainer(config, device, execution, data, model, execution.compiled(model), optimizer,
                       Schedule(config["lr_patience"], config["lr_drops"]), transform,
                       _place_splits(data, device))

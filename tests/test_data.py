@@ -16,7 +16,7 @@ from PIL import Image
 from torchvision.datasets import CIFAR10
 
 from reproduce import data
-from formats import idx_bytes, write_fashion_mnist
+from formats import idx_bytes, md5, trust_generated_cifar10, write_cifar10, write_fashion_mnist
 from reproduce.augment import BatchTransform, canvas_size, crop_per_image
 from reproduce.batches import iterate_batches, to_device_if_fits
 from reproduce.data import DataCorrupt, DataUnavailable, load_dataset
@@ -107,41 +107,6 @@ def test_unknown_dataset_is_an_error(tmp_path):
 
 
 # ---------------------------------------------------------------- CIFAR-10
-
-
-def write_cifar10(root: Path, per_batch: int = 4, test_n: int = 3) -> dict[str, dict]:
-    """cifar-10-batches-py as released: pickled dicts, data uint8 [n, 3072] (R, G, B planes).
-
-    The release was pickled by Python 2, whose str keys torchvision reads back as str
-    (pickle.load(..., encoding="latin1")); Python 3 str keys give the same result.
-    """
-    rng = np.random.default_rng(1)
-    folder = root / CIFAR10.base_folder
-    folder.mkdir(parents=True)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    batches = {}
-    for name in names:
-        n = test_n if name == "test_batch" else per_batch
-        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": rng.integers(0, 10, n).tolist()}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-        batches[name] = batch
-    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return batches
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def trust_generated_cifar10(monkeypatch, folder: Path) -> None:
-    """torchvision compares every batch file and batches.meta with the real release's MD5
-    (CIFAR10._check_integrity, _load_meta), so generated files fail it by design. Put the
-    generated files' MD5s in its lists: the loader then runs its real path, check included."""
-    train_list = [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)]
-    monkeypatch.setattr(CIFAR10, "train_list", train_list)
-    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
-    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(folder / "batches.meta")})
 
 
 def test_cifar10_from_batches(tmp_path, monkeypatch):

@@ -4,8 +4,13 @@ import math
 
 import pytest
 import torch
+from torchvision.datasets import CIFAR10
 
-from reproduce.lighting import add_lighting, fit_colour_pca, lighting_shifts
+from formats import trust_generated_cifar10, write_cifar10
+from reproduce import params, train
+from reproduce.augment import BatchTransform
+from reproduce.lighting import add_lighting, fit_colour_pca, lighting_on, lighting_shifts
+from reproduce.params import ParamError
 from reproduce.neighbours import label_agreement, nearest_neighbours
 
 # A colour distribution with known principal components: a rotation Q and variances 900, 100, 4.
@@ -76,3 +81,48 @@ def test_agreement_on_a_line_with_alternating_labels_is_one_tenth():
 def test_k_must_leave_the_query_out():
     with pytest.raises(ValueError, match="k must be in"):
         nearest_neighbours(torch.zeros(3, 2), torch.tensor([0]), k=3)
+
+
+# ----------------------------------------------------------------------------- lighting in training
+
+def test_lighting_is_on_for_colour_only_under_auto_and_refused_on_greyscale():
+    assert lighting_on("auto", 3) and not lighting_on("auto", 1) and not lighting_on("off", 3)
+    with pytest.raises(ParamError, match="lighting: on needs colour images"):
+        lighting_on("on", 1)
+
+
+def test_training_views_get_one_colour_offset_per_image_on_top_of_the_same_crops():
+    images = coloured_images(n=8, side=36).clamp(0, 255).to(torch.uint8)
+    pca = fit_colour_pca(images)
+    mean = images.float().mean(0)
+    plain = BatchTransform(32, 36, mean, augment=True, scale=2.0)
+    lit = BatchTransform(32, 36, mean, augment=True, scale=2.0, lighting=pca)
+    without = plain.train(images, torch.Generator().manual_seed(3))
+    with_lighting = lit.train(images, torch.Generator().manual_seed(3))
+    offsets = with_lighting - without  # crops and flips are drawn first, from the same stream
+    per_image = offsets.mean(dim=(2, 3))
+    torch.testing.assert_close(offsets, per_image[:, :, None, None].expand_as(offsets), atol=1e-4, rtol=0)
+    generator = torch.Generator().manual_seed(3)
+    plain._random_views(8, generator, torch.device("cpu"))  # the crop draws, then the lighting's
+    expected = lighting_shifts(pca, 8, generator) / 2.0  # on the raw scale, divided like the pixels
+    torch.testing.assert_close(per_image, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_a_run_on_colour_data_trains_with_lighting(tmp_path, monkeypatch):
+    write_cifar10(tmp_path / "data", per_batch=8, test_n=6)
+    trust_generated_cifar10(monkeypatch, tmp_path / "data" / CIFAR10.base_folder)
+    config = params.resolve({"model": "cifar-18pct", "dataset": "cifar10", "epochs": 1, "batch_size": 8,
+                             "log_every": 1, "data_dir": str(tmp_path / "data"), "results_dir": str(tmp_path),
+                             "progress": False, "device": "cpu"})
+    assert config["lighting"] == "auto"
+    trainer = train.build_trainer(config)
+    assert trainer.transform.lighting is not None and trainer.transform.lighting.eigenvalues.shape == (3,)
+    assert train.run(config)["status"] == "complete"
+
+
+def test_a_greyscale_run_asked_for_lighting_stops_before_training(tiny_fashion, tmp_path):
+    config = params.resolve({"model": "alexnet-small", "width": 0.125, "lighting": "on", "epochs": 1,
+                             "data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "device": "cpu"})
+    with pytest.raises(ParamError, match="lighting"):
+        train.run(config)
+    assert not list(tmp_path.glob("runs/*.json"))

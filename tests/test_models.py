@@ -48,7 +48,37 @@ def test_one_tower_alexnet_sees_all_maps_in_conv2_conv4_conv5():
 def test_half_net_halves_conv1_to_conv4_only():
     expected = (conv(48, 11, 3) + conv(128, 5, 48) + conv(192, 3, 128) + conv(192, 3, 192)
                 + conv(256, 3, 192) + fc(256 * 6 * 6, 4096) + fc(4096, 4096) + fc(4096, 1000))
-    assert count(build_model({"model": "alexnet-half"})) == expected == 59_798_312
+    assert count(build_model({"model": "alexnet", "kernels": "half"})) == expected == 59_798_312
+
+
+# Section 7's depth ablation (C15) on the two-tower net: the layer after the removed one takes its
+# input's maps, and pooling follows the last conv layer left.
+@pytest.mark.parametrize("removed, expected", [
+    ("conv3", conv(96, 11, 3) + conv(256, 5, 48) + conv(384, 3, 128) + conv(256, 3, 192)
+     + fc(256 * 6 * 6, 4096) + fc(4096, 4096) + fc(4096, 1000)),
+    ("conv4", conv(96, 11, 3) + conv(256, 5, 48) + conv(384, 3, 256) + conv(256, 3, 192)
+     + fc(256 * 6 * 6, 4096) + fc(4096, 4096) + fc(4096, 1000)),
+    ("conv5", conv(96, 11, 3) + conv(256, 5, 48) + conv(384, 3, 256) + conv(384, 3, 192)
+     + fc(384 * 6 * 6, 4096) + fc(4096, 4096) + fc(4096, 1000)),
+])
+def test_removing_a_middle_conv_layer_rewires_the_next(removed, expected):
+    cfg = {"model": "alexnet", "groups": 2, "remove_conv": removed}
+    net = build_model(cfg)
+    assert count(net) == expected
+    names = [row["name"] for row in layer_table(cfg)]
+    assert removed not in names and [n for n in names if n.startswith("conv")] == [
+        c for c in ("conv1", "conv2", "conv3", "conv4", "conv5") if c != removed]
+    last_conv = max(n for n in names if n.startswith("conv"))
+    assert names[names.index("flatten") - 1] == "pool" + last_conv[-1]
+    assert tuple(net(torch.zeros(2, 3, 227, 227)).shape) == (2, 1000)
+
+
+@pytest.mark.parametrize("removed", ["conv3", "conv4", "conv5"])
+def test_depth_variants_of_the_small_net_train_on_32_px(removed):
+    cfg = {**SMALL_NET, "remove_conv": removed}
+    rows = layer_table(cfg)
+    assert rows[-1]["output_shape"] == (10,)
+    assert tuple(build_model(cfg)(torch.zeros(2, 1, 32, 32)).shape) == (2, 10)
 
 
 def test_small_net_at_quarter_width():
@@ -114,7 +144,7 @@ def test_neuron_count_of_paper_net():
 
 
 def test_input_sizes():
-    assert [input_size(m) for m in MODELS] == [227, 227, 32, 32, 24]
+    assert [input_size(m) for m in MODELS] == [227, 32, 32, 24]
 
 
 # --- the C4 rule: both pooling arms share identical FC layers ----------------------------
@@ -253,7 +283,10 @@ def test_lrn_switch_removes_the_lrn_layers():
     ({"model": "alexnet", "pooling": "avg"}, "pooling", "'non-overlapping'"),
     ({"model": "alexnet", "bias_init": "one"}, "bias_init", "'zero'"),
     ({"model": "alexnet", "lrn": 1}, "lrn", "True"),
-    ({"model": "alexnet-half", "groups": 2}, "groups", "[1]"),
+    ({"model": "alexnet", "kernels": "half", "groups": 2}, "groups", "[1]"),
+    ({"model": "alexnet", "remove_conv": "conv2"}, "remove_conv", "'conv3'"),
+    ({"model": "cifar-18pct", "remove_conv": "conv3"}, "remove_conv", "'none'"),
+    ({"model": "cifar-11pct", "kernels": "half"}, "kernels", "'paper'"),
     ({"model": "cifar-18pct", "groups": 2}, "groups", "[1]"),
     ({"model": "cifar-11pct", "groups": 2}, "groups", "[1]"),
 ])

@@ -20,7 +20,8 @@ FAMILIES = [
     {"model": "alexnet-small", "width": 0.25},
     {"model": "alexnet-small", "width": 0.25, "groups": 2},
     {"model": "alexnet", "groups": 2, "width": 0.125},
-    {"model": "alexnet-half", "width": 0.125},
+    {"model": "alexnet", "kernels": "half", "width": 0.125},
+    {"model": "alexnet-small", "width": 0.25, "remove_conv": "conv4"},
     {"model": "cifar-18pct"},
     {"model": "cifar-11pct"},
 ]
