@@ -19,8 +19,8 @@ from typing import Any
 from reproduce import claims, params, results
 
 GENERATED = "generated"
-NOTEBOOK_ORDER = ("activation", "lrn", "pooling", "dropout", "augmentation", "weight_decay", "bias_init",
-                  "architecture")
+NOTEBOOK_ORDER = ("activation", "towers", "lrn", "pooling", "architecture", "augmentation", "lighting", "dropout",
+                  "weight_decay", "bias_init", "features", "depth")
 
 
 @dataclass
@@ -145,18 +145,28 @@ def claims_page(shown: list[PresetOutcomes]) -> str:
 def _glance_table(group: PresetOutcomes) -> list[str]:
     preset = params.get_preset(group.preset)
     lines = [f"## Preset `{group.preset}`: {group.seeds} seeds", "", f"*{preset.proxy}.*", "",
-             "| | claim | the paper's number | verdict | measured here: effect [95% CI], n | seeds to decide |",
-             "|---|---|---|---|---|---|"]
+             "| | claim | the paper's number | verdict | measured here: effect [95% CI], n | seeds to decide "
+             "| lr per arm |", "|---|---|---|---|---|---|---|"]
     for outcome in group.outcomes.values():
         if outcome.claim.kind == "untested":
             continue
         needed = "" if outcome.seeds_needed is None else str(outcome.seeds_needed)
         lines.append(f"| [{outcome.claim.id}](#{outcome.claim.id.lower()}) | {_cell(outcome.claim.title)} | "
                      f"{_cell(outcome.claim.paper_value)} | {verdict_badge(outcome.verdict)} | "
-                     f"{_cell(outcome.short)} | {needed} |")
-    return lines + ["", "Effects are in points of error, the other arm minus the paper's arm: positive is the "
-                    "paper's direction. C1 is a ratio of iterations (tanh / ReLU). The rules, the per-seed "
-                    "values and the runs are below.", ""]
+                     f"{_cell(outcome.short)} | {needed} | {_lr_flag(outcome.claim, group.preset)} |")
+    return lines + ["", "Effects are in points of error (or of the claim's measure), the other arm minus the paper's "
+                    "arm: positive is the paper's direction. C1 and C12 are ratios of iterations. 'Seeds to decide': "
+                    "how many seeds the observed spread needs for the 95% interval to clear the nearer decision "
+                    "boundary (at most the seeds run, for a decided claim). 'lr per arm': whether each arm ran at its "
+                    "own best learning rate (the paper tuned it for Figure 1's nets) or both at the preset's. The rules, "
+                    "the per-seed values and the runs are below.", ""]
+
+
+def _lr_flag(claim: claims.Claim, preset: str) -> str:
+    text = claims.lr_fairness(claim, preset)
+    if text.startswith("tuned"):
+        return "tuned"
+    return "**not tuned**" if text.startswith("not tuned") else "n/a"
 
 
 def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str]:
@@ -166,6 +176,9 @@ def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str
     lines += [f"- **{key.replace('_', ' ').capitalize()}:** {text}" for key, text in claim.notes.items()]
     if claim.ablation and claim.ablation in NOTEBOOK_ORDER:
         lines.append(f"- **Notebook:** `experiments/{claim.ablation}.ipynb`")
+    for group in shown[:1]:
+        if claim.trains:
+            lines.append(f"- **Learning rates ({group.preset}):** {claims.lr_fairness(claim, group.preset)}")
     for group in shown:
         outcome = group.outcomes[claim.id]
         lines.append(f"- **{group.preset}:** {verdict_badge(outcome.verdict)}"
@@ -200,10 +213,16 @@ def methods_page() -> str:
               "read at the granularity of the training log; its 95% interval is a percentile bootstrap over "
               "seeds (10,000 resamples, pairs kept together). With 3 seeds a bootstrap has only 10 distinct "
               "resamples: read its interval with n beside it.",
-              "- Overfitting (C4b, C10) is the test error minus the error on (up to 5,000) training images "
+              "- A 'within' claim (C8, C16, C17) compares two measures of the same runs' final weights "
+              "(`reproduce/analysis.py`: 10-crop and centre-crop error, nearest neighbours, conv1's kernels), "
+              "paired by seed like a difference claim.",
+              "- C1's arms each run at every learning rate of a declared sweep and are judged at their own best "
+              "(fewest mean iterations to the target); every other trained claim runs both arms at the preset's lr "
+              "and is flagged 'not tuned'.",
+              "- Overfitting (C4b, C7, C10) is the test error minus the error on (up to 5,000) training images "
               "seen as test images - centre view, no dropout - after the last epoch.",
               "- 'Seeds to decide' is the smallest number of seeds whose 95% interval, at the observed "
-              "spread, would clear the nearer decision boundary.", "",
+              "spread, would clear the nearer decision boundary; it is shown for every claim, decided or not.", "",
               "## The defaults: the paper's recipe", "", "| parameter | default | allowed | meaning |",
               "|---|---|---|---|"]
     for param in params.PARAMS:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from reproduce import architecture, params, results, stats
+from reproduce import analysis, architecture, params, results, stats
 from reproduce.analysis import MEASURES as MEASURE_WORDS
 from reproduce.data import CHANNELS
 
@@ -235,6 +235,7 @@ class Outcome:
     run_ids: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     censored: bool = False
+    chosen: dict[str, str] = field(default_factory=dict)  # lr sweeps: arm name -> label of its best lr
 
     @property
     def short(self) -> str:
@@ -280,40 +281,56 @@ def evaluate(claim: Claim, preset: str, seeds: int, results_dir: str | Path = "r
         return Outcome(claim, "not tested here", claim.reason or "")
     if claim.kind == "model":
         return _evaluate_model(claim, results_dir)
+    reason = untestable_reason(claim, preset, overrides)
+    if reason:
+        return Outcome(claim, "not tested here", reason)
     records, outcome = _gather(claim, preset, seeds, results_dir, overrides)
     if outcome is not None:
         return outcome
     if claim.kind == "ratio":
         return _evaluate_ratio(claim, records)
+    if claim.kind == "within":
+        return _evaluate_within(claim, records)
     return _evaluate_difference(claim, records)
 
 
 def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
             overrides: dict[str, Any] | None) -> tuple[dict[str, dict[int, dict]], Outcome | None]:
-    """The complete, current records of every planned run, or an Outcome saying what is wrong."""
+    """The complete, current records of every planned run (with their analysis, for a claim that
+    measures final weights), or an Outcome saying what is wrong."""
     records: dict[str, dict[int, dict]] = {}
     problems, ids, states = [], [], set()
     current = results.training_digest()
     fixed = varied_names(claim) | {"seed"} | set(params.get_preset(preset).networks[claim.network]) | set(
         overrides or {})
     existing = _readable_records(results_dir)
-    for arm, by_seed in planned_runs(claim, preset, seeds, overrides).items():
-        records[arm] = {}
+    for label, by_seed in planned_runs(claim, preset, seeds, overrides).items():
+        records[label] = {}
         for seed, config in by_seed.items():
             ids.append(results.run_id(config))
             state, record = _run_state(results_dir, config, current)
             if state == "not run":
                 state, record = _earlier_version(config, fixed, existing)
+            if state == "complete" and claim.kind == "within":
+                state, record = _with_analysis(results_dir, record)
             states.add(state)
             if state == "complete":
-                records[arm][seed] = record
+                records[label][seed] = record
             else:
-                problems.append(f"{arm}, seed {seed}: {state}" + (f" ({record['error']})"
-                                                                   if record and record.get("error") else ""))
+                problems.append(f"{label}, seed {seed}: {state}" + (f" ({record['error']})"
+                                                                     if record and record.get("error") else ""))
     if problems:
-        return records, Outcome(claim, _missing_verdict(states), "; ".join(problems), run_ids=ids,
+        return records, Outcome(claim, _missing_verdict(states), "; ".join(problems), run_ids=list(dict.fromkeys(ids)),
                                 problems=problems)
     return records, None
+
+
+def _with_analysis(results_dir: str | Path, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    found = analysis.load(results_dir, record)
+    if found is None:
+        return "not analysed", {"error": f"no current analysis of {record['run_id']}: run the "
+                                         "features notebook (or python -m reproduce ablation features)"}
+    return "complete", {**record, "analysis": found}
 
 
 def _missing_verdict(states: set[str]) -> str:
@@ -323,6 +340,8 @@ def _missing_verdict(states: set[str]) -> str:
         return "inconclusive"  # every run finished, but a diverged one leaves a pair without a value
     if "stale" in states:
         return "stale"
+    if "not analysed" in states and states <= {"complete", "not analysed"}:
+        return "incomplete"
     return "not run" if states == {"not run"} else "incomplete"
 
 
@@ -366,11 +385,16 @@ def _earlier_version(config: dict[str, Any], fixed: set[str],
         if any(theirs.get(name) != wanted[name] for name in fixed if name in wanted):
             continue
         changed = [name for name in wanted if theirs.get(name) != wanted[name]]
-        if changed:
+        if changed and not set(changed) <= compared_anywhere():  # else: another claim's arm, not a changed default
             shown = ", ".join(f"{name} {params.show_value(theirs.get(name))} (now {params.show_value(wanted[name])})"
                               for name in changed)
             return "stale", {"error": f"{record.get('run_id')} was made with other parameters: {shown}"}
     return "not run", None
+
+
+def compared_anywhere() -> set[str]:
+    """The parameters some claim varies: a record differing only in these is another claim's run."""
+    return {name for claim in load_registry().values() if claim.trains for name in varied_names(claim)}
 
 
 def _evaluate_difference(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:
@@ -381,17 +405,32 @@ def _evaluate_difference(claim: Claim, records: dict[str, dict[int, dict]]) -> O
     summary = (f"{claim.other_arm.name} minus {claim.paper_arm.name}, {METRIC_WORDS[claim.metric]}: "
                f"{_points(effect.estimate)} points, 95% CI [{_points(effect.low)}, {_points(effect.high)}], "
                f"n = {effect.n} seeds")
-    return Outcome(claim, verdict, summary, effect, _needed(verdict, effect, 0.0, claim.threshold),
+    return Outcome(claim, verdict, summary, effect, needed_seeds(effect, 0.0, claim.threshold),
                    per_seed, _ids(records))
 
 
+def _evaluate_within(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:
+    paper, other = claim.paper_arm, claim.other_arm
+    runs = next(iter(records.values()))  # both arms are the same runs, measured two ways
+    per_seed = {arm.name: {seed: r["analysis"]["measures"][arm.measure] for seed, r in runs.items()}
+                for arm in claim.arms}
+    effect = stats.paired_difference(per_seed[other.name], per_seed[paper.name])
+    verdict = decide(effect, 0.0, claim.threshold)
+    summary = (f"{MEASURE_WORDS[other.measure]} ({other.name}) minus {MEASURE_WORDS[paper.measure]} "
+               f"({paper.name}): {_points(effect.estimate)} points, 95% CI [{_points(effect.low)}, "
+               f"{_points(effect.high)}], n = {effect.n} seeds")
+    return Outcome(claim, verdict, summary, effect, needed_seeds(effect, 0.0, claim.threshold), per_seed,
+                   _ids(records))
+
 def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:
     target = claim.target_train_error
-    crossings = {arm: {seed: stats.iterations_to_target(r["iterations"], target) for seed, r in by_seed.items()}
-                 for arm, by_seed in records.items()}
-    per_seed = {arm: {seed: float(c.iteration) for seed, c in by_seed.items()} for arm, by_seed in crossings.items()}
-    slow, fast = claim.other_arm.name, claim.paper_arm.name
-    ratio = stats.bootstrap_ratio(per_seed[slow], per_seed[fast])
+    crossings = {label: {seed: stats.iterations_to_target(r["iterations"], target) for seed, r in by_seed.items()}
+                 for label, by_seed in records.items()}
+    per_label = {label: {seed: float(c.iteration) for seed, c in by_seed.items()}
+                 for label, by_seed in crossings.items()}
+    chosen = best_lr_labels(claim, per_label)
+    slow, fast = chosen[claim.other_arm.name], chosen[claim.paper_arm.name]
+    ratio = stats.bootstrap_ratio(per_label[slow], per_label[fast])
     slow_censored = not all(c.reached for c in crossings[slow].values())
     fast_censored = not all(c.reached for c in crossings[fast].values())
     if fast_censored:
@@ -405,13 +444,38 @@ def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcom
         summary += (f"; {'some ' + slow if slow_censored else ''}{' and ' if slow_censored and fast_censored else ''}"
                     f"{'some ' + fast if fast_censored else ''} runs never reached the target "
                     "(their last iteration is counted: a lower bound)")
-    ratios = [per_seed[slow][s] / per_seed[fast][s] for s in stats.paired_seeds(per_seed[slow], per_seed[fast])]
+    summary += _sweep_note(claim, chosen)
+    ratios = [per_label[slow][s] / per_label[fast][s] for s in stats.paired_seeds(per_label[slow], per_label[fast])]
     spread = stats.mean_interval(ratios)
-    outcome = Outcome(claim, verdict, summary, ratio, None, per_seed, _ids(records),
-                      censored=slow_censored or fast_censored)
-    if verdict == "inconclusive":
-        outcome.seeds_needed = needed_seeds(spread, 1.0, claim.threshold)
-    return outcome
+    return Outcome(claim, verdict, summary, ratio, needed_seeds(spread, 1.0, claim.threshold), per_label,
+                   _ids(records), censored=slow_censored or fast_censored, chosen=chosen)
+
+
+def best_lr_labels(claim: Claim, per_label: dict[str, dict[int, float]]) -> dict[str, str]:
+    """Arm name -> the label of its runs to judge: without a sweep its only runs; with one, the lr
+    whose mean iterations to the target is lowest (the first of the grid on a tie)."""
+    chosen = {}
+    for arm in claim.arms:
+        labels = [label for a, _, label in arm_variants(claim) if a == arm]
+        chosen[arm.name] = min(labels, key=lambda label: _mean(per_label[label].values()))
+    return chosen
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else math.inf
+
+
+def _sweep_note(claim: Claim, chosen: dict[str, str]) -> str:
+    if not claim.lr_sweep:
+        return ""
+    grid = ", ".join(f"{lr:g}" for lr in claim.lr_sweep)
+    edges = {sweep_label(arm, lr) for arm in claim.arms for lr in (claim.lr_sweep[0], claim.lr_sweep[-1])}
+    at_edge = [label for label in chosen.values() if label in edges]
+    note = f"; each arm at its best lr of {grid}"
+    if at_edge:
+        note += (f" ({', '.join(at_edge)}: at the grid's edge, so a lr outside it might be faster still)")
+    return note
 
 
 def _evaluate_model(claim: Claim, results_dir: str | Path) -> Outcome:
@@ -435,16 +499,24 @@ def _evaluate_model(claim: Claim, results_dir: str | Path) -> Outcome:
     return Outcome(claim, "consistent with the paper" if close else "not reproduced", text)
 
 
-def _needed(verdict: str, interval: stats.Interval, null: float, threshold: float) -> int | None:
-    return needed_seeds(interval, null, threshold) if verdict == "inconclusive" else None
-
-
 def _ids(records: dict[str, dict[int, dict]]) -> list[str]:
-    return [r["run_id"] for by_seed in records.values() for r in by_seed.values()]
+    return list(dict.fromkeys(r["run_id"] for by_seed in records.values() for r in by_seed.values()))
 
 
 def _points(fraction: float) -> str:
     return "nan" if math.isnan(fraction) else f"{100 * fraction:+.2f}"
+
+
+def lr_fairness(claim: Claim, preset: str) -> str:
+    """Whether the arms' learning rates were tuned, for the book's flag on every trained claim."""
+    if not claim.trains:
+        return ""
+    if claim.kind == "within":
+        return "one set of runs measured two ways: no lr to tune"
+    if claim.lr_sweep:
+        return f"tuned: each arm at its best of lr {', '.join(f'{lr:g}' for lr in claim.lr_sweep)}"
+    lr = params.resolve({}, preset=preset, network=claim.network)["lr"]
+    return f"not tuned: both arms at lr {lr:g} (the paper tuned lr per net only for Figure 1)"
 
 
 def claims_of(ablation: str, registry: dict[str, Claim] | None = None) -> list[Claim]:
@@ -471,7 +543,13 @@ def rule_text(claim: Claim) -> str:
                 "numbers; otherwise not reproduced")
     if claim.kind == "ratio":
         effect, null, size = (f"the ratio of mean iterations to {claim.target_train_error:.0%} training error, "
-                              f"{claim.other_arm.name} / {claim.paper_arm.name}"), "1", f"{claim.threshold:g}x"
+                              f"{claim.other_arm.name} / {claim.paper_arm.name}"
+                              + (" (each at its best lr of the sweep)" if claim.lr_sweep else "")), "1", \
+            f"{claim.threshold:g}x"
+    elif claim.kind == "within":
+        effect = (f"the mean over seeds of ({MEASURE_WORDS[claim.other_arm.measure]} minus "
+                  f"{MEASURE_WORDS[claim.paper_arm.measure]}, on the same runs)")
+        null, size = "0", f"{100 * claim.threshold:g} points"
     else:
         effect = (f"the mean over seeds of ({METRIC_WORDS[claim.metric]}: {claim.other_arm.name} minus "
                   f"{claim.paper_arm.name})")

@@ -45,6 +45,9 @@ CASES: tuple[FaultCase, ...] = (
               "exit 2: dataset: imagenet is not allowed; expected one of the datasets"),
     FaultCase("unknown-preset", "bad input", "`run --preset huge`",
               "exit 2: preset: 'huge' is not allowed; expected one of smoke, cpu, gpu, paper"),
+    FaultCase("lighting-on-greyscale", "bad input", "`run --lighting on` on Fashion-MNIST (greyscale)",
+              "exit 2: lighting: on needs colour images (3 channels), this dataset has 1; expected auto or off; "
+              "nothing is trained"),
     FaultCase("missing-dataset", "bad input", "Fashion-MNIST in no folder, and no network",
               "exit 2: names the folders searched and the remedies (the Debian package, the env var, a download)"),
     FaultCase("truncated-gz", "bad input", "a truncated Fashion-MNIST .gz",
@@ -69,6 +72,9 @@ CASES: tuple[FaultCase, ...] = (
     FaultCase("changed-default", "staleness", "a parameter's default changed after the runs",
               "the claims say stale, naming the parameter, old and new value; the rerun trains only the "
               "runs whose config changed"),
+    FaultCase("analysis-other-weights", "safety", "a final checkpoint replaced by other weights before the 10-crop "
+              "and neighbour analysis", "refused: the checkpoint does not hold the weights its record names (the "
+              "digests differ); no measure is taken from it"),
     FaultCase("pickle-checkpoint", "safety", "a checkpoint whose unpickling would run code",
               "exit 2: refused (torch.load with weights_only=True); the code is never executed"),
     FaultCase("path-escape", "safety", "a model name with ../ reaching the run id",

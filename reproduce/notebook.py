@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas
+import torch
 
 # tqdm.auto asks for ipywidgets in a kernel; the notebooks log one line per run instead of bars
 # (widgets would also need scripts from a CDN in the book).
 warnings.filterwarnings("ignore", message="IProgress not found")
 pandas.set_option("display.max_colwidth", None)  # verdict sentences are read whole, not cut at 50
 
-from reproduce import architecture, claims, figures, params, results, sweep  # noqa: E402
+from reproduce import analysis, architecture, claims, data, figures, params, results, sweep  # noqa: E402
 
 # What IPython itself puts in a kernel's namespace: never a parameter.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -72,6 +73,46 @@ class Study:
                 shown.append(figures.claim_figure(outcome, self._records(outcome.claim)))
         return shown
 
+    def costs(self) -> pandas.DataFrame:
+        """Per arm: parameters, training seconds per epoch and peak memory, means over seeds."""
+        rows = []
+        for claim in self.claims:
+            if claim.kind in ("difference", "ratio"):
+                for label, by_seed in self._records(claim).items():
+                    rows.append({"claim": claim.id, "arm": label, **_cost_row([r for r in by_seed.values() if r])})
+        return pandas.DataFrame(rows).drop_duplicates(subset=["arm"])
+
+    def kernel_figure(self):
+        """Figure 3: conv1's kernels of the first seed's run (the runs C17 measures)."""
+        found = self._analysed_run()
+        if found is None:
+            return None
+        config, measured = found
+        kernels = torch.tensor(measured["conv1_kernels"])
+        return figures.kernel_grid(kernels, measured["groups"], f"Figure 3: conv1's {len(kernels)} kernels "
+                                   f"({config['model']}, seed {config['seed']}, {config['dataset']})")
+
+    def neighbour_figure(self):
+        """Figure 4: test images and their nearest test images, in the last hidden layer and in pixels."""
+        found = self._analysed_run()
+        if found is None:
+            return None
+        config, measured = found
+        images = data.load_dataset(config["dataset"], config["data_dir"], test_limit=config["test_limit"])
+        return figures.neighbour_figure(measured["figure"], images.test_x, images.test_y, images.classes,
+                                        f"Figure 4: nearest neighbours among {measured['neighbour_images']:,} "
+                                        f"test images ({config['model']}, seed {config['seed']})")
+
+    def _analysed_run(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        within = [c for c in self.claims if c.kind == "within" and claims.planned_runs(
+            c, self.preset, 1, self._run_overrides())]
+        if not within:
+            return None
+        config = next(iter(claims.planned_runs(within[0], self.preset, 1, self._run_overrides()).values()))[0]
+        record = results.find_complete(self.results_dir, config)
+        measured = analysis.load(self.results_dir, record) if record else None
+        return (config, measured) if measured else None
+
     def layer_table(self) -> pandas.DataFrame:
         summary = architecture.load(self.results_dir)
         return pandas.DataFrame([{
@@ -88,6 +129,16 @@ class Study:
         plan = claims.planned_runs(claim, self.preset, self.seeds, self._run_overrides())
         return {arm: {seed: results.find_complete(self.results_dir, config)
                       for seed, config in by_seed.items()} for arm, by_seed in plan.items()}
+
+
+def _cost_row(records: list[dict[str, Any]]) -> dict[str, Any]:
+    if not records:
+        return {}
+    epochs = [e for r in records for e in r["epochs"]]
+    return {"parameters": f"{records[0]['model_parameters']:,}",
+            "training s / epoch": round(sum(e["train_time_s"] for e in epochs) / len(epochs), 1),
+            "peak memory (GB)": round(max(r["totals"]["peak_memory_bytes"] or 0 for r in records) / 1e9, 2),
+            "runs": len(records)}
 
 
 def user_parameters(namespace: dict[str, Any]) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def new_record(config: dict[str, Any], device_name: str) -> dict[str, Any]:
         "config_hash": config_hash(config),
         "seed": config["seed"],
         "status": "running",
-        "started_at": _now(),
+        "started_at": now_utc(),
         "finished_at": None,
         "device": device_name,
         "code": git_state(),
@@ -117,7 +117,7 @@ def new_record(config: dict[str, Any], device_name: str) -> dict[str, Any]:
 
 def finish_record(record: dict[str, Any], status: str, error: str | None = None) -> dict[str, Any]:
     record["status"] = status
-    record["finished_at"] = _now()
+    record["finished_at"] = now_utc()
     record["error"] = error
     return record
 
@@ -204,5 +204,5 @@ def _record_row(path: Path) -> dict[str, Any]:
     return row
 
 
-def _now() -> str:
+def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,4 +1,5 @@
-"""Train every run an ablation needs: its claims' two arms over the seeds, finished runs skipped.
+"""Train every run an ablation needs: its claims' two arms over the seeds, finished runs skipped;
+then measure the final weights of the runs a "within" claim needs (reproduce.analysis).
 
 Used by the notebooks and by `python -m reproduce ablation NAME` (which needs no papermill:
 the same runs on a GPU machine that has only torch).
@@ -11,15 +12,15 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from reproduce import claims, params, results, runner
+from reproduce import analysis, claims, params, results, runner
 
 
-def ablation_runs(ablation: str, preset: str, seeds: int,
-                  overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The distinct run configs of the ablation's claims (arms shared by two claims run once)."""
+def ablation_runs(ablation: str, preset: str, seeds: int, overrides: dict[str, Any] | None = None,
+                  kinds: tuple[str, ...] = ("difference", "ratio", "within")) -> list[dict[str, Any]]:
+    """The distinct run configs of the ablation's claims of these kinds (arms shared by two claims run once)."""
     unique: dict[str, dict[str, Any]] = {}
     for claim in claims.claims_of(ablation):
-        if not claim.trains:
+        if claim.kind not in kinds:
             continue
         for by_seed in claims.planned_runs(claim, preset, seeds, overrides).values():
             for config in by_seed.values():
@@ -55,7 +56,18 @@ def run_ablation(ablation: str, preset: str, seeds: int, overrides: dict[str, An
                 f"({spent})")
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(configs)} runs failed:\n" + "\n".join(failures))
+    analyse_runs(ablation, preset, seeds, overrides, log or print)
     return records
+
+
+def analyse_runs(ablation: str, preset: str, seeds: int, overrides: dict[str, Any] | None,
+                 log: Callable[[str], None]) -> None:
+    """10-crop errors, features and kernels of each run a "within" claim needs (kept when current)."""
+    for config in ablation_runs(ablation, preset, seeds, overrides, kinds=("within",)):
+        started = time.perf_counter()
+        found = analysis.ensure(config)
+        measures = ", ".join(f"{name} {value:.4f}" for name, value in found["measures"].items())
+        log(f"analysed {describe_run(config)}: {measures} ({time.perf_counter() - started:.0f} s)")
 
 
 def _outcome_line(records: list[dict[str, Any]], failures: list[str], config: dict[str, Any]) -> str:
@@ -70,6 +82,7 @@ def _outcome_line(records: list[dict[str, Any]], failures: list[str], config: di
 def describe_run(config: dict[str, Any]) -> str:
     """The settings that tell a run apart from its preset's defaults, for progress lines."""
     base = params.defaults()
-    shown = ("model", "activation", "lrn", "pooling", "dropout", "seed")
+    shown = ("model", "activation", "lrn", "pooling", "dropout", "groups", "kernels", "remove_conv", "lr", "augment",
+             "weight_decay", "lighting", "seed")
     return " ".join(f"{k}={params.show_value(config[k])}" for k in shown if k == "seed" or config[k] != base[k]
                     or k == "model")

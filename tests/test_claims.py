@@ -37,8 +37,8 @@ def test_every_claim_of_the_paper_is_in_the_registry():
 
 
 def test_every_ablation_and_the_architecture_have_notebooks():
-    assert claims.ablations() == ["activation", "lrn", "pooling", "architecture", "augmentation", "dropout",
-                                  "weight_decay", "bias_init"]
+    assert claims.ablations() == ["activation", "towers", "lrn", "pooling", "architecture", "augmentation",
+                                  "features", "lighting", "dropout", "weight_decay", "bias_init", "depth"]
     for name in claims.ablations():
         assert (Path(__file__).resolve().parents[1] / "experiments" / f"{name}.ipynb").exists()
 
@@ -154,18 +154,97 @@ def test_the_speed_ratio_counts_iterations_to_the_target(tmp_path):
 
     for arm, by_seed in claims.planned_runs(claim, "smoke", 3).items():
         for seed, config in by_seed.items():
-            crossing = (100 + 10 * seed) if arm == "ReLU" else (600 + 60 * seed)
+            crossing = (100 + 10 * seed) if arm.startswith("ReLU") else (600 + 60 * seed)
             fake_run(tmp_path, config, 0.2, iterations=curve(crossing))
     outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
     assert outcome.interval.estimate == pytest.approx(6.0)
     assert outcome.verdict == "reproduced" and not outcome.censored
 
 
+def test_each_arm_of_an_lr_sweep_is_judged_at_its_own_best_lr(tmp_path):
+    claim = REGISTRY["C1"]
+    assert claim.lr_sweep == (0.005, 0.01, 0.02)
+
+    def curve(crossing):
+        return [{"iteration": i, "train_error": 0.9 if i < crossing else 0.2} for i in range(10, 2001, 10)]
+
+    # ReLU is fastest at 0.01, tanh at 0.02 (the grid's edge): tanh/ReLU = 400 / 100 at the best lrs.
+    fastest = {"ReLU": {0.005: 300, 0.01: 100, 0.02: 200}, "tanh": {0.005: 1600, 0.01: 800, 0.02: 400}}
+    for label, by_seed in claims.planned_runs(claim, "smoke", 3).items():
+        for seed, config in by_seed.items():
+            arm = label.split(",")[0]
+            fake_run(tmp_path, config, 0.2, iterations=curve(fastest[arm][config["lr"]]))
+    outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
+    assert outcome.chosen == {"ReLU": "ReLU, lr 0.01", "tanh": "tanh, lr 0.02"}
+    assert outcome.interval.estimate == pytest.approx(4.0)
+    assert "tanh, lr 0.02: at the grid's edge" in outcome.summary
+    assert len(outcome.run_ids) == 18 and "best lr of the sweep" in claims.rule_text(claim)
+
+
+def test_every_trained_claim_says_whether_its_lrs_were_tuned():
+    assert claims.lr_fairness(REGISTRY["C1"], "cpu").startswith("tuned")
+    assert claims.lr_fairness(REGISTRY["C3"], "cpu") == (
+        "not tuned: both arms at lr 0.01 (the paper tuned lr per net only for Figure 1)")
+    assert claims.lr_fairness(REGISTRY["C5"], "cpu") == ""
+
+
+def test_a_colour_claim_is_not_tested_on_greyscale_data_and_runs_on_colour():
+    claim = REGISTRY["C9"]
+    outcome = claims.evaluate(claim, "cpu", 3)
+    assert outcome.verdict == "not tested here" and "fashion-mnist is greyscale" in outcome.summary
+    assert claims.planned_runs(claim, "cpu", 3) == {}
+    on_cifar = claims.planned_runs(claim, "cpu", 2, {"dataset": "cifar10"})
+    assert {c["lighting"] for by_seed in on_cifar.values() for c in by_seed.values()} == {"on", "off"}
+    assert claims.evaluate(claim, "paper", 1).verdict == "not run"  # the ImageNet folder has colour
+
+
+def test_another_claims_arm_is_not_taken_for_a_changed_default(tmp_path):
+    towers = REGISTRY["C2"]
+    half = claims.planned_runs(towers, "smoke", 1)[towers.other_arm.name][0]
+    fake_run(tmp_path, half, 0.2)
+    assert claims.evaluate(REGISTRY["C3"], "smoke", 1, tmp_path).verdict == "not run"
+
+
+def write_analysed_runs(results_dir, claim, measures_by_seed, seeds=3):
+    """Records and their analysis files for a within claim: measures_by_seed(seed) -> measures."""
+    from reproduce import analysis
+
+    for config in next(iter(claims.planned_runs(claim, "smoke", seeds).values())).values():
+        record = fake_run(results_dir, config, 0.2)
+        record["totals"] = {"weights_sha256": f"weights-{config['seed']}"}
+        results.write_record(results.record_path(results_dir, config), record)
+        found = {"weights_sha256": f"weights-{config['seed']}", "analysis_sha256": analysis.code_digest(),
+                 "measures": measures_by_seed(config["seed"])}
+        path = analysis.analysis_path(results_dir, record["run_id"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(__import__("json").dumps(found))
+
+
+def test_a_within_claim_compares_two_measures_of_the_same_runs(tmp_path):
+    claim = REGISTRY["C8"]
+    assert claims.evaluate(claim, "smoke", 3, tmp_path).verdict == "not run"
+    write_analysed_runs(tmp_path, claim, lambda s: {"centre_test_top1_error": 0.30 + 0.01 * s,
+                                                    "ten_crop_test_top1_error": 0.28 + 0.01 * s - 0.001 * s})
+    outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
+    assert outcome.verdict == "reproduced" and outcome.interval.estimate == pytest.approx(0.021)
+    assert len(outcome.run_ids) == 3 and outcome.seeds_needed is not None
+
+
+def test_a_within_claim_without_a_current_analysis_is_incomplete(tmp_path):
+    claim = REGISTRY["C17"]
+    write_analysed_runs(tmp_path, claim, lambda s: {"feature_neighbour_disagreement": 0.1,
+                                                    "pixel_neighbour_disagreement": 0.2})
+    for path in (tmp_path / "analysis").glob("*.json"):
+        path.write_text(path.read_text().replace('"weights-0"', '"other-weights"'))
+    outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
+    assert outcome.verdict == "incomplete" and "no current analysis" in outcome.summary
+
+
 def test_a_slow_arm_that_never_reaches_the_target_is_a_lower_bound(tmp_path):
     claim = REGISTRY["C1"]
     for arm, by_seed in claims.planned_runs(claim, "smoke", 3).items():
         for seed, config in by_seed.items():
-            error = 0.2 if arm == "ReLU" else 0.5
+            error = 0.2 if arm.startswith("ReLU") else 0.5
             fake_run(tmp_path, config, 0.2, iterations=[{"iteration": 100, "train_error": error},
                                                         {"iteration": 120, "train_error": error}])
     outcome = claims.evaluate(claim, "smoke", 3, tmp_path)

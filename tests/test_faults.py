@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reproduce import book, claims, cli, faults, params, pipeline, results, runner, sweep, train
+from reproduce import analysis, book, claims, cli, faults, params, pipeline, results, runner, sweep, train
 from test_train import tiny_config
 
 HERE = Path(__file__).parent
@@ -147,6 +147,27 @@ def tiny_flags(data_dir, results_dir, *more):
     return ["run", "--model", "alexnet-small", "--width", "0.125", "--epochs", "2", "--batch-size", "32",
             "--log-every", "2", "--device", "cpu", "--progress", "off", "--data-dir", str(data_dir),
             "--results-dir", str(results_dir), *more]
+
+
+@covers("lighting-on-greyscale")
+def test_lighting_on_greyscale_data_stops_before_training(tiny_fashion, tmp_path, capsys):
+    status, err = cli_run(capsys, *tiny_flags(tiny_fashion, tmp_path / "results", "--lighting", "on"))
+    assert status == 2 and "lighting: on needs colour images (3 channels), this dataset has 1" in err
+    assert "Traceback" not in err and not list((tmp_path / "results").rglob("*.json"))
+
+
+@covers("analysis-other-weights")
+def test_the_analysis_refuses_a_checkpoint_with_other_weights(tiny_fashion, tmp_path, capsys):
+    assert cli_run(capsys, *tiny_flags(tiny_fashion, tmp_path / "results"))[0] == 0
+    config = tiny_config(tiny_fashion, tmp_path / "results")
+    assert results.find_complete(config["results_dir"], config) is not None  # the run the CLI trained
+    path = results.checkpoint_path(config["results_dir"], config)
+    state = torch.load(path, weights_only=True)
+    state["model"]["conv1.weight"].mul_(2)
+    torch.save(state, path)
+    with pytest.raises(analysis.AnalysisUnavailable, match="digest differs"):
+        analysis.ensure(config)
+    assert not (tmp_path / "results" / "analysis").exists()
 
 
 @covers("missing-dataset")
