@@ -173,7 +173,7 @@ def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str
     lines = [f"({claim.id.lower()})=", f"### {claim.id}: {claim.title}", "",
              f"> {claim.quote} (section {claim.section})", "", f"- **Paper:** {claim.paper_value}",
              f"- **Rule:** {claims.rule_text(claim)}"]
-    lines += [f"- **{key.replace('_', ' ').capitalize()}:** {text}" for key, text in claim.notes.items()]
+    lines += [f"- **{NOTE_TITLES.get(key, key)}:** {text}" for key, text in claim.notes.items()]
     if claim.ablation and claim.ablation in NOTEBOOK_ORDER:
         lines.append(f"- **Notebook:** `experiments/{claim.ablation}.ipynb`")
     for group in shown[:1]:
@@ -189,6 +189,10 @@ def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str
         if outcome.run_ids:
             lines.append(f"  - runs: {', '.join(f'`{r}`' for r in outcome.run_ids)}")
     return lines + [""]
+
+
+NOTE_TITLES = {"target_note": "Target", "threshold_note": "Threshold", "lr_note": "Learning-rate sweep",
+               "proxy_note": "On this project's proxies", "metric": "Metric"}
 
 
 def methods_page() -> str:

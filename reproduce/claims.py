@@ -67,7 +67,7 @@ class RegistryError(ValueError):
     """claims.toml says something the code cannot honour."""
 
 
-_NOTE_KEYS = ("target_note", "threshold_note", "lr_note")
+_NOTE_KEYS = ("target_note", "threshold_note", "lr_note", "proxy_note")
 REQUIREMENTS = {"colour": "needs colour images"}
 
 
@@ -242,7 +242,7 @@ class Outcome:
         """The estimate, its 95% interval and n, for a table at a glance."""
         i = self.interval
         if i is None:
-            return "" if self.verdict == "not tested here" else self.summary
+            return self.summary  # why there is no number: missing runs, or why it is not tested here
         if self.claim.kind == "ratio":
             bound = ">= " if self.censored else ""
             return f"{bound}{i.estimate:.2f}x [{i.low:.2f}, {i.high:.2f}], n={i.n}"

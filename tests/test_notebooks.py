@@ -82,7 +82,7 @@ def smoke_book(tmp_path_factory):
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv(data.FASHION_MNIST_DIR_ENV, str(work / "system"))
     monkeypatch.chdir(work)
-    code = cli.main(["notebooks", "--preset", "smoke", "--only", "lrn,architecture",
+    code = cli.main(["notebooks", "--preset", "smoke", "--only", "lrn,architecture,features",
                      "--results-dir", "results", "--book-dir", "book"])
     monkeypatch.undo()
     return work, code
@@ -92,16 +92,24 @@ def test_smoke_notebooks_write_records_and_the_book_shows_their_verdicts(smoke_b
     work, code = smoke_book
     assert code == 0
     runs = list((work / "results" / "runs").glob("*.json"))
-    assert len(runs) == 4  # LRN on/off x 2 seeds
+    assert len(runs) == 4  # LRN on/off x 2 seeds; the features notebook measures the LRN arm's runs
     assert all(json.loads(p.read_text())["status"] == "complete" for p in runs)
-    for name in ("lrn", "architecture"):
+    assert len(list((work / "results" / "analysis").glob("*.json"))) == 2
+    for name in ("lrn", "architecture", "features"):
         executed = book.read_notebook(work / "results" / "notebooks" / "smoke" / f"{name}.ipynb", "smoke", name)
         assert executed.error is None and executed.parameters["preset"] == "smoke"
     claims_html = (work / "book" / "_build" / "html" / "generated" / "claims.html").read_text()
     assert "C3" in claims_html and "n = 2 seeds" in claims_html
     assert "60,965,224" in claims_html
     assert (work / "book" / "_build" / "html" / "generated" / "smoke" / "lrn.html").exists()
+    assert "C17" in claims_html and "C9" in claims_html and "fashion-mnist is greyscale" in claims_html
 
+
+def test_the_features_page_shows_figures_3_and_4_and_the_pairs(smoke_book):
+    work, _ = smoke_book
+    page = (work / "book" / "_build" / "html" / "generated" / "smoke" / "features.html").read_text()
+    assert page.count("<img") >= 4  # Figure 3, Figure 4, and the pairs of C8 and C17
+    assert "C8" in page and "C17" in page
 
 def test_the_built_book_refers_to_nothing_online(smoke_book):
     """No script, style sheet or font from outside: the book reads offline (a plain link a reader
