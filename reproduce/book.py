@@ -145,25 +145,28 @@ def claims_page(shown: list[PresetOutcomes]) -> str:
 def _glance_table(group: PresetOutcomes) -> list[str]:
     preset = params.get_preset(group.preset)
     lines = [f"## Preset `{group.preset}`: {group.seeds} seeds", "", f"*{preset.proxy}.*", "",
-             "| | claim | the paper's number | verdict | measured here: effect [95% CI], n | seeds to decide "
-             "| lr per arm |", "|---|---|---|---|---|---|---|"]
+             "| | claim | verdict | measured here: effect [95% CI], n | seeds to decide | lr per arm |",
+             "|---|---|---|---|---|---|"]
     for outcome in group.outcomes.values():
         if outcome.claim.kind == "untested":
             continue
         needed = "" if outcome.seeds_needed is None else str(outcome.seeds_needed)
         lines.append(f"| [{outcome.claim.id}](#{outcome.claim.id.lower()}) | {_cell(outcome.claim.title)} | "
-                     f"{_cell(outcome.claim.paper_value)} | {verdict_badge(outcome.verdict)} | "
-                     f"{_cell(outcome.short)} | {needed} | {_lr_flag(outcome.claim, group.preset)} |")
+                     f"{verdict_badge(outcome.verdict)} | {_cell(outcome.short)} | {needed} | "
+                     f"{_lr_flag(outcome, group.preset)} |")
     return lines + ["", "Effects are in points of error (or of the claim's measure), the other arm minus the paper's "
                     "arm: positive is the paper's direction. C1 and C12 are ratios of iterations. 'Seeds to decide': "
                     "how many seeds the observed spread needs for the 95% interval to clear the nearer decision "
-                    "boundary (at most the seeds run, for a decided claim). 'lr per arm': whether each arm ran at its "
+                    "boundary (at most the seeds run, for a decided claim). The paper's numbers are with each claim below. "
+                    "'lr per arm': whether each arm ran at its "
                     "own best learning rate (the paper tuned it for Figure 1's nets) or both at the preset's. The rules, "
                     "the per-seed values and the runs are below.", ""]
 
 
-def _lr_flag(claim: claims.Claim, preset: str) -> str:
-    text = claims.lr_fairness(claim, preset)
+def _lr_flag(outcome: claims.Outcome, preset: str) -> str:
+    if outcome.verdict == "not tested here":
+        return "n/a"
+    text = claims.lr_fairness(outcome.claim, preset)
     if text.startswith("tuned"):
         return "tuned"
     return "**not tuned**" if text.startswith("not tuned") else "n/a"

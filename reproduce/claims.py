@@ -179,8 +179,8 @@ def untestable_reason(claim: Claim, preset: str, overrides: dict[str, Any] | Non
     dataset = params.resolve(overrides or {}, preset=preset, network=claim.network)["dataset"]
     if CHANNELS[dataset] == 3:
         return None
-    return (f"{REQUIREMENTS[claim.requires]}: {dataset} is greyscale; run `experiments/{claim.ablation}.ipynb` "
-            "with dataset cifar10 or the paper preset's ImageNet folder")
+    return (f"{REQUIREMENTS[claim.requires]}: {dataset} is greyscale; the {claim.ablation} notebook runs it "
+            "with dataset cifar10 or on the paper preset's ImageNet folder")
 
 
 def planned_runs(claim: Claim, preset: str, seeds: int,
@@ -444,7 +444,7 @@ def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcom
         summary += (f"; {'some ' + slow if slow_censored else ''}{' and ' if slow_censored and fast_censored else ''}"
                     f"{'some ' + fast if fast_censored else ''} runs never reached the target "
                     "(their last iteration is counted: a lower bound)")
-    summary += _sweep_note(claim, chosen)
+    summary += _sweep_note(claim, chosen, crossings)
     ratios = [per_label[slow][s] / per_label[fast][s] for s in stats.paired_seeds(per_label[slow], per_label[fast])]
     spread = stats.mean_interval(ratios)
     return Outcome(claim, verdict, summary, ratio, needed_seeds(spread, 1.0, claim.threshold), per_label,
@@ -466,15 +466,19 @@ def _mean(values) -> float:
     return sum(values) / len(values) if values else math.inf
 
 
-def _sweep_note(claim: Claim, chosen: dict[str, str]) -> str:
+def _sweep_note(claim: Claim, chosen: dict[str, str], crossings: dict[str, dict[int, stats.Crossing]]) -> str:
     if not claim.lr_sweep:
         return ""
+    never = [f"{label} in {sum(not c.reached for c in by_seed.values())} of {len(by_seed)} seeds"
+             for label, by_seed in crossings.items() if not all(c.reached for c in by_seed.values())]
     grid = ", ".join(f"{lr:g}" for lr in claim.lr_sweep)
     edges = {sweep_label(arm, lr) for arm in claim.arms for lr in (claim.lr_sweep[0], claim.lr_sweep[-1])}
     at_edge = [label for label in chosen.values() if label in edges]
     note = f"; each arm at its best lr of {grid}"
     if at_edge:
         note += (f" ({', '.join(at_edge)}: at the grid's edge, so a lr outside it might be faster still)")
+    if never:
+        note += f"; never reached the target (counted at their last iteration): {', '.join(never)}"
     return note
 
 

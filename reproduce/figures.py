@@ -4,6 +4,7 @@ learning-rate sweep, and the paper's Figures 3 (first-layer kernels) and 4 (near
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -93,7 +94,7 @@ def _pairs(ax: plt.Axes, outcome: claims.Outcome) -> None:
     seeds = sorted(set(values.get(arms[0], {})) & set(values.get(arms[1], {})))
     for seed in seeds:
         ax.plot([0, 1], [values[arms[0]][seed], values[arms[1]][seed]], color="grey", marker="o")
-    ax.set_xticks([0, 1], arms)
+    ax.set_xticks([0, 1], [textwrap.fill(arm, 18) for arm in arms], fontsize=8)
     ax.set_xlim(-0.3, 1.3)
     label = {"ratio": "iterations to target", "within": "measure (see the rule)"}.get(
         outcome.claim.kind) or claims.METRIC_WORDS[outcome.claim.metric].split(" after")[0]
@@ -107,7 +108,7 @@ def kernel_grid(kernels: torch.Tensor, groups: int, title: str) -> plt.Figure:
     columns = min(count // groups if groups > 1 else count, 16)
     rows_per_group = math.ceil(count / groups / columns)
     fig, axes = plt.subplots(rows_per_group * groups, columns, squeeze=False,
-                             figsize=(columns * 0.6, rows_per_group * groups * 0.6 + 0.6))
+                             figsize=(columns * 0.9, rows_per_group * groups * 0.9 + 0.7))
     per_group = count // groups
     for ax in axes.flat:
         ax.axis("off")
