@@ -157,10 +157,9 @@ def _glance_table(group: PresetOutcomes) -> list[str]:
     return lines + ["", "Effects are in points of error (or of the claim's measure), the other arm minus the paper's "
                     "arm: positive is the paper's direction. C1 and C12 are ratios of iterations. 'Seeds to decide': "
                     "how many seeds the observed spread needs for the 95% interval to clear the nearer decision "
-                    "boundary (at most the seeds run, for a decided claim). The paper's numbers are with each claim below. "
-                    "'lr per arm': whether each arm ran at its "
-                    "own best learning rate (the paper tuned it for Figure 1's nets) or both at the preset's. The rules, "
-                    "the per-seed values and the runs are below.", ""]
+                    "boundary (at most the seeds run, for a decided claim). 'lr per arm': whether each arm ran at "
+                    "its own best learning rate (the paper tuned it for Figure 1's nets) or both at the preset's. "
+                    "The paper's numbers, the rules, the per-seed values and the runs are below.", ""]
 
 
 def _lr_flag(outcome: claims.Outcome, preset: str) -> str:

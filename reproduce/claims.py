@@ -320,8 +320,8 @@ def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
                 problems.append(f"{label}, seed {seed}: {state}" + (f" ({record['error']})"
                                                                      if record and record.get("error") else ""))
     if problems:
-        return records, Outcome(claim, _missing_verdict(states), "; ".join(problems), run_ids=list(dict.fromkeys(ids)),
-                                problems=problems)
+        return records, Outcome(claim, _missing_verdict(states), "; ".join(problems),
+                                run_ids=list(dict.fromkeys(ids)), problems=problems)
     return records, None
 
 
@@ -457,13 +457,14 @@ def best_lr_labels(claim: Claim, per_label: dict[str, dict[int, float]]) -> dict
     chosen = {}
     for arm in claim.arms:
         labels = [label for a, _, label in arm_variants(claim) if a == arm]
-        chosen[arm.name] = min(labels, key=lambda label: _mean(per_label[label].values()))
+        chosen[arm.name] = min(labels, key=lambda label: mean_value(per_label[label].values()))
     return chosen
 
 
-def _mean(values) -> float:
+def mean_value(values, empty: float = math.inf) -> float:
+    """The mean, or `empty` for no values (a label with no runs never wins a sweep)."""
     values = list(values)
-    return sum(values) / len(values) if values else math.inf
+    return sum(values) / len(values) if values else empty
 
 
 def _sweep_note(claim: Claim, chosen: dict[str, str], crossings: dict[str, dict[int, stats.Crossing]]) -> str:

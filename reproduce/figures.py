@@ -73,19 +73,16 @@ def _lr_sweep(ax: plt.Axes, outcome: claims.Outcome) -> None:
     """Mean iterations to the target at each lr of the sweep, per arm; the chosen lr circled."""
     claim = outcome.claim
     for colour, arm in zip(ARM_COLOURS, claim.arms):
-        points = [(lr, _mean(outcome.per_seed.get(label, {}).values()))
+        points = [(lr, claims.mean_value(outcome.per_seed.get(label, {}).values(), math.nan))
                   for a, lr, label in claims.arm_variants(claim) if a == arm]
         ax.plot(*zip(*points), color=colour, marker="o", label=arm.name)
         best = next(lr for a, lr, label in claims.arm_variants(claim) if label == outcome.chosen.get(arm.name))
         ax.plot([best], [dict(points)[best]], marker="o", markersize=14, markerfacecolor="none", color=colour)
     ax.set(xscale="log", xlabel="learning rate", ylabel="mean iterations to target",
            title="lr sweep (circled: the lr judged)")
+    ax.set_xticks(claim.lr_sweep, [f"{lr:g}" for lr in claim.lr_sweep], rotation=45, fontsize=7)
+    ax.minorticks_off()
     ax.legend(fontsize=8)
-
-
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else math.nan
 
 
 def _pairs(ax: plt.Axes, outcome: claims.Outcome) -> None:

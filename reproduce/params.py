@@ -194,7 +194,7 @@ PRESETS: dict[str, Preset] = {
                            "test_limit": 256, "log_every": 2},
         }),
     "cpu": Preset(
-        proxy="Fashion-MNIST on a 2-core CPU in about 40 minutes: a narrow small-image AlexNet for ImageNet's "
+        proxy="Fashion-MNIST on a 2-core CPU in about 45 minutes: a narrow small-image AlexNet for ImageNet's "
               "AlexNet, the cuda-convnet 18% net at half width for the paper's CIFAR-10 four-layer net",
         deviations=(
             "AlexNet: 32x32 inputs, every layer 1/8 as wide (alexnet-small, width 0.125)",

@@ -73,7 +73,8 @@ def test_figures_3_and_4_draw_every_kernel_and_neighbour():
     grid = figures.kernel_grid(kernels, groups=2, title="t")
     assert sum(1 for ax in grid.axes if ax.images) == 12
     images, labels = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8), torch.arange(20) % 4
-    material = {"queries": [0, 1], "feature_neighbours": [[4, 8, 2], [5, 9, 3]], "pixel_neighbours": [[12, 16, 1], [13, 17, 0]]}
+    material = {"queries": [0, 1], "feature_neighbours": [[4, 8, 2], [5, 9, 3]],
+                "pixel_neighbours": [[12, 16, 1], [13, 17, 0]]}
     figure = figures.neighbour_figure(material, images, labels, ["a", "b", "c", "d"], "t")
     assert sum(1 for ax in figure.axes if ax.images) == 2 * 7
 

@@ -163,22 +163,25 @@ def test_the_speed_ratio_counts_iterations_to_the_target(tmp_path):
 
 def test_each_arm_of_an_lr_sweep_is_judged_at_its_own_best_lr(tmp_path):
     claim = REGISTRY["C1"]
-    assert claim.lr_sweep == (0.005, 0.01, 0.02)
+    assert claim.lr_sweep == (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08)
 
     def curve(crossing):
         return [{"iteration": i, "train_error": 0.9 if i < crossing else 0.2} for i in range(10, 2001, 10)]
 
-    # ReLU is fastest at 0.01, tanh at 0.02 (the grid's edge): tanh/ReLU = 400 / 100 at the best lrs.
-    fastest = {"ReLU": {0.005: 300, 0.01: 100, 0.02: 200}, "tanh": {0.005: 1600, 0.01: 800, 0.02: 400}}
+    # ReLU is fastest at 0.01, tanh at 0.08 (the grid's edge) and ReLU never gets there at 0.08:
+    # tanh / ReLU = 400 / 100 at the best lrs.
+    fastest = {"ReLU": {0.0025: 500, 0.005: 300, 0.01: 100, 0.02: 200, 0.04: 400, 0.08: 5000},
+               "tanh": {0.0025: 1900, 0.005: 1600, 0.01: 800, 0.02: 700, 0.04: 600, 0.08: 400}}
     for label, by_seed in claims.planned_runs(claim, "smoke", 3).items():
         for seed, config in by_seed.items():
             arm = label.split(",")[0]
             fake_run(tmp_path, config, 0.2, iterations=curve(fastest[arm][config["lr"]]))
     outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
-    assert outcome.chosen == {"ReLU": "ReLU, lr 0.01", "tanh": "tanh, lr 0.02"}
-    assert outcome.interval.estimate == pytest.approx(4.0)
-    assert "tanh, lr 0.02: at the grid's edge" in outcome.summary
-    assert len(outcome.run_ids) == 18 and "best lr of the sweep" in claims.rule_text(claim)
+    assert outcome.chosen == {"ReLU": "ReLU, lr 0.01", "tanh": "tanh, lr 0.08"}
+    assert outcome.interval.estimate == pytest.approx(4.0) and not outcome.censored
+    assert "tanh, lr 0.08: at the grid's edge" in outcome.summary
+    assert "never reached the target (counted at their last iteration): ReLU, lr 0.08 in 3 of 3 seeds" in outcome.summary
+    assert len(outcome.run_ids) == 36 and "best lr of the sweep" in claims.rule_text(claim)
 
 
 def test_every_trained_claim_says_whether_its_lrs_were_tuned():
