@@ -416,9 +416,8 @@ def _evaluate_within(claim: Claim, records: dict[str, dict[int, dict]]) -> Outco
                 for arm in claim.arms}
     effect = stats.paired_difference(per_seed[other.name], per_seed[paper.name])
     verdict = decide(effect, 0.0, claim.threshold)
-    summary = (f"{MEASURE_WORDS[other.measure]} ({other.name}) minus {MEASURE_WORDS[paper.measure]} "
-               f"({paper.name}): {_points(effect.estimate)} points, 95% CI [{_points(effect.low)}, "
-               f"{_points(effect.high)}], n = {effect.n} seeds")
+    summary = (f"{other.name} minus {paper.name}: {_points(effect.estimate)} points, "
+               f"95% CI [{_points(effect.low)}, {_points(effect.high)}], n = {effect.n} seeds")
     return Outcome(claim, verdict, summary, effect, needed_seeds(effect, 0.0, claim.threshold), per_seed,
                    _ids(records))
 
