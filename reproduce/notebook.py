@@ -104,11 +104,12 @@ class Study:
                                         f"test images ({config['model']}, seed {config['seed']})")
 
     def _analysed_run(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        within = [c for c in self.claims if c.kind == "within" and claims.planned_runs(
-            c, self.preset, 1, self._run_overrides())]
-        if not within:
+        plans = [claims.planned_runs(c, self.preset, 1, self._run_overrides())
+                 for c in self.claims if c.kind == "within"]
+        plan = next((p for p in plans if p), None)  # a colour claim on greyscale data plans nothing
+        if plan is None:
             return None
-        config = next(iter(claims.planned_runs(within[0], self.preset, 1, self._run_overrides()).values()))[0]
+        config = next(iter(plan.values()))[0]
         record = results.find_complete(self.results_dir, config)
         measured = analysis.load(self.results_dir, record) if record else None
         return (config, measured) if measured else None
