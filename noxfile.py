@@ -63,16 +63,18 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def reproduce(session: nox.Session) -> None:
-    """Run the preset's notebooks through papermill (finished runs are reused), then build the book.
+    """Train the preset's grid (finished runs are reused), run every notebook through papermill (they
+    find their runs done, and only decide and plot), then build the book.
 
-    Options after `--`: --preset P (default auto: gpu with CUDA, else cpu), --seeds N (default:
-    the preset's), --only ABLATION[,ABLATION]. A failed notebook is kept, reported and shown as
-    failed in the book; the session then exits non-zero after building it.
+    Options after `--` are `python -m reproduce all`'s (see its --help): --preset P (default auto: gpu
+    with CUDA, else cpu), --seeds N, --only ABLATION[,ABLATION], --workers N|auto, --per-gpu K,
+    --time-budget SECONDS, --dry-run, --executor submitit with --slurm-partition, --slurm-time, ...,
+    and any run parameter (--data-dir, --device, ...). A failed run or notebook is reported and shown
+    as failed in the book; the session then exits non-zero after building it.
     """
     python = shared_python(session)
     ensure_fashion_mnist(session)
-    options = [*session.posargs]
-    session.run(python, "-m", "reproduce", "notebooks", *options, external=True)
+    session.run(python, "-m", "reproduce", "all", *session.posargs, external=True)
 
 
 @nox.session

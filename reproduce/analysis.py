@@ -60,10 +60,11 @@ def load(results_dir: str | Path, record: dict[str, Any]) -> dict[str, Any] | No
 
 def ensure(config: dict[str, Any]) -> dict[str, Any]:
     """The run's analysis: read when current, else computed from its checkpoint and written."""
-    record = results.find_complete(config["results_dir"], config)
-    if record is None:
+    found = results.run_state(config["results_dir"], config)
+    if found.state != "complete":
         raise AnalysisUnavailable(f"{results.run_id(config)}: no complete record made by the current "
-                                  "training code; train the run first")
+                                  f"training code ({found.state}); train the run first")
+    record = found.record
     found = load(config["results_dir"], record)
     if found is not None:
         return found

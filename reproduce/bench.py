@@ -67,7 +67,9 @@ def parse_settings(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def network_config(network: str, settings: dict[str, Any], results_dir: str) -> dict[str, Any]:
+    # All the machine's threads, as the d2l loop has them: the bench measures speed, not bits.
     overrides = {"batch_size": settings["batch_size"], "device": settings["device"], "seed": 0,
+                 "cpu_threads": torch.get_num_threads(),
                  "data_dir": settings["data_dir"], "results_dir": results_dir, "progress": False}
     return params.resolve(overrides, preset=NETWORK_PRESETS[network], network="alexnet")
 
@@ -116,7 +118,7 @@ def measure_arm(arm: str, network: str, settings: dict[str, Any]) -> dict[str, A
     with tempfile.TemporaryDirectory() as scratch:
         config = network_config(network, settings, scratch)
         device = pick_device(config["device"])
-        prepare_device(device)
+        prepare_device(device, config["cpu_threads"])
         loop = BaselineLoop(config, device) if arm == "baseline" else TrainerLoop(config)
         warmup = settings["warmup"] or (20 if device.type == "cuda" else 2)
         loop.run(warmup)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reproduce import claims, params, results
+from reproduce import claims, grid, params, plan, results
 
 GENERATED = "generated"
 NOTEBOOK_ORDER = ("activation", "towers", "lrn", "pooling", "architecture", "augmentation", "lighting", "dropout",
@@ -91,7 +91,7 @@ class PresetOutcomes:
 def all_outcomes(results_dir: str | Path, executed: list[ExecutedNotebook]) -> list[PresetOutcomes]:
     """Each preset that has executed notebooks, with every claim's outcome at it. A claim whose
     notebook failed shows as failed, with the notebook's error, whatever records exist."""
-    registry = claims.load_registry()
+    registry = plan.load_registry()
     shown = []
     for preset in dict.fromkeys(nb.preset for nb in executed):
         by_ablation = {nb.ablation: nb for nb in executed if nb.preset == preset}
@@ -130,14 +130,14 @@ def claims_page(shown: list[PresetOutcomes]) -> str:
         lines += ["No executed notebooks under `results/notebooks/`: run `nox -s reproduce`.", ""]
     for group in shown:
         lines += _glance_table(group)
-    untested = [c for c in claims.load_registry().values() if c.kind == "untested"]
+    untested = [c for c in plan.load_registry().values() if c.kind == "untested"]
     if untested:
         lines += ["## Not tested here", "", "| | claim | the paper's number | why not |", "|---|---|---|---|"]
         lines += [f"| [{c.id}](#{c.id.lower()}) | {_cell(c.title)} | {_cell(c.paper_value)} | {_cell(c.reason)} |"
                   for c in untested]
         lines.append("")
     lines += ["## The claims and their rules", ""]
-    for claim in claims.load_registry().values():
+    for claim in plan.load_registry().values():
         lines += _claim_section(claim, shown)
     return "\n".join(lines)
 
@@ -202,7 +202,24 @@ def methods_page() -> str:
              "Every run is one call of `reproduce.train.run(config)`; the config is the preset's network, "
              "then the claim's conditions, then the arm, then the seed. Its hash names the record in "
              "`results/runs/`, so a finished run is never trained twice and two claims that need the same "
-             "run share it.", "", "## Presets", ""]
+             "run share it.", "", "## Planning and training the runs", "",
+             f"- `reproduce/plan.py` lists the distinct runs a preset needs, in a fixed priority order: the "
+             f"baseline (the preset's AlexNet as the paper has it, shared by most claims), then the other arms of "
+             f"the four named ablations ({', '.join(plan.NAMED_ABLATIONS)}), then the rest; seed 0 of every arm "
+             "before seed 1, so that a grid stopped early leaves whole pairs.",
+             "- `python -m reproduce grid` (and `nox -s reproduce`, before the notebooks) trains them: in one "
+             "process, with a pool of worker processes (on the CPU, cores / cpu_threads of them; with CUDA, "
+             "`--per-gpu` per GPU, each pinned to it), or as submitit jobs on Slurm. Every run takes a lock, so "
+             "two grids, or a grid and a notebook, never train one run twice; a killed worker's run resumes "
+             "from its last epoch checkpoint with the same weights.",
+             "- A run on the CPU uses a fixed number of threads (`cpu_threads`, 1 by default), whatever the number "
+             "of workers: the thread count changes how reductions are split and so the last bits of the weights "
+             "(measured here), and the number of workers must never change a result.",
+             "- A record made by other training code is stale and trained again, unless that code change was "
+             "declared numerically equivalent (`reproduce/equivalent_code.toml`): reference runs of every model "
+             "family, retrained by both codes on one machine, one thread, with bit-identical weights (the "
+             "evidence is in `results/equivalence/`, and a test retrains them from git).",
+             "", "## Presets", ""]
     for name, preset in params.PRESETS.items():
         lines += [f"### `{name}` ({preset.seeds} seeds)", "", f"{preset.proxy}.", "", "Deviations from the paper:", ""]
         lines += [f"- {d}" for d in preset.deviations] + [""]
@@ -258,22 +275,48 @@ def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> st
              "Where and with what the runs behind the verdicts were made, and what they cost. Times are "
              "training plus evaluation, summed over a claim's runs (a run shared by two claims counts "
              "for both).", ""]
-    lines += speed_section(results_dir)
+    lines += speed_section(results_dir) + grid_section(results_dir)
     if frame.empty:
         return "\n".join(lines + ["No run records yet.", ""])
     used = {rid for group in shown for o in group.outcomes.values() for rid in o.run_ids}
     lines += _cost_table(frame, shown) + _machines_table(frame[frame["run_id"].isin(used)])
-    current = results.training_digest()
     unreadable = frame[frame["status"] == "unreadable"]
     frame = frame[frame["status"] != "unreadable"]
     lines += _unreadable_list(unreadable)
     unused = frame[~frame["run_id"].isin(used)]
-    stale = frame[frame["training_sha256"] != current] if "training_sha256" in frame else frame.iloc[0:0]
+    digests = list(frame["training_sha256"]) if "training_sha256" in frame else []
+    stale = [d for d in digests if not results.is_current_code(d)]
+    declared = [d for d in digests if results.is_current_code(d) and d != results.training_digest()]
     lines += ["## Records not behind any verdict", "",
               f"{len(unused)} of {len(frame)} records in `results/runs/` are not used by the claims above "
               "(other parameters or presets); "
-              f"{len(stale)} were made by other training code than the current (stale).", ""]
+              f"{len(stale)} were made by other training code than the current (stale); {len(declared)} by earlier "
+              "training code declared numerically equivalent to the current (`reproduce/equivalent_code.toml`, "
+              "with its evidence in `results/equivalence/`).", ""]
     return "\n".join(lines)
+
+
+def grid_section(results_dir: str | Path) -> list[str]:
+    """Wall time of each grid that trained: the whole preset's cost, per way of running it."""
+    found = grid.load_grid_records(results_dir)
+    lines = ["## Wall time of the grid", "",
+             "Each `python -m reproduce grid` (or `nox -s reproduce`) that trained something left a record in "
+             "`results/grid/`: how the runs were spread (workers, threads per run), how many it trained and reused, "
+             "and its wall time from start to last run. 'From empty' means it reused no run.", ""]
+    if not found:
+        return lines + ["No grid record yet.", ""]
+    lines += ["| finished | preset | runs: trained, reused, failed | how | wall time | from empty | device | commit |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in found:
+        counts = r["counts"]
+        how = r["layout"] if r["options"]["executor"] == "local" else f"submitit ({r['layout']})"
+        commit = str(r["code"].get("commit"))[:10] + (" (dirty)" if r["code"].get("dirty") else "")
+        lines.append(f"| {r['finished_at'][:16].replace('T', ' ')} | {r['preset']} ({r['seeds']} seeds) | "
+                     f"{len(r['runs'])}: {counts.get('trained', 0) + counts.get('diverged', 0)}, "
+                     f"{counts.get('reused', 0)}, {counts.get('failed', 0)} | {_cell(how)} | "
+                     f"**{r['wall_s'] / 60:.1f} min** | {'yes' if r['from_empty'] else 'no'} | {_cell(r['device'])} | "
+                     f"{commit} |")
+    return lines + [""]
 
 
 def _unreadable_list(unreadable: Any) -> list[str]:

@@ -1,4 +1,4 @@
-"""The claims registry (claims.toml): loading it, the runs each claim needs, and its verdict.
+"""Each claim's verdict, from the run records of the runs reproduce.plan says it needs.
 
 A verdict is decided by the claim's rule in the registry, from the run records alone. When the
 runs are missing, unfinished, failed or made by other training code, the claim says so instead
@@ -8,189 +8,17 @@ of a verdict: a number is never shown without the runs that back it.
 from __future__ import annotations
 
 import math
-import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from reproduce import analysis, architecture, params, results, stats
+from reproduce import analysis, architecture, params, plan, results, stats
 from reproduce.analysis import MEASURES as MEASURE_WORDS
-from reproduce.data import CHANNELS
+from reproduce.plan import METRIC_WORDS, Claim, arm_variants, planned_runs, sweep_label, untestable_reason, varied_names
 
-REGISTRY_PATH = Path(__file__).with_name("claims.toml")
-KINDS = ("difference", "ratio", "within", "model", "untested")
 VERDICTS = ("reproduced", "consistent with the paper", "not reproduced", "inconclusive", "not tested here")
 # What a claim shows instead of a verdict when its evidence is not all there.
 NO_VERDICT = ("not run", "incomplete", "failed", "stale")
-
-
-@dataclass(frozen=True)
-class Arm:
-    name: str
-    settings: dict[str, Any]
-    measure: str | None = None  # a "within" claim's arms are two measures of the same runs
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    title: str
-    quote: str
-    section: str
-    paper_value: str
-    kind: str
-    ablation: str | None = None
-    network: str | None = None
-    conditions: dict[str, Any] = field(default_factory=dict)
-    paper_arm: Arm | None = None
-    other_arm: Arm | None = None
-    metric: str | None = None
-    threshold: float | None = None
-    target_train_error: float | None = None
-    tolerance: float | None = None
-    check: str | None = None
-    reason: str | None = None
-    requires: str | None = None
-    lr_sweep: tuple[float, ...] = ()
-    notes: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def arms(self) -> tuple[Arm, ...]:
-        return tuple(arm for arm in (self.paper_arm, self.other_arm) if arm is not None)
-
-    @property
-    def trains(self) -> bool:
-        return self.kind in ("difference", "ratio", "within")
-
-
-class RegistryError(ValueError):
-    """claims.toml says something the code cannot honour."""
-
-
-_NOTE_KEYS = ("target_note", "threshold_note", "lr_note", "proxy_note")
-REQUIREMENTS = {"colour": "needs colour images"}
-
-
-def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Claim]:
-    with open(path, "rb") as handle:
-        raw = tomllib.load(handle)
-    return {claim_id: _parse_claim(claim_id, entry) for claim_id, entry in raw.items()}
-
-
-def _parse_claim(claim_id: str, entry: dict[str, Any]) -> Claim:
-    entry = dict(entry)
-    notes = {key: entry.pop(key) for key in _NOTE_KEYS if key in entry}
-    metric_text = entry.pop("metric", None)
-    arms = {key: _parse_arm(claim_id, entry.pop(key)) for key in ("paper_arm", "other_arm") if key in entry}
-    if "lr_sweep" in entry:
-        entry["lr_sweep"] = tuple(float(lr) for lr in entry["lr_sweep"])
-    try:
-        claim = Claim(id=claim_id, **entry, **arms, notes=notes)
-    except TypeError as exc:
-        raise RegistryError(f"{claim_id}: {exc}") from None
-    if metric_text is not None:
-        claim = _with_metric(claim, metric_text)
-    _check_claim(claim)
-    return claim
-
-
-def _parse_arm(claim_id: str, table: dict[str, Any]) -> Arm:
-    settings = {k: v for k, v in table.items() if k not in ("name", "measure")}
-    try:
-        params.validate(settings)
-    except params.ParamError as exc:
-        raise RegistryError(f"{claim_id}: arm {table.get('name')!r}: {exc}") from None
-    return Arm(table["name"], settings, table.get("measure"))
-
-
-def _with_metric(claim: Claim, metric_text: str) -> Claim:
-    # A ratio claim describes its metric in words; a difference claim names a metric function.
-    if claim.kind == "ratio":
-        return replace(claim, notes={**claim.notes, "metric": metric_text})
-    return replace(claim, metric=metric_text)
-
-
-def _check_claim(claim: Claim) -> None:
-    problems = []
-    if claim.kind not in KINDS:
-        problems.append(f"kind {claim.kind!r} is not one of {', '.join(KINDS)}")
-    if claim.trains:
-        if claim.network not in params.NETWORKS:
-            problems.append(f"network {claim.network!r} is not one of {', '.join(params.NETWORKS)}")
-        if len(claim.arms) != 2 or claim.threshold is None or not claim.ablation:
-            problems.append("needs ablation, paper_arm, other_arm and threshold")
-        try:
-            params.validate(claim.conditions)
-        except params.ParamError as exc:
-            problems.append(f"conditions: {exc}")
-    if claim.kind == "difference" and claim.metric not in METRICS:
-        problems.append(f"metric {claim.metric!r} is not one of {', '.join(METRICS)}")
-    if claim.kind == "within" and any(arm.measure not in MEASURE_WORDS for arm in claim.arms):
-        problems.append(f"each arm needs a measure, one of {', '.join(MEASURE_WORDS)}")
-    if claim.requires is not None and claim.requires not in REQUIREMENTS:
-        problems.append(f"requires {claim.requires!r} is not one of {', '.join(REQUIREMENTS)}")
-    if claim.lr_sweep and any(not 0 < lr < 10 for lr in claim.lr_sweep):
-        problems.append("lr_sweep needs learning rates in (0, 10)")
-    if claim.kind == "ratio" and claim.target_train_error is None:
-        problems.append("a ratio claim needs target_train_error")
-    if claim.kind == "untested" and not claim.reason:
-        problems.append("an untested claim needs a reason")
-    if problems:
-        raise RegistryError(f"{claim.id}: " + "; ".join(problems))
-
-
-# ----------------------------------------------------------------------------- runs a claim needs
-
-def varied_names(claim: Claim) -> set[str]:
-    return (set(claim.paper_arm.settings) | set(claim.other_arm.settings) | set(claim.conditions)
-            | ({"lr"} if claim.lr_sweep else set()))
-
-
-def arm_config(claim: Claim, arm: Arm, preset: str, seed: int,
-               overrides: dict[str, Any] | None = None, lr: float | None = None) -> dict[str, Any]:
-    """The full config of one run: the preset's network, the user's overrides, then the claim's
-    conditions and the arm (which the user may not override: they are what is compared)."""
-    overrides = dict(overrides or {})
-    clash = sorted(set(overrides) & (varied_names(claim) | {"seed"}))
-    if clash:
-        raise params.ParamError(f"{', '.join(clash)}: fixed by claim {claim.id} (its arms, conditions and "
-                                "seeds 0..N-1); it cannot be overridden here")
-    settings = {**overrides, **claim.conditions, **arm.settings, "seed": seed}
-    if lr is not None:
-        settings["lr"] = lr
-    return params.resolve(settings, preset=preset, network=claim.network)
-
-
-def sweep_label(arm: Arm, lr: float) -> str:
-    return f"{arm.name}, lr {lr:g}"
-
-
-def arm_variants(claim: Claim) -> list[tuple[Arm, float | None, str]]:
-    """(arm, lr, label) of each set of runs: one per arm, or one per arm and lr of the sweep."""
-    if not claim.lr_sweep:
-        return [(arm, None, arm.name) for arm in claim.arms]
-    return [(arm, lr, sweep_label(arm, lr)) for arm in claim.arms for lr in claim.lr_sweep]
-
-
-def untestable_reason(claim: Claim, preset: str, overrides: dict[str, Any] | None = None) -> str | None:
-    """Why the claim cannot be tested on this preset's data (a colour claim on greyscale), or None."""
-    if claim.requires != "colour" or not claim.trains:
-        return None
-    dataset = params.resolve(overrides or {}, preset=preset, network=claim.network)["dataset"]
-    if CHANNELS[dataset] == 3:
-        return None
-    return (f"{REQUIREMENTS[claim.requires]}: {dataset} is greyscale; the {claim.ablation} notebook runs it "
-            "with dataset cifar10 or on the paper preset's ImageNet folder")
-
-
-def planned_runs(claim: Claim, preset: str, seeds: int,
-                 overrides: dict[str, Any] | None = None) -> dict[str, dict[int, dict[str, Any]]]:
-    """label -> seed -> config, for the seeds 0 .. seeds-1 (labels: see arm_variants); nothing when
-    the claim cannot be tested on the preset's data."""
-    if untestable_reason(claim, preset, overrides):
-        return {}
-    return {label: {seed: arm_config(claim, arm, preset, seed, overrides, lr) for seed in range(seeds)}
-            for arm, lr, label in arm_variants(claim)}
 
 
 # ----------------------------------------------------------------------------- metrics of a record
@@ -213,11 +41,6 @@ METRICS: dict[str, Callable[[dict[str, Any]], float]] = {
     "final_test_top1_error": final_test_error,
     "final_fit_gap": final_fit_gap,
     "final_fit_error": final_fit_error,
-}
-METRIC_WORDS = {
-    "final_test_top1_error": "top-1 test error after the last epoch",
-    "final_fit_error": "top-1 error on training images (centre view, no dropout) after the last epoch",
-    "final_fit_gap": "test error minus training error after the last epoch (overfitting)",
 }
 
 
@@ -300,7 +123,6 @@ def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
     measures final weights), or an Outcome saying what is wrong."""
     records: dict[str, dict[int, dict]] = {}
     problems, ids, states = [], [], set()
-    current = results.training_digest()
     fixed = varied_names(claim) | {"seed"} | set(params.get_preset(preset).networks[claim.network]) | set(
         overrides or {})
     existing = _readable_records(results_dir)
@@ -308,7 +130,7 @@ def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
         records[label] = {}
         for seed, config in by_seed.items():
             ids.append(results.run_id(config))
-            state, record = _run_state(results_dir, config, current)
+            state, record = _run_state(results_dir, config)
             if state == "not run":
                 state, record = _earlier_version(config, fixed, existing)
             if state == "complete" and claim.kind == "within":
@@ -345,24 +167,16 @@ def _missing_verdict(states: set[str]) -> str:
     return "not run" if states == {"not run"} else "incomplete"
 
 
-def _run_state(results_dir: str | Path, config: dict[str, Any], current_digest: str) -> tuple[str, dict | None]:
-    path = results.record_path(results_dir, config)
-    if not path.exists():
-        return "not run", None
-    try:
-        record = results.read_record(path)
-    except (OSError, ValueError):
-        return "failed", {"error": f"unreadable record {path.name}"}
-    status = record.get("status")
-    if status == "failed":
-        return "failed", record
-    if status == "diverged":  # a result, not a crash: but it has no final error to compare
-        return "diverged", record
-    if status != "complete":
-        return "running", record
-    if (record.get("code") or {}).get("training_sha256") != current_digest:
-        return "stale", {"error": "made by other training code than the current"}
-    return "complete", record
+# How a claim names each run state (results.run_state) when it lacks a verdict.
+STATE_WORDS = {"missing": "not run", "complete": "complete", "stale": "stale", "running": "running",
+               "failed": "failed", "diverged": "diverged"}
+
+
+def _run_state(results_dir: str | Path, config: dict[str, Any]) -> tuple[str, dict | None]:
+    found = results.run_state(results_dir, config)
+    if found.state == "complete":
+        return "complete", found.record
+    return STATE_WORDS[found.state], ({"error": found.reason} if found.reason else None)
 
 
 def _readable_records(results_dir: str | Path) -> list[dict[str, Any]]:
@@ -385,16 +199,11 @@ def _earlier_version(config: dict[str, Any], fixed: set[str],
         if any(theirs.get(name) != wanted[name] for name in fixed if name in wanted):
             continue
         changed = [name for name in wanted if theirs.get(name) != wanted[name]]
-        if changed and not set(changed) <= compared_anywhere():  # else: another claim's arm, not a changed default
+        if changed and not set(changed) <= plan.compared_anywhere():  # else: another claim's arm, not a changed default
             shown = ", ".join(f"{name} {params.show_value(theirs.get(name))} (now {params.show_value(wanted[name])})"
                               for name in changed)
             return "stale", {"error": f"{record.get('run_id')} was made with other parameters: {shown}"}
     return "not run", None
-
-
-def compared_anywhere() -> set[str]:
-    """The parameters some claim varies: a record differing only in these is another claim's run."""
-    return {name for claim in load_registry().values() if claim.trains for name in varied_names(claim)}
 
 
 def _evaluate_difference(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:
@@ -486,7 +295,7 @@ def _evaluate_model(claim: Claim, results_dir: str | Path) -> Outcome:
     summary = architecture.load(results_dir)
     if summary is None:
         return Outcome(claim, "not run", f"{architecture.FILE_NAME} is missing: run the architecture notebook")
-    if summary.get("training_sha256") != results.training_digest():
+    if not results.is_current_code(summary.get("training_sha256")):
         return Outcome(claim, "stale", "made by other model code than the current")
     if claim.check == "layer_shapes":
         checked = [row for row in summary["layers"] if row["matches"] is not None]
@@ -521,18 +330,6 @@ def lr_fairness(claim: Claim, preset: str) -> str:
         return f"tuned: each arm at its best of lr {', '.join(f'{lr:g}' for lr in claim.lr_sweep)}"
     lr = params.resolve({}, preset=preset, network=claim.network)["lr"]
     return f"not tuned: both arms at lr {lr:g} (the paper tuned lr per net only for Figure 1)"
-
-
-def claims_of(ablation: str, registry: dict[str, Claim] | None = None) -> list[Claim]:
-    registry = registry or load_registry()
-    return [c for c in registry.values() if c.ablation == ablation]
-
-
-def ablations(registry: dict[str, Claim] | None = None) -> list[str]:
-    """The ablation notebooks, in registry order."""
-    registry = registry or load_registry()
-    names = [c.ablation for c in registry.values() if c.ablation]
-    return list(dict.fromkeys(names))
 
 
 def rule_text(claim: Claim) -> str:

@@ -1,4 +1,5 @@
-"""Command line: `python -m reproduce {run,ablation,claims,book,describe,params,results}`.
+"""Command line: `python -m reproduce {run,grid,ablation,all,notebooks,claims,book,bench,equivalence,describe,
+params,results}`.
 
 Every experiment flag is generated from reproduce.params.PARAMS, so the CLI cannot drift
 from the declaration. User errors (bad parameter, missing data, foreign checkpoint) print
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from reproduce import params
@@ -26,7 +28,9 @@ def add_param_flags(parser: argparse.ArgumentParser, names: list[str] | None = N
     """One flag per declared parameter; values stay strings here and are parsed by params."""
     for param in declared:
         if names is None or param.name in names:
-            parser.add_argument(flag(param.name), dest=param.name, default=None, metavar="VALUE",
+            # A switch given alone means on (`--dry-run`); `--lrn off` still works.
+            switch = {"nargs": "?", "const": "on"} if param.type is bool else {}
+            parser.add_argument(flag(param.name), dest=param.name, default=None, metavar="VALUE", **switch,
                                 help=f"{param.help} [default: {params.show_value(param.default)}; "
                                      f"{param.allowed()}]")
 
@@ -42,11 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="which of the preset's networks [default: alexnet]")
     add_param_flags(run)
 
-    ablation = commands.add_parser("ablation", help="train every run of one ablation (its arms x seeds); "
-                                                    "what a notebook does, without papermill")
+    grid = commands.add_parser("grid", help="train every run a preset needs (all claims, or --only some), with a "
+                                            "pool of workers or submitit jobs; exit 1 if a run failed, 75 if the time "
+                                            "budget stopped it (rerun to go on)")
+    add_sweep_flags(grid)
+    add_param_flags(grid, declared=params.GRID_PARAMS)
+    add_param_flags(grid)
+
+    ablation = commands.add_parser("ablation", help="the grid of one ablation (its arms x seeds): what a notebook "
+                                                    "trains, without papermill")
     ablation.add_argument("name", help="an ablation of reproduce/claims.toml")
     add_sweep_flags(ablation)
+    add_param_flags(ablation, declared=tuple(p for p in params.GRID_PARAMS if p.name != "only"))
     add_param_flags(ablation)
+
+    everything = commands.add_parser("all", help="the grid, then every notebook (which finds its runs done), then "
+                                                 "the book: what `nox -s reproduce` does")
+    add_sweep_flags(everything)
+    add_param_flags(everything, declared=params.GRID_PARAMS)
+    add_param_flags(everything)
+    everything.add_argument("--book-dir", default="book")
 
     verdicts = commands.add_parser("claims", help="print each claim's verdict from the records")
     add_sweep_flags(verdicts)
@@ -72,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="input channels [default: 3, the paper's RGB]")
     describe.add_argument("--num-classes", dest="num_classes", type=int, default=1000,
                           help="output classes [default: 1000, the paper's ILSVRC]")
+
+    equivalent = commands.add_parser(
+        "equivalence", help="retrain the reference runs of every model family with two commits' training code, on "
+                            "one CPU thread, and write the evidence that a code change is numerically equivalent")
+    equivalent.add_argument("earlier", help="the last commit with the earlier training code")
+    equivalent.add_argument("later", help="the first commit with the later training code")
+    equivalent.add_argument("--why", required=True, help="what changed, and why it changes no number")
+    equivalent.add_argument("--data-dir", default="data")
+    equivalent.add_argument("--results-dir", default="results")
 
     bench = commands.add_parser("bench", help="training throughput of the trainer against the seeds' d2l loop "
                                               "(what `nox -s bench` does); last line: ratio <number>")
@@ -118,23 +146,54 @@ def command_run(args: argparse.Namespace) -> int:
     return 0 if record["status"] == "complete" else 1
 
 
-def command_ablation(args: argparse.Namespace) -> int:
-    from reproduce import claims, sweep
+def command_grid(args: argparse.Namespace) -> int:
+    from reproduce import grid
 
-    if args.name not in claims.ablations():
-        raise params.ParamError(f"ablation: {args.name!r} is not allowed; expected one of "
-                                f"{', '.join(claims.ablations())}")
     preset, seeds = sweep_settings(args)
-    records = sweep.run_ablation(args.name, preset, seeds, given(args, list(params.BY_NAME)))
-    print(f"{len(records)} runs complete under {records[0]['config']['results_dir'] if records else '-'}")
-    return 0
+    options = given(args, list(params.GRID_BY_NAME))
+    return grid.run_grid(preset, seeds, options, given(args, list(params.BY_NAME))).exit_code
+
+
+def command_ablation(args: argparse.Namespace) -> int:
+    from reproduce import grid, plan
+
+    if args.name not in plan.ablations():
+        raise params.ParamError(f"ablation: {args.name!r} is not allowed; expected one of "
+                                f"{', '.join(plan.ablations())}")
+    preset, seeds = sweep_settings(args)
+    options = {**given(args, list(params.GRID_BY_NAME)), "only": args.name}
+    return grid.run_grid(preset, seeds, options, given(args, list(params.BY_NAME))).exit_code
+
+
+def command_all(args: argparse.Namespace) -> int:
+    from reproduce import book, grid, pipeline
+
+    preset, seeds = sweep_settings(args)
+    options = grid.parse_options(given(args, list(params.GRID_BY_NAME)))
+    overrides = given(args, list(params.BY_NAME))
+    names = pipeline.notebook_names(options["only"])
+    trained = grid.run_grid(preset, seeds, options, overrides)
+    if options["dry_run"]:
+        return 0
+    if trained.exit_code == grid.EXIT_STOPPED:
+        print("the time budget stopped the grid: the notebooks and the book wait until its runs are done; "
+              "rerun the same command to go on", file=sys.stderr)
+        return grid.EXIT_STOPPED
+    started = time.perf_counter()
+    failures = pipeline.run_notebooks(names, preset, seeds, overrides)
+    print(f"notebooks: {len(names) - len(failures)} of {len(names)} finished in "
+          f"{(time.perf_counter() - started) / 60:.1f} min")
+    built = book.build(params.resolve(overrides)["results_dir"], args.book_dir)
+    for failure in failures:
+        print(f"error: notebook {failure}", file=sys.stderr)
+    return 1 if failures or built or trained.exit_code else 0
 
 
 def command_claims(args: argparse.Namespace) -> int:
-    from reproduce import claims
+    from reproduce import claims, plan
 
     preset, seeds = sweep_settings(args)
-    for claim in claims.load_registry().values():
+    for claim in plan.load_registry().values():
         outcome = claims.evaluate(claim, preset, seeds, args.results_dir)
         print(f"{claim.id:5} {outcome.verdict:26} {outcome.summary}")
     return 0
@@ -146,7 +205,7 @@ def command_notebooks(args: argparse.Namespace) -> int:
     names = pipeline.notebook_names(args.only)
     preset, seeds = sweep_settings(args)
     started = time.perf_counter()
-    failures = pipeline.run_notebooks(names, preset, seeds, args.results_dir)
+    failures = pipeline.run_notebooks(names, preset, seeds, {"results_dir": args.results_dir})
     print(f"notebooks: {len(names) - len(failures)} of {len(names)} finished in "
           f"{(time.perf_counter() - started) / 60:.1f} min")
     built = book.build(args.results_dir, args.book_dir)
@@ -159,6 +218,25 @@ def command_book(args: argparse.Namespace) -> int:
     from reproduce import book
 
     return book.build(args.results_dir, args.book_dir)
+
+
+def command_equivalence(args: argparse.Namespace) -> int:
+    import json
+
+    from reproduce import equivalence, results
+
+    evidence = equivalence.check(args.earlier, args.later, Path(args.data_dir), results.PROJECT_ROOT)
+    path = equivalence.evidence_path(args.results_dir, evidence)
+    results.atomic_write_bytes(path, json.dumps(evidence, indent=1).encode())
+    for run in evidence["runs"]:
+        print(f"{'identical' if run['identical'] else 'DIFFERENT':9} {run['run']}")
+    print(f"evidence: {path}")
+    if not evidence["all_identical"]:
+        print("not numerically equivalent: records of the earlier code stay stale", file=sys.stderr)
+        return 1
+    print(f"\nadd to {equivalence.DECLARATIONS.name}:\n")
+    print(equivalence.declaration_text(evidence, path, args.why))
+    return 0
 
 
 def command_describe(args: argparse.Namespace) -> int:
@@ -185,9 +263,13 @@ def command_bench(args: argparse.Namespace) -> int:
 
 
 def command_params(_args: argparse.Namespace) -> int:
-    for param in params.PARAMS:
-        print(f"{flag(param.name):16} {param.type.__name__:5} default {params.show_value(param.default):14} "
-              f"{param.allowed()}\n{'':16} {param.help}")
+    for title, declared in (("run parameters (run, grid, all, notebooks)", params.PARAMS),
+                            ("sweep settings (grid, all, notebooks)", params.SWEEP_PARAMS),
+                            ("grid options (grid, all)", params.GRID_PARAMS)):
+        print(f"{title}:")
+        for param in declared:
+            print(f"  {flag(param.name):26} {param.type.__name__:5} default {params.show_value(param.default):10} "
+                  f"{param.allowed()}\n  {'':26} {param.help}")
     print("presets: " + ", ".join(params.PRESETS))
     return 0
 
@@ -205,8 +287,9 @@ def command_results(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "ablation": command_ablation, "claims": command_claims, "book": command_book,
-            "notebooks": command_notebooks, "bench": command_bench,
+COMMANDS = {"run": command_run, "grid": command_grid, "ablation": command_ablation, "all": command_all,
+            "claims": command_claims, "book": command_book, "notebooks": command_notebooks, "bench": command_bench,
+            "equivalence": command_equivalence,
             "describe": command_describe, "params": command_params,
             "results": command_results}
 
@@ -228,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from reproduce.data import DataUnavailable
+    from reproduce.equivalence import DeclarationError
     from reproduce.runner import CheckpointUnreadable, ResultsUnwritable
     from reproduce.train import CheckpointMismatch
 
     return isinstance(exc, (params.ParamError, DataUnavailable, CheckpointMismatch, CheckpointUnreadable,
-                            ResultsUnwritable))
+                            ResultsUnwritable, DeclarationError))

@@ -171,8 +171,9 @@ def _gunzip_system_fashion_mnist(raw_dir: Path) -> bool:
 
 def _gunzip(source: Path, target: Path) -> None:
     # Through a temporary name: a half-written file must never pass for a complete one,
-    # since torchvision only checks that the raw files exist.
-    partial = target.with_name(target.name + ".partial")
+    # since torchvision only checks that the raw files exist. One name per process: two runs
+    # (or grids) unpacking at once each write their own copy, and the last rename wins.
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
         with gzip.open(source, "rb") as compressed, open(partial, "wb") as plain:
             shutil.copyfileobj(compressed, plain)

@@ -64,8 +64,10 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def prepare_device(device: torch.device) -> None:
-    """Fixed input shapes: let cuDNN time its algorithms once and keep the fastest."""
+def prepare_device(device: torch.device, cpu_threads: int) -> None:
+    """The run's own CPU threads (params: cpu_threads; they decide the last bits of CPU arithmetic);
+    with CUDA, fixed input shapes: let cuDNN time its algorithms once and keep the fastest."""
+    torch.set_num_threads(cpu_threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -73,8 +75,18 @@ def prepare_device(device: torch.device) -> None:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    capability = torch.backends.cpu.get_cpu_capability()
-    return f"cpu ({platform.processor() or platform.machine()}, {capability}, {torch.get_num_threads()} threads)"
+    return f"cpu ({_cpu()}, {torch.get_num_threads()} threads)"
+
+
+def device_kind(device: torch.device) -> str:
+    """The device without its thread count: what timings of earlier runs can be compared on."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({_cpu()})"
+
+
+def _cpu() -> str:
+    return f"{platform.processor() or platform.machine()}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def synchronize(device: torch.device) -> None:

@@ -29,6 +29,18 @@ CASES: tuple[FaultCase, ...] = (
     FaultCase("kill-record-write", "interruption", "kill -9 halfway through writing the final record",
               "the record on disk is the earlier 'running' one, never taken for complete; the rerun "
               "finishes the run; same final record"),
+    FaultCase("grid-worker-killed", "interruption", "kill -9 of a grid worker in the middle of a run",
+              "the grid starts a new pool; another worker resumes the run from its last whole-epoch checkpoint; "
+              "its final weights are bit-identical to an uninterrupted run's; the grid exits 0"),
+    FaultCase("submitit-job-requeued", "interruption", "a submitit job preempted (USR2, as Slurm sends before a "
+              "preemption or the time limit)", "submitit checkpoints and requeues the job; it resumes the run from "
+              "its last whole-epoch checkpoint, with the weights of an uninterrupted run"),
+    FaultCase("two-grids-at-once", "concurrency", "two `python -m reproduce grid` on one results folder, started "
+              "together", "each run is trained once: the grid that finds a run locked waits for it, then reuses it"),
+    FaultCase("grid-run-raises", "bad input", "one run of a grid raises (here: a damaged checkpoint at its path)",
+              "that run is reported FAILED with its error, every other run still trains, and the grid exits 1"),
+    FaultCase("bad-grid-option", "bad input", "`grid --workers 0`, `--executor slurm`, `--only lrm`, ...",
+              "exit 2: names the option and what it allows; nothing is trained"),
     FaultCase("two-runs-at-once", "concurrency", "two `python -m reproduce run` of one run, one results folder, "
               "started together", "one trains, the other waits on the run's lock and reuses its record: "
               "one record, trained once"),

@@ -10,7 +10,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
-from reproduce import claims
+from reproduce import claims, plan
 
 ARM_COLOURS = ("#1f77b4", "#d62728")
 
@@ -74,9 +74,9 @@ def _lr_sweep(ax: plt.Axes, outcome: claims.Outcome) -> None:
     claim = outcome.claim
     for colour, arm in zip(ARM_COLOURS, claim.arms):
         points = [(lr, claims.mean_value(outcome.per_seed.get(label, {}).values(), math.nan))
-                  for a, lr, label in claims.arm_variants(claim) if a == arm]
+                  for a, lr, label in plan.arm_variants(claim) if a == arm]
         ax.plot(*zip(*points), color=colour, marker="o", label=arm.name)
-        best = next(lr for a, lr, label in claims.arm_variants(claim) if label == outcome.chosen.get(arm.name))
+        best = next(lr for a, lr, label in plan.arm_variants(claim) if label == outcome.chosen.get(arm.name))
         ax.plot([best], [dict(points)[best]], marker="o", markersize=14, markerfacecolor="none", color=colour)
     ax.set(xscale="log", xlabel="learning rate", ylabel="mean iterations to target",
            title="lr sweep (circled: the lr judged)")

@@ -21,7 +21,7 @@ import torch
 warnings.filterwarnings("ignore", message="IProgress not found")
 pandas.set_option("display.max_colwidth", None)  # verdict sentences are read whole, not cut at 50
 
-from reproduce import analysis, architecture, claims, data, figures, params, results, sweep  # noqa: E402
+from reproduce import analysis, architecture, claims, data, figures, grid, params, plan, results  # noqa: E402
 
 # What IPython itself puts in a kernel's namespace: never a parameter.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -34,29 +34,35 @@ class Study:
     preset: str
     seeds: int
     overrides: dict[str, Any]
-    claims: list[claims.Claim] = field(default_factory=list)
+    claims: list[plan.Claim] = field(default_factory=list)
 
     @property
     def results_dir(self) -> str:
         return self.overrides.get("results_dir", params.BY_NAME["results_dir"].default)
 
     def plan(self) -> pandas.DataFrame:
-        """One row per run this notebook needs, and whether it is already done."""
+        """One row per run this notebook needs, and what the results folder holds of it."""
         rows = []
-        for config in sweep.ablation_runs(self.ablation, self.preset, self.seeds, self.overrides):
-            done = results.find_complete(self.results_dir, config) is not None
-            rows.append({"run": results.run_id(config), "settings": sweep.describe_run(config),
-                         "status": "done (reused)" if done else "to train"})
+        for run in plan.grid_plan(self.preset, self.seeds, [self.ablation], self.overrides):
+            found = results.run_state(self.results_dir, run.config)
+            rows.append({"run": run.run_id, "settings": plan.describe_run(run.config), "claims": ", ".join(run.claims),
+                         "state": found.state if found.state != "missing" else "to train"})
         return pandas.DataFrame(rows)
 
-    def run(self) -> None:
-        """Train what is missing (the architecture notebook only writes the model's table)."""
+    def run(self, workers: int | str = "auto") -> None:
+        """Train what is missing, through the grid, as `python -m reproduce grid --only <ablation>` would
+        (the architecture notebook only writes the model's table). Raises when a run failed."""
         if self.ablation == "architecture":
             architecture.save(self.results_dir)
             return
-        # Batch-level bars would fill the stored notebook with thousands of lines: one bar per run.
+        # Batch-level bars would fill the stored notebook with thousands of lines: one line per run.
         overrides = {"progress": False, **self.overrides}
-        sweep.run_ablation(self.ablation, self.preset, self.seeds, overrides, log=print)
+        summary = grid.run_grid(self.preset, self.seeds, {"only": self.ablation, "workers": workers}, overrides,
+                                log=print)
+        failed = [r for r in summary.results if r.status == "failed"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(summary.results)} runs failed:\n"
+                               + "\n".join(f"{r.run_id}: {r.detail}" for r in failed))
 
     def outcomes(self) -> list[claims.Outcome]:
         return [claims.evaluate(c, self.preset, self.seeds, self.results_dir, self._run_overrides())
@@ -104,13 +110,13 @@ class Study:
                                         f"test images ({config['model']}, seed {config['seed']})")
 
     def _analysed_run(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        plans = [claims.planned_runs(c, self.preset, 1, self._run_overrides())
+        plans = [plan.planned_runs(c, self.preset, 1, self._run_overrides())
                  for c in self.claims if c.kind == "within"]
-        plan = next((p for p in plans if p), None)  # a colour claim on greyscale data plans nothing
-        if plan is None:
+        found = next((p for p in plans if p), None)  # a colour claim on greyscale data plans nothing
+        if found is None:
             return None
-        config = next(iter(plan.values()))[0]
-        record = results.find_complete(self.results_dir, config)
+        config = next(iter(found.values()))[0]
+        record = _complete_record(self.results_dir, config)
         measured = analysis.load(self.results_dir, record) if record else None
         return (config, measured) if measured else None
 
@@ -126,10 +132,15 @@ class Study:
         # Execution details do not change which runs a claim needs: leave them out of the lookup.
         return {k: v for k, v in self.overrides.items() if params.BY_NAME[k].affects_result}
 
-    def _records(self, claim: claims.Claim) -> dict[str, dict[int, dict]]:
-        plan = claims.planned_runs(claim, self.preset, self.seeds, self._run_overrides())
-        return {arm: {seed: results.find_complete(self.results_dir, config)
-                      for seed, config in by_seed.items()} for arm, by_seed in plan.items()}
+    def _records(self, claim: plan.Claim) -> dict[str, dict[int, dict]]:
+        planned = plan.planned_runs(claim, self.preset, self.seeds, self._run_overrides())
+        return {arm: {seed: _complete_record(self.results_dir, config)
+                      for seed, config in by_seed.items()} for arm, by_seed in planned.items()}
+
+
+def _complete_record(results_dir: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    found = results.run_state(results_dir, config)
+    return found.record if found.state == "complete" else None
 
 
 def _cost_row(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -151,8 +162,8 @@ def user_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
 
 def start(ablation: str, namespace: dict[str, Any], cuda_available: bool | None = None) -> Study:
     """Validate the notebook's parameters and return its Study; ParamError names a bad one."""
-    if ablation not in claims.ablations():
-        raise params.ParamError(f"ablation: {ablation!r} is not one of {', '.join(claims.ablations())}")
+    if ablation not in plan.ablations():
+        raise params.ParamError(f"ablation: {ablation!r} is not one of {', '.join(plan.ablations())}")
     given = user_parameters(namespace)
     unknown = sorted(set(given) - set(params.SWEEP_BY_NAME) - set(params.BY_NAME))
     if unknown:
@@ -165,10 +176,10 @@ def start(ablation: str, namespace: dict[str, Any], cuda_available: bool | None 
         cuda_available = torch.cuda.is_available()
     preset = params.pick_preset(sweep_values.get("preset", "auto"), cuda_available)
     seeds = sweep_values.get("seeds", 0) or params.get_preset(preset).seeds
-    study = Study(ablation, preset, seeds, overrides, claims.claims_of(ablation))
+    study = Study(ablation, preset, seeds, overrides, plan.claims_of(ablation))
     for claim in study.claims:  # an override of what a claim compares stops here, not mid-run
         if claim.trains:
-            claims.planned_runs(claim, preset, 1, study._run_overrides())
+            plan.planned_runs(claim, preset, 1, study._run_overrides())
     return study
 
 

@@ -13,7 +13,7 @@ machine or directory is recognised as the same run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reproduce.data import DATASETS
@@ -35,13 +35,18 @@ class Param:
     maximum: float | None = None  # inclusive unless max_exclusive
     max_exclusive: bool = False
     affects_result: bool = True
+    words: tuple[str, ...] = ()  # values taken as they are besides the typed range, e.g. "auto"
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values, for error messages."""
+        if self.words:
+            return " or ".join([*self.words, replace(self, words=()).allowed()])
         if self.choices is not None:
             return "one of " + ", ".join(show_value(c) for c in self.choices)
         if self.type is bool:
             return "on/off (true/false)"
+        if self.type is str:
+            return "any text"
         low = "-inf" if self.minimum is None else show_value(self.minimum)
         high = "inf" if self.maximum is None else show_value(self.maximum)
         closing = ")" if self.max_exclusive or self.maximum is None else "]"
@@ -54,6 +59,8 @@ class Param:
         return converted
 
     def _check(self, value: Any) -> None:
+        if value in self.words:
+            return
         if self.choices is not None and value not in self.choices:
             raise ParamError(f"{self.name}: {show_value(value)} is not allowed; expected {self.allowed()}")
         if self.type in (int, float):
@@ -69,6 +76,8 @@ _FALSE = {"off", "false", "no", "0"}
 
 
 def _convert(param: Param, value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in param.words:
+        return value.strip().lower()
     if param.type is bool:
         return _convert_bool(param, value)
     if isinstance(value, bool):  # bool is an int subclass: never let True pass as 1
@@ -153,6 +162,11 @@ PARAMS: tuple[Param, ...] = (
     Param("precision", str, "auto",
           "arithmetic of the forward and backward pass: auto = bf16 autocast on CUDA, fp32 on the CPU "
           "(bf16 is 5-8x slower on CPUs without AMX)", choices=("auto", "fp32", "bf16")),
+    Param("cpu_threads", int, 1,
+          "torch threads of one run on the CPU. Fixed rather than taken from the machine or the number of grid "
+          "workers: the thread count changes how reductions are split, and so the weights' last bits (measured: "
+          "1 and 2 threads give other weights on one CPU); the grid runs cores / cpu_threads runs at once",
+          minimum=1, affects_result=False),
     Param("compile", str, "auto",
           "torch.compile the model: auto = on with CUDA, off on the CPU (where it compiled for ~100 s and "
           "then ran slower); the same arithmetic either way", choices=("auto", "on", "off"),
@@ -242,6 +256,32 @@ SWEEP_PARAMS: tuple[Param, ...] = (
           affects_result=False),
 )
 SWEEP_BY_NAME: dict[str, Param] = {p.name: p for p in SWEEP_PARAMS}
+
+# What `python -m reproduce grid` (and `nox -s reproduce`) takes besides the sweep's and the runs'.
+GRID_PARAMS: tuple[Param, ...] = (
+    Param("only", str, "", "train only these ablations, comma-separated (e.g. lrn,dropout); empty = all"),
+    Param("workers", int, "auto", "runs trained at once: auto = per_gpu per visible GPU with CUDA, else "
+          "cores / cpu_threads on the CPU (2 one-thread runs measured fastest on 2 cores); 1 = in this process",
+          minimum=1, words=("auto",)),
+    Param("per_gpu", int, 1, "workers per visible GPU (each pinned to its GPU with CUDA_VISIBLE_DEVICES)",
+          minimum=1),
+    Param("executor", str, "local", "local = a pool of worker processes on this machine; submitit = one "
+          "submitit job per run (Slurm where srun exists, else submitit's local executor)",
+          choices=("local", "submitit")),
+    Param("time_budget", float, 0.0, "seconds: no run starts that cannot finish in time (estimated from "
+          "earlier records), and running runs stop at the epoch end that would overrun; 0 = no budget",
+          minimum=0),
+    Param("dry_run", bool, False, "print the plan and stop"),
+    Param("slurm_partition", str, "", "Slurm partition; empty = the cluster's default"),
+    Param("slurm_gpus_per_task", int, 1, "GPUs per Slurm job (one run per job)", minimum=0),
+    Param("slurm_cpus_per_task", int, 4, "CPUs per Slurm job", minimum=1),
+    Param("slurm_time", int, 240, "minutes per Slurm job; a job that runs out is requeued and resumes from "
+          "its last epoch checkpoint", minimum=1),
+    Param("slurm_array_parallelism", int, 16, "Slurm jobs of the array running at once (with the local "
+          "executor: jobs at once on this machine)", minimum=1),
+    Param("slurm_extra", str, "", "more sbatch options, as key=value,key=value (e.g. account=abc,qos=high)"),
+)
+GRID_BY_NAME: dict[str, Param] = {p.name: p for p in GRID_PARAMS}
 
 
 def defaults() -> dict[str, Any]:

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -77,19 +78,48 @@ def read_record(path: Path) -> dict[str, Any]:
         return json.load(handle)
 
 
-def find_complete(results_dir: str | Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The finished record of this exact config made by the current training code, if one exists
-    (so it is not trained again). A record of other training code is stale: never reused."""
+RUN_STATES = ("complete", "stale", "running", "failed", "diverged", "missing")
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the results folder holds of one run. `state` is one of RUN_STATES:
+
+    - complete: finished, made by the current training code (or code declared numerically equivalent)
+    - stale: made by other training code (any status): set aside and trained again, never reused
+    - running: being trained now, or interrupted: its last epoch checkpoint resumes it
+    - failed: it raised, or its record does not parse: trained again (from its checkpoint if any)
+    - diverged: its loss became NaN: a result, not a crash, so it is not trained again
+    - missing: no record
+    """
+    state: str
+    record: dict[str, Any] | None = None
+    reason: str = ""
+
+    @property
+    def done(self) -> bool:
+        """Nothing left to train: the runner reuses it."""
+        return self.state in ("complete", "diverged")
+
+
+def run_state(results_dir: str | Path, config: dict[str, Any]) -> RunState:
+    """The one answer to "what is there of this run?", for the runner (which alone decides reuse),
+    the grid's plan, the claims and the book."""
     path = record_path(results_dir, config)
-    if not path.exists():
-        return None
     try:
         record = read_record(path)
-    except (OSError, json.JSONDecodeError):
-        return None  # unreadable: treated as not done, and rewritten by the rerun
-    complete = record.get("status") == "complete"
-    current = (record.get("code") or {}).get("training_sha256") == training_digest()
-    return record if complete and current and record.get("config_hash") == config_hash(config) else None
+    except FileNotFoundError:
+        return RunState("missing")
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return RunState("failed", None, f"unreadable record {path.name} ({type(exc).__name__})")
+    if not is_current_code((record.get("code") or {}).get("training_sha256")):
+        return RunState("stale", record, "made by other training code than the current")
+    if record.get("config_hash") != config_hash(config):
+        return RunState("stale", record, "its config hash differs from this run's")
+    status = record.get("status")
+    if status in ("complete", "diverged", "failed"):
+        return RunState(status, record, record.get("error") or "")
+    return RunState("running", record, "in progress, or interrupted: its last epoch checkpoint resumes it")
 
 
 def new_record(config: dict[str, Any], device_name: str) -> dict[str, Any]:
@@ -133,7 +163,8 @@ def git_state() -> dict[str, Any]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    # Judged on the code alone: results/ changes while runs are written, which says nothing of the code.
+    status = git("status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS) if commit else None
     return {"commit": commit, "dirty": None if status is None else bool(status),
             "source_sha256": source_digest(), "training_sha256": training_digest()}
 
@@ -141,6 +172,7 @@ def git_state() -> dict[str, Any]:
 # The modules whose code decides a run's numbers. A record made with other versions of these is
 # stale; editing the report code (claims, figures, book) leaves finished runs valid. Parameter
 # values (params.py) are covered by the config hash instead.
+SOURCE_PATHS = ("reproduce", "pyproject.toml")  # what decides whether a checkout's code is its commit's
 TRAINING_MODULES = ("alexnet", "augment", "batches", "cifar_nets", "data", "execution", "layers", "lighting",
                     "models", "train")
 
@@ -159,6 +191,14 @@ def source_digest(names: tuple[str, ...] | None = None) -> str:
 
 def training_digest() -> str:
     return source_digest(TRAINING_MODULES)
+
+
+def is_current_code(training_sha256: str | None) -> bool:
+    """Made by the current training code, or by earlier code declared numerically equivalent to it
+    (reproduce/equivalent_code.toml, each declaration with its evidence)."""
+    from reproduce import equivalence
+
+    return training_sha256 in equivalence.accepted_digests(training_digest())
 
 
 def package_versions() -> dict[str, str]:

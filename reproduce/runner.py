@@ -3,8 +3,11 @@
 - A lock per run (flock on results/locks/<run_id>.lock): two processes on one results folder
   never train the same run twice nor write one record together; the second waits, then
   reuses. The kernel drops a dead process's lock, so a kill -9 leaves nothing to clean.
-- Only records of the current training code are reused; a record (and checkpoint) made by
-  other code is moved to results/stale/, never overwritten, and the run trains again.
+- This is the one place that decides reuse, from results.run_state: a complete record of the
+  current training code (or of code declared numerically equivalent) is reused, and so is a
+  diverged one (a result: retraining it diverges again); a record (and checkpoint) made by other
+  code is moved to results/stale/, never overwritten, and the run trains again; a failed or
+  interrupted run trains again, from its last epoch checkpoint when there is one.
 - A results folder that cannot be written is reported before any training, and a write that
   fails mid-run (a full disk) says which file, with the last whole-epoch checkpoint kept.
 - A checkpoint is loaded as tensors only (weights_only): one that would need code to load is
@@ -40,18 +43,20 @@ class CheckpointUnreadable(Exception):
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
 
 
-def run(config: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """(record, trained): train the run `config` describes, or reuse its current record."""
+def run(config: dict[str, Any], deadline: float | None = None) -> tuple[dict[str, Any], bool]:
+    """(record, trained): train the run `config` describes, or reuse its record. With a deadline
+    (time.time() seconds) the run may stop early at an epoch end: its record then says "running"."""
     results_dir = Path(config["results_dir"])
     check_writable(results_dir)
     with run_lock(results_dir, results.run_id(config)):
-        done = results.find_complete(results_dir, config)
-        if done is not None:
-            return done, False
-        set_aside_stale(results_dir, config)
+        found = results.run_state(results_dir, config)
+        if found.done:
+            return found.record, False
+        if found.state == "stale":
+            set_aside(results_dir, config)
         check_checkpoint(results.checkpoint_path(results_dir, config))
         try:
-            return train.run(config), True
+            return train.run(config, deadline), True
         except OSError as error:
             if error.errno in WRITE_ERRORS and _inside(error.filename, results_dir):
                 raise ResultsUnwritable(
@@ -73,33 +78,40 @@ def check_writable(results_dir: Path) -> None:
 
 @contextmanager
 def run_lock(results_dir: Path, run_id: str) -> Iterator[None]:
+    """Hold the run's lock; its file names the holder's pid, so that people (and tests) can find it."""
     locks = Path(results_dir) / "locks"
     locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{run_id}.lock", "w") as handle:
+    with open(locks / f"{run_id}.lock", "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"{run_id}: another process is training this run; waiting for it", file=sys.stderr, flush=True)
+            print(f"{run_id}: another process (pid {lock_holder(results_dir, run_id)}) is training this run; "
+                  "waiting for it", file=sys.stderr, flush=True)
             fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def set_aside_stale(results_dir: Path, config: dict[str, Any]) -> Path | None:
-    """Move a record made by other training code, and its checkpoint, to results/stale/<time>/."""
-    record_path = results.record_path(results_dir, config)
+def lock_holder(results_dir: str | Path, run_id: str) -> int | None:
+    """The pid that last took the run's lock (it may have finished since)."""
     try:
-        record = results.read_record(record_path)
+        return int((Path(results_dir) / "locks" / f"{run_id}.lock").read_text().strip())
     except (OSError, ValueError):
-        return None  # absent, or unreadable: the book names an unreadable one; the run rewrites it
-    if (record.get("code") or {}).get("training_sha256") == results.training_digest():
-        return None  # current code: a running record resumes from its checkpoint
+        return None
+
+
+def set_aside(results_dir: Path, config: dict[str, Any]) -> Path:
+    """Move a stale record and its checkpoint to results/stale/<time>/: never overwritten, never reused."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     target = Path(results_dir) / "stale" / stamp
     target.mkdir(parents=True, exist_ok=True)
-    for path in (record_path, results.checkpoint_path(results_dir, config)):
+    for path in (results.record_path(results_dir, config), results.checkpoint_path(results_dir, config)):
         if path.exists():
             shutil.move(str(path), str(target / path.name))
     return target

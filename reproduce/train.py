@@ -1,8 +1,8 @@
 """Training: one readable loop with the paper's recipe, checkpoints every epoch, resume, divergence.
 
-`run(config)` trains one run end to end and returns its record. It is idempotent: a run
-whose complete record exists is not trained again, and an interrupted run resumes from its
-last epoch checkpoint. Every epoch starts from a seed derived from (seed, epoch), so a
+`run(config)` trains one run end to end and returns its record; an interrupted run resumes
+from its last epoch checkpoint. Whether a run needs training at all is reproduce.runner's
+decision, not this loop's. Every epoch starts from a seed derived from (seed, epoch), so a
 resumed run draws the same data order, crops, flips and dropout masks as an uninterrupted
 one and ends with the same weights.
 """
@@ -84,17 +84,21 @@ class Trainer:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def run(config: dict[str, Any]) -> dict[str, Any]:
-    """Train the run `config` describes (a resolved config from params.resolve) and return its record."""
-    done = results.find_complete(config["results_dir"], config)
-    if done is not None:
-        return done
+def run(config: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+    """Train the run `config` describes (a resolved config from params.resolve) and return its record.
+
+    With a `deadline` (time.time() seconds), the run stops at the end of the last epoch that
+    finishes before it, checkpointed; its record is returned with status "running", and a rerun
+    goes on from there."""
     trainer = build_trainer(config)
     start_epoch = resume(trainer)
     try:
         for epoch in range(start_epoch, config["epochs"]):
+            started = time.time()
             run_epoch(trainer, epoch)
             save_checkpoint(trainer, epoch + 1)
+            if _next_epoch_overruns(deadline, started, epoch + 1, config["epochs"]):
+                return trainer.record
     except Diverged as exc:
         return _finish(trainer, "diverged", str(exc))
     except KeyboardInterrupt:
@@ -105,9 +109,16 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     return _finish(trainer, "complete")
 
 
+def _next_epoch_overruns(deadline: float | None, epoch_started: float, epochs_done: int, epochs: int) -> bool:
+    """Would one more epoch, as long as the last one, end after the deadline?"""
+    if deadline is None or epochs_done == epochs:
+        return False
+    return time.time() + (time.time() - epoch_started) > deadline
+
+
 def build_trainer(config: dict[str, Any]) -> Trainer:
     device = pick_device(config["device"])
-    prepare_device(device)
+    prepare_device(device, config["cpu_threads"])
     execution = plan_execution(config, device)
     data = load_dataset(config["dataset"], config["data_dir"],
                         train_limit=config["train_limit"], test_limit=config["test_limit"])

@@ -8,7 +8,8 @@ import torch
 from torchvision.datasets import CIFAR10
 
 from formats import trust_generated_cifar10, write_cifar10
-from reproduce import analysis, claims, figures, params, results, sweep, train
+from reproduce import analysis, claims, figures, params, plan, results, train
+from test_grid import train_ablation
 
 
 def test_colour_share_is_the_energy_outside_the_grey_part():
@@ -86,15 +87,15 @@ def test_on_colour_data_the_colour_claims_train_and_get_verdicts(tmp_path, monke
     trust_generated_cifar10(monkeypatch, tmp_path / "data" / CIFAR10.base_folder)
     execution = {"data_dir": str(tmp_path / "data"), "results_dir": str(tmp_path), "device": "cpu", "progress": False}
     colour = {"dataset": "cifar10"}
-    registry = claims.load_registry()
+    registry = plan.load_registry()
     assert claims.evaluate(registry["C16"], "smoke", 2, tmp_path).verdict == "not tested here"
     for ablation in ("lighting", "features"):
-        sweep.run_ablation(ablation, "smoke", 2, {**colour, **execution}, log=lambda line: None)
+        assert train_ablation(ablation, "smoke", 2, {**colour, **execution}).exit_code == 0
     for claim_id in ("C9", "C16"):
         outcome = claims.evaluate(registry[claim_id], "smoke", 2, tmp_path, colour)
         assert outcome.verdict in claims.VERDICTS and outcome.verdict != "not tested here", outcome.summary
         assert outcome.interval.n == 2
-    towers = claims.planned_runs(registry["C16"], "smoke", 1, colour)["the two towers"][0]
-    measured = analysis.load(tmp_path, results.find_complete(tmp_path, {**towers, **execution}))
+    towers = plan.planned_runs(registry["C16"], "smoke", 1, colour)["the two towers"][0]
+    measured = analysis.load(tmp_path, results.run_state(tmp_path, {**towers, **execution}).record)
     assert measured["groups"] == 2 and torch.tensor(measured["conv1_kernels"]).shape[1] == 3
     assert 0 <= measured["measures"]["random_split_colour_gap"] <= 1

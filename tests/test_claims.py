@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import architecture, claims, params, results, stats
+from reproduce import architecture, claims, params, plan, results, stats
 
 CLAIMS_MD = Path(__file__).resolve().parents[2] / "shared" / "paper" / "claims.md"
-REGISTRY = claims.load_registry()
+REGISTRY = plan.load_registry()
 
 
 def fake_run(results_dir, config, test_error, fit_error=0.0, iterations=None, status="complete"):
@@ -25,7 +25,7 @@ def fake_run(results_dir, config, test_error, fit_error=0.0, iterations=None, st
 
 def write_arms(results_dir, claim, values, seeds=3, preset="smoke", **kwargs):
     """values: arm name -> function of seed -> test error."""
-    for arm, by_seed in claims.planned_runs(claim, preset, seeds, {"results_dir": str(results_dir)}).items():
+    for arm, by_seed in plan.planned_runs(claim, preset, seeds, {"results_dir": str(results_dir)}).items():
         for seed, config in by_seed.items():
             fake_run(results_dir, config, values[arm](seed), **kwargs)
 
@@ -37,9 +37,9 @@ def test_every_claim_of_the_paper_is_in_the_registry():
 
 
 def test_every_ablation_and_the_architecture_have_notebooks():
-    assert claims.ablations() == ["activation", "towers", "lrn", "pooling", "architecture", "augmentation",
+    assert plan.ablations() == ["activation", "towers", "lrn", "pooling", "architecture", "augmentation",
                                   "features", "lighting", "dropout", "weight_decay", "bias_init", "depth"]
-    for name in claims.ablations():
+    for name in plan.ablations():
         assert (Path(__file__).resolve().parents[1] / "experiments" / f"{name}.ipynb").exists()
 
 
@@ -79,13 +79,13 @@ def test_rule_text_states_the_numbers_decide_uses():
 
 def test_arms_and_seeds_cannot_be_overridden():
     with pytest.raises(params.ParamError, match="lrn: fixed by claim C3"):
-        claims.arm_config(REGISTRY["C3"], REGISTRY["C3"].paper_arm, "smoke", 0, {"lrn": False})
+        plan.arm_config(REGISTRY["C3"], REGISTRY["C3"].paper_arm, "smoke", 0, {"lrn": False})
     with pytest.raises(params.ParamError, match="seed"):
-        claims.arm_config(REGISTRY["C3"], REGISTRY["C3"].paper_arm, "smoke", 0, {"seed": 4})
+        plan.arm_config(REGISTRY["C3"], REGISTRY["C3"].paper_arm, "smoke", 0, {"seed": 4})
 
 
 def test_conditions_apply_to_both_arms():
-    runs = claims.planned_runs(REGISTRY["C1"], "smoke", 2)
+    runs = plan.planned_runs(REGISTRY["C1"], "smoke", 2)
     for by_seed in runs.values():
         for config in by_seed.values():
             assert config["weight_decay"] == 0.0 and config["augment"] is False
@@ -117,7 +117,7 @@ def test_a_noisy_effect_is_inconclusive_and_says_how_many_seeds(tmp_path):
 
 def test_overfitting_is_test_minus_fit_error(tmp_path):
     claim = REGISTRY["C10"]
-    for arm, by_seed in claims.planned_runs(claim, "smoke", 3).items():
+    for arm, by_seed in plan.planned_runs(claim, "smoke", 3).items():
         for seed, config in by_seed.items():
             fit = 0.05 if arm == "no dropout" else 0.15
             fake_run(tmp_path, config, test_error=0.20 + 0.001 * seed * (arm == "no dropout"), fit_error=fit)
@@ -129,7 +129,7 @@ def test_overfitting_is_test_minus_fit_error(tmp_path):
 def test_missing_failed_and_stale_runs_give_no_verdict(tmp_path):
     claim = REGISTRY["C4"]
     assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "not run"
-    runs = claims.planned_runs(claim, "smoke", 2)
+    runs = plan.planned_runs(claim, "smoke", 2)
     first = runs[claim.paper_arm.name][0]
     fake_run(tmp_path, first, 0.2)
     assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "incomplete"
@@ -152,7 +152,7 @@ def test_the_speed_ratio_counts_iterations_to_the_target(tmp_path):
     def curve(crossing):
         return [{"iteration": i, "train_error": 0.9 if i < crossing else 0.2} for i in range(10, 1001, 10)]
 
-    for arm, by_seed in claims.planned_runs(claim, "smoke", 3).items():
+    for arm, by_seed in plan.planned_runs(claim, "smoke", 3).items():
         for seed, config in by_seed.items():
             crossing = (100 + 10 * seed) if arm.startswith("ReLU") else (600 + 60 * seed)
             fake_run(tmp_path, config, 0.2, iterations=curve(crossing))
@@ -172,7 +172,7 @@ def test_each_arm_of_an_lr_sweep_is_judged_at_its_own_best_lr(tmp_path):
     # tanh / ReLU = 400 / 100 at the best lrs.
     fastest = {"ReLU": {0.0025: 500, 0.005: 300, 0.01: 100, 0.02: 200, 0.04: 400, 0.08: 5000},
                "tanh": {0.0025: 1900, 0.005: 1600, 0.01: 800, 0.02: 700, 0.04: 600, 0.08: 400}}
-    for label, by_seed in claims.planned_runs(claim, "smoke", 3).items():
+    for label, by_seed in plan.planned_runs(claim, "smoke", 3).items():
         for seed, config in by_seed.items():
             arm = label.split(",")[0]
             fake_run(tmp_path, config, 0.2, iterations=curve(fastest[arm][config["lr"]]))
@@ -195,15 +195,15 @@ def test_a_colour_claim_is_not_tested_on_greyscale_data_and_runs_on_colour():
     claim = REGISTRY["C9"]
     outcome = claims.evaluate(claim, "cpu", 3)
     assert outcome.verdict == "not tested here" and "fashion-mnist is greyscale" in outcome.summary
-    assert claims.planned_runs(claim, "cpu", 3) == {}
-    on_cifar = claims.planned_runs(claim, "cpu", 2, {"dataset": "cifar10"})
+    assert plan.planned_runs(claim, "cpu", 3) == {}
+    on_cifar = plan.planned_runs(claim, "cpu", 2, {"dataset": "cifar10"})
     assert {c["lighting"] for by_seed in on_cifar.values() for c in by_seed.values()} == {"on", "off"}
     assert claims.evaluate(claim, "paper", 1).verdict == "not run"  # the ImageNet folder has colour
 
 
 def test_another_claims_arm_is_not_taken_for_a_changed_default(tmp_path):
     towers = REGISTRY["C2"]
-    half = claims.planned_runs(towers, "smoke", 1)[towers.other_arm.name][0]
+    half = plan.planned_runs(towers, "smoke", 1)[towers.other_arm.name][0]
     fake_run(tmp_path, half, 0.2)
     assert claims.evaluate(REGISTRY["C3"], "smoke", 1, tmp_path).verdict == "not run"
 
@@ -212,7 +212,7 @@ def write_analysed_runs(results_dir, claim, measures_by_seed, seeds=3):
     """Records and their analysis files for a within claim: measures_by_seed(seed) -> measures."""
     from reproduce import analysis
 
-    for config in next(iter(claims.planned_runs(claim, "smoke", seeds).values())).values():
+    for config in next(iter(plan.planned_runs(claim, "smoke", seeds).values())).values():
         record = fake_run(results_dir, config, 0.2)
         record["totals"] = {"weights_sha256": f"weights-{config['seed']}"}
         results.write_record(results.record_path(results_dir, config), record)
@@ -245,7 +245,7 @@ def test_a_within_claim_without_a_current_analysis_is_incomplete(tmp_path):
 
 def test_a_slow_arm_that_never_reaches_the_target_is_a_lower_bound(tmp_path):
     claim = REGISTRY["C1"]
-    for arm, by_seed in claims.planned_runs(claim, "smoke", 3).items():
+    for arm, by_seed in plan.planned_runs(claim, "smoke", 3).items():
         for seed, config in by_seed.items():
             error = 0.2 if arm.startswith("ReLU") else 0.5
             fake_run(tmp_path, config, 0.2, iterations=[{"iteration": 100, "train_error": error},
@@ -269,8 +269,8 @@ def test_a_broken_registry_entry_is_refused(tmp_path):
     path.write_text('[X1]\ntitle="t"\nquote="q"\nsection="1"\npaper_value="v"\nkind="difference"\n'
                     'ablation="lrn"\nnetwork="alexnet"\nmetric="final_test_top1_error"\nthreshold=0.1\n'
                     'paper_arm={name="a", lrn=true}\nother_arm={name="b", lrn="sideways"}\n')
-    with pytest.raises(claims.RegistryError, match="X1: arm 'b': lrn"):
-        claims.load_registry(path)
+    with pytest.raises(plan.RegistryError, match="X1: arm 'b': lrn"):
+        plan.load_registry(path)
 
 
 def test_nan_is_never_a_verdict():
@@ -279,7 +279,7 @@ def test_nan_is_never_a_verdict():
 
 def test_a_diverged_run_makes_the_claim_inconclusive_and_is_named(tmp_path):
     claim = REGISTRY["C3"]
-    runs = claims.planned_runs(claim, "smoke", 2)
+    runs = plan.planned_runs(claim, "smoke", 2)
     for arm, by_seed in runs.items():
         for seed, config in by_seed.items():
             diverged = arm == "no LRN" and seed == 1

@@ -1,6 +1,7 @@
 """The command line: user errors give one clear line and a non-zero exit, never a traceback."""
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -50,3 +51,30 @@ def test_describe_prints_the_papers_totals_beside_ours():
     assert done.returncode == 0, done.stderr
     assert "60,965,224" in done.stdout and "659,272" in done.stdout
     assert "60 million" in done.stdout and "650,000" in done.stdout
+
+
+def subcommand_help(name):
+    return cli.build_parser()._subparsers._group_actions[0].choices[name].format_help()
+
+
+@pytest.mark.parametrize("command", ["grid", "all"])
+def test_the_grid_commands_take_every_grid_option_sweep_setting_and_run_parameter(command):
+    help_text = subcommand_help(command)
+    for param in (*params.GRID_PARAMS, *params.SWEEP_PARAMS, *params.PARAMS):
+        assert cli.flag(param.name) in help_text, param.name
+
+
+def test_nox_reproduce_hands_its_options_to_the_all_command():
+    import ast
+
+    noxfile = ast.parse((Path(__file__).resolve().parents[1] / "noxfile.py").read_text())
+    session = next(node for node in noxfile.body if isinstance(node, ast.FunctionDef) and node.name == "reproduce")
+    calls = [ast.unparse(node) for node in ast.walk(session) if isinstance(node, ast.Call)]
+    assert any("'all', *session.posargs" in call for call in calls), calls
+
+
+def test_a_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
+    done = run_cli("all", "--preset", "cpu", "--dry-run", "--results-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "grid: preset cpu, 3 seeds: 72 distinct runs, 0 done, 72 to train" in done.stdout
+    assert "workers:" in done.stdout and not (tmp_path / "runs").exists()

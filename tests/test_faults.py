@@ -5,15 +5,18 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from reproduce import analysis, book, claims, cli, faults, params, pipeline, results, runner, sweep, train
+from reproduce import analysis, book, claims, cli, faults, grid, params, pipeline, plan, results, runner, submitit_jobs
+from test_grid import digests, smoke_overrides, train_ablation
 from test_train import tiny_config
 
 HERE = Path(__file__).parent
@@ -78,7 +81,7 @@ def test_kill_at_a_random_step_then_rerun_gives_the_uninterrupted_record(draw, t
     config = interrupted_config(tiny_fashion, tmp_path)
     step = random.Random(draw).randrange(2, 18)  # 6 steps an epoch, 3 epochs
     killed(config, "step", str(step))
-    assert results.find_complete(config["results_dir"], config) is None
+    assert results.run_state(config["results_dir"], config).state == "running"
     resumed, trained = runner.run(config)
     assert trained and metrics_of(resumed) == metrics_of(straight)
     assert resumed.get("resumed_at_epoch", 0) == (step - 1) // 6  # from the last whole epoch killed in
@@ -100,12 +103,74 @@ def test_kill_while_writing_the_final_record_never_leaves_a_complete_one(tiny_fa
     killed(config, "record")
     on_disk = results.read_record(results.record_path(config["results_dir"], config))
     assert on_disk["status"] == "running"
-    assert results.find_complete(config["results_dir"], config) is None
+    assert results.run_state(config["results_dir"], config).state == "running"
     resumed, trained = runner.run(config)
     assert trained and metrics_of(resumed) == metrics_of(straight)
 
 
+def grid_command(data_dir, results_dir, *more):
+    """The smoke preset's LRN grid (2 runs) as a command of its own."""
+    return [sys.executable, "-m", "reproduce", "grid", "--preset", "smoke", "--only", "lrn", "--seeds", "1",
+            "--device", "cpu", "--data-dir", str(data_dir), "--results-dir", str(results_dir), *more]
+
+
+def wait_for(find, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+@covers("grid-worker-killed")
+def test_a_killed_grid_worker_is_replaced_and_its_run_resumes_to_the_same_weights(tiny_fashion, tmp_path):
+    results_dir = tmp_path / "grid"
+    process = subprocess.Popen(grid_command(tiny_fashion, results_dir, "--workers", "2", "--epochs", "25"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
+    first_checkpoint = wait_for(lambda: next(iter((results_dir / "checkpoints").glob("*.pt")), None))
+    run_id = first_checkpoint.stem
+    os.kill(runner.lock_holder(results_dir, run_id), signal.SIGKILL)  # the worker training that run
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    assert "a worker died" in out and "grid: 2 runs: 2 trained" in out
+    record = results.read_record(results_dir / "runs" / f"{run_id}.json")
+    assert record["status"] == "complete" and record.get("resumed_at_epoch", 0) >= 1
+    train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "straight", epochs=25))
+    assert digests(results_dir) == digests(tmp_path / "straight")
+
+
+@covers("submitit-job-requeued")
+def test_a_preempted_submitit_job_is_requeued_and_resumes_to_the_same_weights(tiny_fashion, tmp_path):
+    overrides = smoke_overrides(tiny_fashion, tmp_path / "jobs", epochs=25, progress=False)
+    run = plan.grid_plan("smoke", 1, ["lrn"], overrides)[0]
+    executor = submitit_jobs.make_executor(grid.parse_options({}), tmp_path / "jobs", cluster="local")
+    job = executor.submit(submitit_jobs.RunJob(), run, None, None)
+    wait_for(lambda: results.checkpoint_path(tmp_path / "jobs", run.config).exists())
+    # What Slurm sends the job's processes before it preempts the job or its time runs out.
+    os.kill(runner.lock_holder(tmp_path / "jobs", run.run_id), signal.SIGUSR2)
+    assert job.result().status == "trained"
+    assert "this job is preempted" in job.stderr() and "Requeued job" in job.stdout()
+    record = results.read_record(results.record_path(tmp_path / "jobs", run.config))
+    assert record["status"] == "complete" and record.get("resumed_at_epoch", 0) >= 1
+    straight, _ = runner.run({**run.config, "results_dir": str(tmp_path / "straight")})
+    assert record["totals"]["weights_sha256"] == straight["totals"]["weights_sha256"]
+
+
 # ----------------------------------------------------------------------------- concurrency
+
+@covers("two-grids-at-once")
+def test_two_grids_on_one_results_folder_train_each_run_once(tiny_fashion, tmp_path):
+    command = grid_command(tiny_fashion, tmp_path, "--workers", "1", "--epochs", "3")
+    both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
+            for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in both]
+    assert [process.returncode for process in both] == [0, 0], "\n---\n".join(err[-1500:] for _, err in outputs)
+    said = "".join(out for out, _ in outputs)
+    assert said.count("] trained: ") == 2 and said.count("] reused: ") == 2
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 2
+
 
 @covers("two-runs-at-once")
 def test_two_processes_on_one_run_train_it_once(tiny_fashion, tmp_path):
@@ -149,6 +214,34 @@ def tiny_flags(data_dir, results_dir, *more):
             "--results-dir", str(results_dir), *more]
 
 
+@covers("grid-run-raises")
+def test_a_run_that_raises_is_reported_and_the_grid_goes_on_then_exits_1(tiny_fashion, tmp_path):
+    overrides = smoke_overrides(tiny_fashion, tmp_path)
+    broken, healthy = sorted(plan.grid_plan("smoke", 1, ["lrn"], overrides), key=lambda r: r.config["lrn"])
+    path = results.checkpoint_path(tmp_path, broken.config)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    done = subprocess.run(grid_command(tiny_fashion, tmp_path, "--workers", "2"), capture_output=True, text=True,
+                          cwd=HERE.parent)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert f"FAILED {broken.run_id}" in done.stdout and "CheckpointUnreadable" in done.stdout
+    assert results.run_state(tmp_path, healthy.config).state == "complete"
+
+
+@covers("bad-grid-option")
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], r"workers: 0 is out of range; expected auto or a int"),
+    (["--executor", "slurm"], "executor: slurm is not allowed; expected one of local, submitit"),
+    (["--only", "lrm"], "only: 'lrm' is not allowed; expected one or more of activation"),
+    (["--time-budget", "soon"], "time_budget: 'soon' is not a float"),
+    (["--slurm-extra", "qos"], "slurm_extra: 'qos' is not key=value"),
+])
+def test_a_bad_grid_option_is_named_and_nothing_trains(args, message, tmp_path, capsys):
+    status, err = cli_run(capsys, "grid", "--preset", "smoke", "--results-dir", str(tmp_path), *args)
+    assert status == 2 and re.search(message, err) and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
 @covers("lighting-on-greyscale")
 def test_lighting_on_greyscale_data_stops_before_training(tiny_fashion, tmp_path, capsys):
     status, err = cli_run(capsys, *tiny_flags(tiny_fashion, tmp_path / "results", "--lighting", "on"))
@@ -160,7 +253,7 @@ def test_lighting_on_greyscale_data_stops_before_training(tiny_fashion, tmp_path
 def test_the_analysis_refuses_a_checkpoint_with_other_weights(tiny_fashion, tmp_path, capsys):
     assert cli_run(capsys, *tiny_flags(tiny_fashion, tmp_path / "results"))[0] == 0
     config = tiny_config(tiny_fashion, tmp_path / "results")
-    assert results.find_complete(config["results_dir"], config) is not None  # the run the CLI trained
+    assert results.run_state(config["results_dir"], config).state == "complete"  # the run the CLI trained
     path = results.checkpoint_path(config["results_dir"], config)
     state = torch.load(path, weights_only=True)
     state["model"]["conv1.weight"].mul_(2)
@@ -200,9 +293,9 @@ def test_a_cifar_archive_with_a_wrong_md5_is_named(tmp_path, capsys):
 @covers("corrupt-record")
 def test_a_half_record_is_named_by_the_book_failed_in_its_claim_and_trained_again(tiny_fashion, tmp_path):
     overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False}
-    sweep.run_ablation("lrn", "smoke", 1, overrides)
-    claim = claims.load_registry()["C3"]
-    config = claims.planned_runs(claim, "smoke", 1, overrides)["no LRN"][0]
+    train_ablation("lrn", "smoke", 1, overrides)
+    claim = plan.load_registry()["C3"]
+    config = plan.planned_runs(claim, "smoke", 1, overrides)["no LRN"][0]
     path = results.record_path(tmp_path, config)
     path.write_text(path.read_text()[:300])
     assert path.name in book.environment_page(tmp_path, [])
@@ -255,9 +348,9 @@ def test_diverged_runs_are_recorded_the_grid_goes_on_and_the_claim_names_them(ti
     # Raw 0-255 inputs, He init and lr 9.9: the loss is NaN within a few of the 12 steps.
     overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False, "lr": 9.9,
                  "input_scale": "raw", "batch_size": 16, "log_every": 1}
-    records = sweep.run_ablation("lrn", "smoke", 1, overrides)
-    assert len(records) == 2 and {r["status"] for r in records} == {"diverged"}
-    outcome = claims.evaluate(claims.load_registry()["C3"], "smoke", 1, tmp_path, overrides)
+    assert train_ablation("lrn", "smoke", 1, overrides).count() == {"diverged": 2}
+    assert train_ablation("lrn", "smoke", 1, overrides).count() == {"reused": 2}  # a result: not retrained
+    outcome = claims.evaluate(plan.load_registry()["C3"], "smoke", 1, tmp_path, overrides)
     assert outcome.verdict == "inconclusive" and "diverged" in outcome.summary
 
 
@@ -266,13 +359,11 @@ def test_diverged_runs_are_recorded_the_grid_goes_on_and_the_claim_names_them(ti
 @covers("stale-code")
 def test_other_training_code_makes_claims_stale_and_only_those_runs_retrain(tiny_fashion, tmp_path, monkeypatch):
     overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False}
-    sweep.run_ablation("lrn", "smoke", 1, overrides)
+    train_ablation("lrn", "smoke", 1, overrides)
     monkeypatch.setattr(results, "training_digest", lambda: "0" * 64)  # as after an edit of train.py
-    claim = claims.load_registry()["C3"]
+    claim = plan.load_registry()["C3"]
     assert claims.evaluate(claim, "smoke", 1, tmp_path, overrides).verdict == "stale"
-    lines = []
-    sweep.run_ablation("lrn", "smoke", 1, overrides, log=lines.append)
-    assert len(lines) == 2 and not any("reused" in line for line in lines)
+    assert train_ablation("lrn", "smoke", 1, overrides).count() == {"trained": 2}
     assert len(list((tmp_path / "stale").glob("*/*.json"))) == 2
     assert claims.evaluate(claim, "smoke", 1, tmp_path, overrides).verdict != "stale"
 
@@ -282,19 +373,17 @@ def test_a_changed_default_makes_its_claims_stale_and_retrains_only_changed_runs
                                                                                  monkeypatch):
     overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False}
     for ablation in ("lrn", "activation"):
-        sweep.run_ablation(ablation, "smoke", 1, overrides)
+        train_ablation(ablation, "smoke", 1, overrides)
     # The smoke preset sets weight_init for its AlexNet but not for the four-layer net (C1's).
     changed = replace(params.BY_NAME["weight_init"], default="he")
     monkeypatch.setattr(params, "PARAMS", tuple(changed if p.name == "weight_init" else p for p in params.PARAMS))
     monkeypatch.setitem(params.BY_NAME, "weight_init", changed)
-    registry = claims.load_registry()
+    registry = plan.load_registry()
     c1 = claims.evaluate(registry["C1"], "smoke", 1, tmp_path, overrides)
     assert c1.verdict == "stale" and "weight_init paper (now he)" in c1.summary
     assert claims.evaluate(registry["C3"], "smoke", 1, tmp_path, overrides).verdict != "stale"
-    for ablation, expected in (("lrn", True), ("activation", False)):
-        lines = []
-        sweep.run_ablation(ablation, "smoke", 1, overrides, log=lines.append)
-        assert all(line.endswith("(reused)") == expected for line in lines), lines
+    for ablation, expected in (("lrn", "reused"), ("activation", "trained")):
+        assert set(train_ablation(ablation, "smoke", 1, overrides).count()) == {expected}
 
 
 # ----------------------------------------------------------------------------- safety

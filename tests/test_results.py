@@ -40,13 +40,41 @@ def _write(tmp_path, config, status, error=0.25):
     return record
 
 
-def test_only_a_complete_record_of_the_same_config_counts_as_done(tmp_path):
+@pytest.mark.parametrize("status, state, done", [
+    ("running", "running", False), ("failed", "failed", False), ("diverged", "diverged", True),
+    ("complete", "complete", True)])
+def test_the_run_state_of_a_record_of_the_current_code(tmp_path, status, state, done):
     config = params.resolve({"results_dir": str(tmp_path)})
-    assert results.find_complete(tmp_path, config) is None
-    _write(tmp_path, config, "running")
-    assert results.find_complete(tmp_path, config) is None
-    _write(tmp_path, config, "complete")
-    assert results.find_complete(tmp_path, config)["status"] == "complete"
+    assert results.run_state(tmp_path, config).state == "missing"
+    _write(tmp_path, config, status)
+    found = results.run_state(tmp_path, config)
+    assert (found.state, found.done) == (state, done)
+
+
+def test_other_training_code_is_stale_unless_declared_equivalent(tmp_path, monkeypatch):
+    from reproduce import equivalence
+
+    config = params.resolve({"results_dir": str(tmp_path)})
+    record = _write(tmp_path, config, "complete")
+    monkeypatch.setattr(results, "training_digest", lambda: "b" * 64)  # as after an edit of train.py
+    assert results.run_state(tmp_path, config).state == "stale"
+    earlier = record["code"]["training_sha256"]
+    declared = tmp_path / "equivalent_code.toml"
+    declared.write_text(f'[[change]]\nearlier = "{earlier}"\nlater = "{"a" * 64}"\nearlier_commit = "x"\n'
+                        f'later_commit = "y"\nwhy = "a refactor"\nevidence = "e.json"\n\n'
+                        f'[[change]]\nearlier = "{"a" * 64}"\nlater = "{"b" * 64}"\nearlier_commit = "y"\n'
+                        f'later_commit = "z"\nwhy = "another"\nevidence = "f.json"\n')
+    monkeypatch.setattr(equivalence, "DECLARATIONS", declared)
+    assert results.run_state(tmp_path, config).state == "complete"  # through the chain earlier -> a -> b
+
+
+def test_an_unreadable_record_is_a_failed_run(tmp_path):
+    config = params.resolve({"results_dir": str(tmp_path)})
+    path = results.record_path(tmp_path, config)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"status": "compl')
+    found = results.run_state(tmp_path, config)
+    assert found.state == "failed" and "unreadable record" in found.reason and not found.done
 
 
 def test_load_records_gives_a_row_per_run_and_keeps_unreadable_ones(tmp_path):

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from reproduce import params, results, train
+import time
+
+from reproduce import params, results, runner, train
 from reproduce.execution import Execution
 from reproduce.models import build_model, input_size
 
@@ -79,9 +81,21 @@ def test_a_run_writes_a_complete_self_describing_record(tiny_fashion, tmp_path):
 
 def test_a_finished_run_is_not_trained_again(tiny_fashion, tmp_path, monkeypatch):
     config = tiny_config(tiny_fashion, tmp_path, epochs=1)
-    first = train.run(config)
+    first, trained = runner.run(config)
     monkeypatch.setattr(train, "build_trainer", lambda *_: pytest.fail("trained again"))
-    assert train.run(config)["finished_at"] == first["finished_at"]
+    again, trained_again = runner.run(config)
+    assert trained and not trained_again and again["finished_at"] == first["finished_at"]
+
+
+def test_a_deadline_stops_the_run_at_an_epoch_end_and_the_rerun_ends_with_the_same_weights(tiny_fashion, tmp_path):
+    straight = train.run(tiny_config(tiny_fashion, tmp_path / "straight", epochs=3))
+    config = tiny_config(tiny_fashion, tmp_path / "stopped", epochs=3)
+    stopped = train.run(config, deadline=time.time())  # past already: one more epoch would overrun it
+    assert stopped["status"] == "running" and len(stopped["epochs"]) == 1
+    assert results.run_state(tmp_path / "stopped", config).state == "running"
+    resumed = train.run(config)
+    assert resumed["resumed_at_epoch"] == 1
+    assert resumed["totals"]["weights_sha256"] == straight["totals"]["weights_sha256"]
 
 
 def test_resume_after_interruption_gives_the_same_weights(tiny_fashion, tmp_path, monkeypatch):
@@ -98,7 +112,7 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_fashion, tmp_path
     monkeypatch.setattr(train, "run_epoch", dies_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train.run(interrupted)
-    assert results.find_complete(interrupted["results_dir"], interrupted) is None
+    assert results.run_state(interrupted["results_dir"], interrupted).state == "running"
     monkeypatch.setattr(train, "run_epoch", real_run_epoch)
     resumed = train.run(interrupted)
 

@@ -1,0 +1,285 @@
+"""The claims registry's schema (reproduce/claims.toml) and the runs it asks for.
+
+Which distinct runs a preset needs, for which claims, in which order: the training side (the
+grid, the notebooks' training step) reads this module and never the report's (claims, book),
+which read it too. A run two claims share is planned once.
+
+The order is a priority: what is trained first is decided first. The baseline (the preset's
+AlexNet as the paper has it: the arm six claims share), then the other arms of the mission's four
+named ablations (C1 ReLU vs tanh, C3 LRN, C4 overlapping pooling, C10 dropout), then the rest in
+registry order; within each tier seed 0 of every arm before seed 1, so that a grid cut short by
+its time budget leaves whole pairs of arms, the unit every verdict is computed from.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from reproduce import params, results
+from reproduce.analysis import MEASURES
+from reproduce.data import CHANNELS
+
+REGISTRY_PATH = Path(__file__).with_name("claims.toml")
+KINDS = ("difference", "ratio", "within", "model", "untested")
+NAMED_ABLATIONS = ("activation", "lrn", "pooling", "dropout")  # C1, C3, C4, C10: trained right after the baseline
+REQUIREMENTS = {"colour": "needs colour images"}
+METRIC_WORDS = {
+    "final_test_top1_error": "top-1 test error after the last epoch",
+    "final_fit_error": "top-1 error on training images (centre view, no dropout) after the last epoch",
+    "final_fit_gap": "test error minus training error after the last epoch (overfitting)",
+}
+_NOTE_KEYS = ("target_note", "threshold_note", "lr_note", "proxy_note")
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    settings: dict[str, Any]
+    measure: str | None = None  # a "within" claim's arms are two measures of the same runs
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    title: str
+    quote: str
+    section: str
+    paper_value: str
+    kind: str
+    ablation: str | None = None
+    network: str | None = None
+    conditions: dict[str, Any] = field(default_factory=dict)
+    paper_arm: Arm | None = None
+    other_arm: Arm | None = None
+    metric: str | None = None
+    threshold: float | None = None
+    target_train_error: float | None = None
+    tolerance: float | None = None
+    check: str | None = None
+    reason: str | None = None
+    requires: str | None = None
+    lr_sweep: tuple[float, ...] = ()
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def arms(self) -> tuple[Arm, ...]:
+        return tuple(arm for arm in (self.paper_arm, self.other_arm) if arm is not None)
+
+    @property
+    def trains(self) -> bool:
+        return self.kind in ("difference", "ratio", "within")
+
+
+class RegistryError(ValueError):
+    """claims.toml says something the code cannot honour."""
+
+
+# ----------------------------------------------------------------------------- the registry
+
+def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Claim]:
+    with open(path, "rb") as handle:
+        raw = tomllib.load(handle)
+    return {claim_id: _parse_claim(claim_id, entry) for claim_id, entry in raw.items()}
+
+
+def _parse_claim(claim_id: str, entry: dict[str, Any]) -> Claim:
+    entry = dict(entry)
+    notes = {key: entry.pop(key) for key in _NOTE_KEYS if key in entry}
+    metric_text = entry.pop("metric", None)
+    arms = {key: _parse_arm(claim_id, entry.pop(key)) for key in ("paper_arm", "other_arm") if key in entry}
+    if "lr_sweep" in entry:
+        entry["lr_sweep"] = tuple(float(lr) for lr in entry["lr_sweep"])
+    try:
+        claim = Claim(id=claim_id, **entry, **arms, notes=notes)
+    except TypeError as exc:
+        raise RegistryError(f"{claim_id}: {exc}") from None
+    if metric_text is not None:
+        claim = _with_metric(claim, metric_text)
+    _check_claim(claim)
+    return claim
+
+
+def _parse_arm(claim_id: str, table: dict[str, Any]) -> Arm:
+    settings = {k: v for k, v in table.items() if k not in ("name", "measure")}
+    try:
+        params.validate(settings)
+    except params.ParamError as exc:
+        raise RegistryError(f"{claim_id}: arm {table.get('name')!r}: {exc}") from None
+    return Arm(table["name"], settings, table.get("measure"))
+
+
+def _with_metric(claim: Claim, metric_text: str) -> Claim:
+    # A ratio claim describes its metric in words; a difference claim names a metric function.
+    if claim.kind == "ratio":
+        return replace(claim, notes={**claim.notes, "metric": metric_text})
+    return replace(claim, metric=metric_text)
+
+
+def _check_claim(claim: Claim) -> None:
+    problems = []
+    if claim.kind not in KINDS:
+        problems.append(f"kind {claim.kind!r} is not one of {', '.join(KINDS)}")
+    if claim.trains:
+        if claim.network not in params.NETWORKS:
+            problems.append(f"network {claim.network!r} is not one of {', '.join(params.NETWORKS)}")
+        if len(claim.arms) != 2 or claim.threshold is None or not claim.ablation:
+            problems.append("needs ablation, paper_arm, other_arm and threshold")
+        try:
+            params.validate(claim.conditions)
+        except params.ParamError as exc:
+            problems.append(f"conditions: {exc}")
+    if claim.kind == "difference" and claim.metric not in METRIC_WORDS:
+        problems.append(f"metric {claim.metric!r} is not one of {', '.join(METRIC_WORDS)}")
+    if claim.kind == "within" and any(arm.measure not in MEASURES for arm in claim.arms):
+        problems.append(f"each arm needs a measure, one of {', '.join(MEASURES)}")
+    if claim.requires is not None and claim.requires not in REQUIREMENTS:
+        problems.append(f"requires {claim.requires!r} is not one of {', '.join(REQUIREMENTS)}")
+    if claim.lr_sweep and any(not 0 < lr < 10 for lr in claim.lr_sweep):
+        problems.append("lr_sweep needs learning rates in (0, 10)")
+    if claim.kind == "ratio" and claim.target_train_error is None:
+        problems.append("a ratio claim needs target_train_error")
+    if claim.kind == "untested" and not claim.reason:
+        problems.append("an untested claim needs a reason")
+    if problems:
+        raise RegistryError(f"{claim.id}: " + "; ".join(problems))
+
+
+def claims_of(ablation: str, registry: dict[str, Claim] | None = None) -> list[Claim]:
+    registry = registry or load_registry()
+    return [c for c in registry.values() if c.ablation == ablation]
+
+
+def ablations(registry: dict[str, Claim] | None = None) -> list[str]:
+    """The ablation notebooks, in registry order."""
+    registry = registry or load_registry()
+    return list(dict.fromkeys(c.ablation for c in registry.values() if c.ablation))
+
+
+# ----------------------------------------------------------------------------- the runs a claim needs
+
+def varied_names(claim: Claim) -> set[str]:
+    return (set(claim.paper_arm.settings) | set(claim.other_arm.settings) | set(claim.conditions)
+            | ({"lr"} if claim.lr_sweep else set()))
+
+
+def compared_anywhere(registry: dict[str, Claim] | None = None) -> set[str]:
+    """The parameters some claim varies: a record differing only in these is another claim's run."""
+    registry = registry or load_registry()
+    return {name for claim in registry.values() if claim.trains for name in varied_names(claim)}
+
+
+def arm_config(claim: Claim, arm: Arm, preset: str, seed: int,
+               overrides: dict[str, Any] | None = None, lr: float | None = None) -> dict[str, Any]:
+    """The full config of one run: the preset's network, the user's overrides, then the claim's
+    conditions and the arm (which the user may not override: they are what is compared)."""
+    overrides = dict(overrides or {})
+    clash = sorted(set(overrides) & (varied_names(claim) | {"seed"}))
+    if clash:
+        raise params.ParamError(f"{', '.join(clash)}: fixed by claim {claim.id} (its arms, conditions and "
+                                "seeds 0..N-1); it cannot be overridden here")
+    settings = {**overrides, **claim.conditions, **arm.settings, "seed": seed}
+    if lr is not None:
+        settings["lr"] = lr
+    return params.resolve(settings, preset=preset, network=claim.network)
+
+
+def sweep_label(arm: Arm, lr: float) -> str:
+    return f"{arm.name}, lr {lr:g}"
+
+
+def arm_variants(claim: Claim) -> list[tuple[Arm, float | None, str]]:
+    """(arm, lr, label) of each set of runs: one per arm, or one per arm and lr of the sweep."""
+    if not claim.lr_sweep:
+        return [(arm, None, arm.name) for arm in claim.arms]
+    return [(arm, lr, sweep_label(arm, lr)) for arm in claim.arms for lr in claim.lr_sweep]
+
+
+def untestable_reason(claim: Claim, preset: str, overrides: dict[str, Any] | None = None) -> str | None:
+    """Why the claim cannot be tested on this preset's data (a colour claim on greyscale), or None."""
+    if claim.requires != "colour" or not claim.trains:
+        return None
+    dataset = params.resolve(overrides or {}, preset=preset, network=claim.network)["dataset"]
+    if CHANNELS[dataset] == 3:
+        return None
+    return (f"{REQUIREMENTS[claim.requires]}: {dataset} is greyscale; the {claim.ablation} notebook runs it "
+            "with dataset cifar10 or on the paper preset's ImageNet folder")
+
+
+def planned_runs(claim: Claim, preset: str, seeds: int,
+                 overrides: dict[str, Any] | None = None) -> dict[str, dict[int, dict[str, Any]]]:
+    """label -> seed -> config, for the seeds 0 .. seeds-1 (labels: see arm_variants); nothing when
+    the claim cannot be tested on the preset's data."""
+    if untestable_reason(claim, preset, overrides):
+        return {}
+    return {label: {seed: arm_config(claim, arm, preset, seed, overrides, lr) for seed in range(seeds)}
+            for arm, lr, label in arm_variants(claim)}
+
+
+# ----------------------------------------------------------------------------- a preset's grid of runs
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One distinct run of a grid: its config, the claims that use it, and its place in the order."""
+    config: dict[str, Any]
+    network: str
+    claims: tuple[str, ...]
+    ablations: tuple[str, ...]
+    analyse: bool  # a "within" claim measures its final weights (reproduce.analysis)
+    priority: tuple[int, int, int]
+
+    @property
+    def run_id(self) -> str:
+        return results.run_id(self.config)
+
+
+def parse_only(only: str | list[str] | tuple[str, ...] | None, registry: dict[str, Claim] | None = None) -> list[str]:
+    """The ablations named by --only (comma-separated), checked against the registry; all when empty."""
+    known = ablations(registry)
+    names = only.split(",") if isinstance(only, str) else list(only or [])
+    wanted = [name.strip() for name in names if name.strip()]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise params.ParamError(f"only: {unknown[0]!r} is not allowed; expected one or more of {', '.join(known)}")
+    return wanted or known
+
+
+def grid_plan(preset: str, seeds: int, only: str | list[str] | None = None,
+              overrides: dict[str, Any] | None = None) -> list[PlannedRun]:
+    """Every distinct run the chosen ablations' claims need at this preset, in priority order."""
+    registry = load_registry()
+    wanted = parse_only(only, registry)
+    found: dict[str, dict[str, Any]] = {}
+    for order, claim in enumerate(registry.values()):
+        if not claim.trains or claim.ablation not in wanted:
+            continue
+        for by_seed in planned_runs(claim, preset, seeds, overrides).values():
+            for seed, config in by_seed.items():
+                entry = found.setdefault(results.run_id(config), {
+                    "config": config, "network": claim.network, "claims": [], "ablations": [], "analyse": False,
+                    "priority": (_tier(claim, config, preset, overrides), seed, order)})
+                entry["claims"].append(claim.id)
+                entry["ablations"].append(claim.ablation)
+                entry["analyse"] |= claim.kind == "within"
+                entry["priority"] = min(entry["priority"], (_tier(claim, config, preset, overrides), seed, order))
+    runs = [PlannedRun(e["config"], e["network"], tuple(dict.fromkeys(e["claims"])),
+                       tuple(dict.fromkeys(e["ablations"])), e["analyse"], e["priority"]) for e in found.values()]
+    return sorted(runs, key=lambda run: run.priority)
+
+
+def _tier(claim: Claim, config: dict[str, Any], preset: str, overrides: dict[str, Any] | None) -> int:
+    baseline = params.resolve({**(overrides or {}), "seed": config["seed"]}, preset=preset, network="alexnet")
+    if config == baseline:
+        return 0
+    return 1 if claim.ablation in NAMED_ABLATIONS else 2
+
+
+def describe_run(config: dict[str, Any]) -> str:
+    """The settings that tell a run apart from the defaults, for progress lines."""
+    base = params.defaults()
+    shown = ("model", "activation", "lrn", "pooling", "dropout", "groups", "kernels", "remove_conv", "lr", "augment",
+             "weight_decay", "lighting", "seed")
+    return " ".join(f"{k}={params.show_value(config[k])}" for k in shown if k == "seed" or config[k] != base[k]
+                    or k == "model")

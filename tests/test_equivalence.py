@@ -1,0 +1,64 @@
+"""Training-code changes declared numerically equivalent: each declaration is retrained from git on this
+machine and must give bit-identical weights; a change that alters the numbers is caught."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reproduce import equivalence, results
+
+ROOT = Path(__file__).resolve().parents[1]
+DECLARED = equivalence.load_declarations()
+
+
+def in_history(commit):
+    found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True)
+    return found.returncode == 0
+
+
+def test_every_declaration_names_its_evidence_and_the_evidence_says_identical():
+    for declared in DECLARED:
+        evidence = json.loads((ROOT / declared.evidence).read_text())
+        assert evidence["all_identical"] and evidence["runs"]
+        assert set(r["run"] for r in evidence["runs"]) == set(equivalence.REFERENCE_FAMILIES)
+        assert (evidence["earlier"]["training_sha256"], evidence["later"]["training_sha256"]) == (
+            declared.earlier, declared.later)
+        assert (evidence["earlier"]["commit"], evidence["later"]["commit"]) == (
+            declared.earlier_commit, declared.later_commit)
+
+
+def test_the_current_code_is_the_end_of_the_declared_chain_or_declares_nothing_new():
+    """A declaration whose later code is neither current nor declared earlier than it is a dead end."""
+    current = results.training_digest()
+    accepted = equivalence.accepted_digests(current)
+    assert all(d.later in accepted for d in DECLARED)
+
+
+@pytest.mark.parametrize("declared", DECLARED, ids=lambda d: f"{d.earlier[:8]}-{d.later[:8]}")
+def test_a_declared_change_retrains_to_bit_identical_weights_on_this_machine(declared, tiny_fashion):
+    for commit in (declared.earlier_commit, declared.later_commit):
+        if not in_history(commit):
+            pytest.skip(f"commit {commit[:10]} is not in this clone's history (a shallow clone?)")
+    evidence = equivalence.check(declared.earlier_commit, declared.later_commit, tiny_fashion, ROOT)
+    assert (evidence["earlier"]["training_sha256"], evidence["later"]["training_sha256"]) == (
+        declared.earlier, declared.later)
+    assert evidence["all_identical"], [r["run"] for r in evidence["runs"] if not r["identical"]]
+
+
+def test_a_change_that_alters_the_numbers_is_caught(tiny_fashion, tmp_path):
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    shutil.copytree(ROOT / "reproduce", earlier / "reproduce")
+    later = tmp_path / "later"
+    shutil.copytree(earlier, later)
+    train = later / "reproduce" / "train.py"
+    source = train.read_text()
+    assert 'config["seed"] * 1_000_003 + epoch' in source
+    train.write_text(source.replace('config["seed"] * 1_000_003 + epoch', 'config["seed"] * 1_000_003 + epoch + 1'))
+    one = {"cifar-18pct": equivalence.REFERENCE_RUNS["cifar-18pct"]}
+    evidence = equivalence.compare_trees(earlier, later, tiny_fashion, one)
+    assert evidence["earlier"]["training_sha256"] != evidence["later"]["training_sha256"]
+    assert not evidence["all_identical"] and evidence["runs"][0]["later_weights"] is not None

@@ -1,0 +1,250 @@
+"""The plan and the grid: runs shared by claims planned once, in priority order; the pool, submitit and
+this process train the same weights; the time budget; the worker layouts; the generated sbatch script;
+and the one-way data flow (the training side never imports the report)."""
+
+import ast
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from reproduce import claims, grid, params, plan, results, runner, train
+
+PACKAGE = Path(__file__).resolve().parents[1] / "reproduce"
+
+
+def train_ablation(name, preset, seeds, overrides, log=None, **options):
+    """What a notebook does: the grid of one ablation, here in this process unless told otherwise."""
+    chosen = {"only": name, "workers": 1, **options}
+    return grid.run_grid(preset, seeds, chosen, overrides, log=log or (lambda line: None))
+
+
+def smoke_overrides(data_dir, results_dir, **more):
+    return {"data_dir": str(data_dir), "results_dir": str(results_dir), "device": "cpu", **more}
+
+
+def digests(results_dir):
+    return {r["run_id"]: r["totals"]["weights_sha256"]
+            for r in map(results.read_record, sorted((Path(results_dir) / "runs").glob("*.json")))}
+
+
+# ----------------------------------------------------------------------------- the plan
+
+def test_runs_shared_by_two_claims_are_planned_once():
+    # pooling's C4 and C4b compare the same two arms: 2 arms x 2 seeds, not 8 runs
+    runs = plan.grid_plan("smoke", 2, ["pooling"])
+    assert len(runs) == 4 and all(run.claims == ("C4", "C4b") for run in runs)
+    assert {(r.config["pooling"], r.config["seed"]) for r in runs} == {
+        ("overlapping", 0), ("overlapping", 1), ("non-overlapping", 0), ("non-overlapping", 1)}
+
+
+def test_the_baseline_is_one_run_per_seed_shared_by_twelve_claims_and_trained_first():
+    runs = plan.grid_plan("cpu", 3)
+    assert len({r.run_id for r in runs}) == len(runs) == 72
+    baseline = [r for r in runs if r.priority[0] == 0]
+    assert [r.config["seed"] for r in baseline] == [0, 1, 2] and runs[:3] == baseline
+    assert set(baseline[0].claims) >= {"C3", "C4", "C4b", "C7", "C8", "C10", "C11", "C12", "C15", "C17"}
+    assert baseline[0].analyse  # C8 and C17 measure its final weights
+
+
+def test_the_named_ablations_come_next_seed_by_seed_then_the_rest():
+    runs = plan.grid_plan("cpu", 3)
+    tiers = [r.priority[0] for r in runs]
+    assert tiers == sorted(tiers)
+    named = [r for r in runs if r.priority[0] == 1]
+    assert {a for r in named for a in r.ablations} <= set(plan.NAMED_ABLATIONS)
+    assert [r.config["seed"] for r in named] == sorted(r.config["seed"] for r in named)
+    assert {a for r in runs if r.priority[0] == 2 for a in r.ablations}.isdisjoint(plan.NAMED_ABLATIONS)
+
+
+def test_only_names_ablations_and_refuses_others():
+    assert {a for r in plan.grid_plan("smoke", 1, "lrn, dropout") for a in r.ablations} == {"lrn", "dropout"}
+    with pytest.raises(params.ParamError, match="only: 'lrm' is not allowed; expected one or more of activation"):
+        plan.grid_plan("smoke", 1, "lrn,lrm")
+
+
+# ----------------------------------------------------------------------------- the grid
+
+def test_a_rerun_reuses_finished_runs_and_says_so(tiny_fashion, tmp_path):
+    lines = []
+    first = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path), lines.append)
+    assert first.count() == {"trained": 2} and first.exit_code == 0
+    assert any(line.startswith("grid: preset smoke, 1 seeds: 2 distinct runs, 0 done, 2 to train") for line in lines)
+    lines.clear()
+    again = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path), lines.append)
+    assert again.count() == {"reused": 2}
+    assert sum("] reused: " in line for line in lines) == 2
+    assert len(list((tmp_path / "grid").glob("*.json"))) == 1  # only the grid that trained left a record
+
+
+def test_a_failing_run_is_named_the_others_still_train_and_the_grid_exits_1(tiny_fashion, tmp_path, monkeypatch):
+    real_run = train.run
+
+    def flaky(config, deadline=None):
+        if config["lrn"] is False:
+            raise RuntimeError("disk full")
+        return real_run(config, deadline)
+
+    monkeypatch.setattr(train, "run", flaky)
+    lines = []
+    summary = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path), lines.append)
+    assert summary.count() == {"trained": 1, "failed": 1} and summary.exit_code == grid.EXIT_FAILED
+    assert any(line.startswith("  FAILED ") and "disk full" in line for line in lines)
+    # it raised before train.run could write a record: the claim has a run missing
+    assert claims.evaluate(plan.load_registry()["C3"], "smoke", 1, tmp_path).verdict == "incomplete"
+
+
+@pytest.mark.parametrize("how", [{"workers": 2}, {"executor": "submitit"}], ids=["pool", "submitit-local"])
+def test_the_pool_and_submitit_give_the_weights_this_process_gives(how, tiny_fashion, tmp_path):
+    serial = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "serial"))
+    other = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "other"), **how)
+    assert serial.count() == other.count() == {"trained": 2}
+    assert digests(tmp_path / "other") == digests(tmp_path / "serial") and len(digests(tmp_path / "serial")) == 2
+
+
+def test_submitit_debug_executor_runs_the_jobs_in_this_process(tiny_fashion, tmp_path):
+    from reproduce import submitit_jobs
+
+    runs = plan.grid_plan("smoke", 1, ["lrn"], smoke_overrides(tiny_fashion, tmp_path, progress=False))
+    done = []
+    submitit_jobs.run_jobs(runs, grid.parse_options({}), None, {}, tmp_path, done.append, lambda line: None,
+                           local_limit=1, cluster="debug")
+    assert [r.status for r in done] == ["trained", "trained"]
+    assert set(digests(tmp_path)) == {r.run_id for r in runs}
+
+
+# ----------------------------------------------------------------------------- the time budget
+
+def test_a_run_whose_estimate_exceeds_the_budget_is_not_started(tiny_fashion, tmp_path):
+    overrides = smoke_overrides(tiny_fashion, tmp_path)
+    train_ablation("lrn", "smoke", 1, overrides)  # seed 0: records to estimate seed 1 from
+    for path in (tmp_path / "runs").glob("*.json"):
+        record = results.read_record(path)
+        record["totals"]["train_time_s"] = 1000.0  # as if each had taken 1000 s on this machine
+        results.write_record(path, record)
+    runs = plan.grid_plan("smoke", 2, ["lrn"], overrides)
+    estimates = grid.estimate_seconds(runs, tmp_path, params.resolve(overrides, preset="smoke"))
+    assert [round(estimates[r.run_id]) for r in runs if r.config["seed"] == 1] == [1000, 1000]
+    summary = train_ablation("lrn", "smoke", 2, overrides, time_budget=60)
+    assert summary.count() == {"reused": 2, "deferred": 2} and summary.exit_code == grid.EXIT_STOPPED
+    assert all("needs about 1000 s" in r.detail for r in summary.results if r.status == "deferred")
+
+
+def test_a_run_stopped_by_the_budget_is_checkpointed_and_a_rerun_goes_on(tiny_fashion, tmp_path):
+    overrides = smoke_overrides(tiny_fashion, tmp_path / "budget", epochs=4)
+    stopped = train_ablation("lrn", "smoke", 1, overrides, time_budget=0.001)
+    assert stopped.count() == {"stopped": 2} and stopped.exit_code == grid.EXIT_STOPPED
+    finished = train_ablation("lrn", "smoke", 1, overrides)
+    assert finished.count() == {"trained": 2}
+    straight = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "straight", epochs=4))
+    assert straight.count() == {"trained": 2}
+    assert digests(tmp_path / "budget") == digests(tmp_path / "straight")
+
+
+# ----------------------------------------------------------------------------- layouts and options
+
+def test_auto_workers_on_the_cpu_split_the_cores_by_the_threads_of_a_run(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    options = grid.parse_options({})
+    assert grid.worker_layout(options, params.resolve({"device": "cpu"})).workers == 16
+    assert grid.worker_layout(options, params.resolve({"device": "cpu", "cpu_threads": 4})).workers == 4
+    crowded = grid.worker_layout(grid.parse_options({"workers": 8}), params.resolve({"device": "cpu", "cpu_threads": 4}))
+    assert crowded.workers == 8 and "more threads than cores" in crowded.why
+
+
+def test_with_cuda_each_worker_is_pinned_to_a_visible_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    layout = grid.worker_layout(grid.parse_options({"per_gpu": 2}), params.resolve({"device": "auto"}))
+    assert (layout.workers, layout.gpus) == (4, [3, 3, 5, 5])
+    three = grid.worker_layout(grid.parse_options({"workers": 3}), params.resolve({"device": "cuda"}))
+    assert three.gpus == [3, 5, 3]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"workers": 0}, r"workers: 0 is out of range; expected auto or a int in \[1, inf\)"),
+    ({"workers": "many"}, "workers: 'many' is not a int"),
+    ({"executor": "slurm"}, "executor: slurm is not allowed; expected one of local, submitit"),
+    ({"per_gpu": 0}, "per_gpu: 0 is out of range"),
+    ({"time_budget": -1}, "time_budget: -1.0 is out of range"),
+    ({"slurm_extra": "account"}, "slurm_extra: 'account' is not key=value"),
+    ({"bogus": 1}, "unknown grid option 'bogus'"),
+])
+def test_bad_grid_options_are_named_with_what_is_allowed(values, message):
+    with pytest.raises(params.ParamError, match=message):
+        grid.parse_options(values)
+
+
+def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
+    """No Slurm here: a fake srun makes submitit choose Slurm, a fake sbatch keeps the script it is given."""
+    from reproduce import submitit_jobs
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/submitted.sh\necho "Submitted batch job 4242"\n')
+    for tool in ("srun", "sbatch"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    options = grid.parse_options({"executor": "submitit", "slurm_partition": "gpu", "slurm_gpus_per_task": 1,
+                                  "slurm_cpus_per_task": 6, "slurm_time": 90, "slurm_array_parallelism": 2,
+                                  "slurm_extra": "account=abc,qos=high"})
+    executor = submitit_jobs.make_executor(options, tmp_path / "results")
+    assert executor.cluster == "slurm"
+    runs = plan.grid_plan("smoke", 1, ["lrn", "dropout"])
+    jobs = submitit_jobs.submit_array(executor, runs, None, {})
+    script = (tmp_path / "submitted.sh").read_text()
+    assert [job.job_id for job in jobs] == [f"4242_{i}" for i in range(len(runs))]
+    for line in (f"#SBATCH --array=0-{len(runs) - 1}%2", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-task=1",
+                 "#SBATCH --cpus-per-task=6", "#SBATCH --time=90", "#SBATCH --account=abc", "#SBATCH --qos=high",
+                 "#SBATCH --signal=USR2@90", "#SBATCH --job-name=alexnet-grid"):
+        assert line in script, line
+    assert "submitit.core._submit" in script
+
+
+# ----------------------------------------------------------------------------- the one-way data flow
+
+TRAINING_SIDE = {"params", "plan", "data", "models", "alexnet", "cifar_nets", "layers", "augment", "batches",
+                 "lighting", "execution", "train", "runner", "results", "equivalence", "grid", "submitit_jobs",
+                 "analysis", "neighbours", "architecture", "faults"}
+REPORT_SIDE = {"claims", "stats", "figures", "notebook", "book", "pipeline"}
+ENTRY_POINTS = {"__init__", "__main__", "cli", "bench", "d2l_baseline"}
+
+
+def package_imports():
+    """module -> the package's modules it imports (anywhere in it, top level or inside functions)."""
+    graph = {}
+    for path in PACKAGE.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "reproduce":
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reproduce."):
+                found.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("reproduce.")}
+        graph[path.stem] = found - {path.stem}
+    return graph
+
+
+def test_every_module_has_a_side_and_the_training_side_never_reaches_the_report():
+    graph = package_imports()
+    assert set(graph) == TRAINING_SIDE | REPORT_SIDE | ENTRY_POINTS
+    for module in TRAINING_SIDE:
+        reached, frontier = set(), {module}
+        while frontier:
+            frontier = {m for f in frontier for m in graph[f]} - reached
+            reached |= frontier
+        assert not reached & REPORT_SIDE, f"{module} reaches {reached & REPORT_SIDE}"
+
+
+def test_the_runner_alone_decides_reuse():
+    """The training loop trains whatever it is given; only runner.py reads a run's state to skip it."""
+    graph_text = {path.stem: path.read_text() for path in PACKAGE.glob("*.py")}
+    assert "run_state" not in graph_text["train"]
+    assert "runner.run(" in graph_text["grid"] and "train.run(" not in graph_text["grid"]
