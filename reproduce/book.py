@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reproduce import claims, grid, params, plan, results
+from reproduce import claims, data, grid, params, plan, results
 
 GENERATED = "generated"
 NOTEBOOK_ORDER = ("activation", "towers", "lrn", "pooling", "architecture", "augmentation", "lighting", "dropout",
@@ -219,6 +219,14 @@ def methods_page() -> str:
              "declared numerically equivalent (`reproduce/equivalent_code.toml`): reference runs of every model "
              "family, retrained by both codes on one machine, one thread, with bit-identical weights (the "
              "evidence is in `results/equivalence/`, and a test retrains them from git).",
+             "", "## Data splits", "",
+             "The learning-rate schedule watches the error on a validation split held out of the training images, "
+             "as the paper's watched its validation error; the test images are only reported, never used to steer "
+             "training. Held out: " + "; ".join(f"{name}: {count:,} images" for name, count in
+                                                data.VALIDATION_IMAGES.items())
+             + " (the last ones of Fashion-MNIST's 60,000 and CIFAR-10's 50,000 training images; an image folder's "
+             "spread over its classes; a tenth of a smaller stand-in set). A training limit (`train_limit`) takes "
+             "the first images of what remains. Every run record names the images of its three splits (`data`).",
              "", "## Presets", ""]
     for name, preset in params.PRESETS.items():
         lines += [f"### `{name}` ({preset.seeds} seeds)", "", f"{preset.proxy}.", "", "Deviations from the paper:", ""]

@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_flags(notebooks)
     notebooks.add_argument("--only", default=None, metavar="ABLATION[,ABLATION]",
                            help="run only these notebooks [default: all]")
+    add_param_flags(notebooks, declared=params.NOTEBOOK_PARAMS)
     notebooks.add_argument("--results-dir", default="results")
     notebooks.add_argument("--book-dir", default="book")
 
@@ -180,7 +181,9 @@ def command_all(args: argparse.Namespace) -> int:
               "rerun the same command to go on", file=sys.stderr)
         return grid.EXIT_STOPPED
     started = time.perf_counter()
-    failures = pipeline.run_notebooks(names, preset, seeds, overrides)
+    # The grid has trained what it could: the notebooks only read, decide and plot (a failed run
+    # shows as failed rather than being retried at the cost of its training again).
+    failures = pipeline.run_notebooks(names, preset, seeds, overrides, train=False)
     print(f"notebooks: {len(names) - len(failures)} of {len(names)} finished in "
           f"{(time.perf_counter() - started) / 60:.1f} min")
     built = book.build(params.resolve(overrides)["results_dir"], args.book_dir)
@@ -205,7 +208,8 @@ def command_notebooks(args: argparse.Namespace) -> int:
     names = pipeline.notebook_names(args.only)
     preset, seeds = sweep_settings(args)
     started = time.perf_counter()
-    failures = pipeline.run_notebooks(names, preset, seeds, {"results_dir": args.results_dir})
+    train = params.NOTEBOOK_BY_NAME["train"].parse(args.train if args.train is not None else True)
+    failures = pipeline.run_notebooks(names, preset, seeds, {"results_dir": args.results_dir}, train)
     print(f"notebooks: {len(names) - len(failures)} of {len(names)} finished in "
           f"{(time.perf_counter() - started) / 60:.1f} min")
     built = book.build(args.results_dir, args.book_dir)

@@ -52,6 +52,12 @@ DOWNLOAD_ERRORS = (URLError, RuntimeError, OSError)
 # Errors torchvision's idx parser raises on a truncated or malformed file.
 IDX_ERRORS = (AssertionError, RuntimeError, TypeError, ValueError, KeyError, IndexError)
 IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+# Training images held out as the validation split: the lr schedule watches their error, as the
+# paper's watched validation error, so that the test images are only ever reported. In-memory sets
+# hold out their last images (both store them in no class order); an image folder holds out images
+# spread evenly over its class-sorted list, so that every class is in both. A set smaller than ten
+# times this (a test's stand-in) holds out a tenth of its images instead.
+VALIDATION_IMAGES = {"fashion-mnist": 5_000, "cifar10": 5_000, "imagenet-folder": 10_000}
 
 
 class DataUnavailable(Exception):
@@ -71,6 +77,9 @@ class ImageData:
     test_y: torch.Tensor  # int64 [M]
     classes: list[str]
     mean: torch.Tensor  # float32 [C, S, S], training set only, 0-255 scale
+    val_x: torch.Tensor  # uint8 [V, C, S, S]: held out of the training images (VALIDATION_IMAGES)
+    val_y: torch.Tensor  # int64 [V]
+    splits: dict[str, str]  # which images each split holds, in words: what the run record says
 
     @property
     def num_classes(self) -> int:
@@ -121,12 +130,23 @@ def _first(tensor: torch.Tensor, limit: int) -> torch.Tensor:
     return tensor[:limit] if limit > 0 else tensor
 
 
+def held_out_count(name: str, training_images: int) -> int:
+    return min(VALIDATION_IMAGES[name], max(1, training_images // 10))
+
+
 def _in_memory(name, train_x, train_y, test_x, test_y, classes, train_limit, test_limit) -> ImageData:
-    """Apply the limits, then take the mean of the training images that remain."""
-    train_x, train_y = _first(train_x, train_limit), _first(train_y, train_limit)
+    """Hold out the validation images, apply the limits, then take the mean of the training images
+    that remain."""
+    total = len(train_y)
+    kept = total - held_out_count(name, total)
+    val_x, val_y = train_x[kept:], train_y[kept:]
+    train_x, train_y = _first(train_x[:kept], train_limit), _first(train_y[:kept], train_limit)
     test_x, test_y = _first(test_x, test_limit), _first(test_y, test_limit)
-    mean = per_pixel_mean(train_x)
-    return ImageData(name, train_x, train_y, test_x, test_y, list(classes), mean)
+    splits = {"train": f"{name} training images 0-{len(train_y) - 1}",
+              "validation": f"{name} training images {kept}-{total - 1} (held out; the lr schedule watches them)",
+              "test": f"{name} test images 0-{len(test_y) - 1} (reported only)"}
+    return ImageData(name, train_x, train_y, test_x, test_y, list(classes), per_pixel_mean(train_x), val_x, val_y,
+                     splits)
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
@@ -274,15 +294,29 @@ def _load_image_folder(data_dir: Path, train_limit: int, test_limit: int) -> Ima
                 f"{val_dir}/<class>/*.jpg (torchvision ImageFolder layout; same class folder names)."
             )
     classes, class_to_idx = find_classes(str(train_dir))
-    train_samples = _spread(_list_images(train_dir, class_to_idx), train_limit)
-    val_samples = _spread(_list_images(val_dir, class_to_idx), test_limit)
-    for folder, samples in ((train_dir, train_samples), (val_dir, val_samples)):
+    listed = _list_images(train_dir, class_to_idx)
+    kept, held = _hold_out(listed, held_out_count("imagenet-folder", len(listed)))
+    train_samples = _spread(kept, train_limit)
+    test_samples = _spread(_list_images(val_dir, class_to_idx), test_limit)
+    for folder, samples in ((train_dir, train_samples), (val_dir, test_samples)):
         if not samples:
             raise DataUnavailable(f"imagenet-folder: no images found under {folder}/<class>/ for the train classes")
     cache_dir = data_dir / CACHE_DIR_NAME
     train_x, train_y, mean = _cached_split(cache_dir, "train", train_samples, train_limit, with_mean=True)
-    test_x, test_y, _ = _cached_split(cache_dir, "val", val_samples, test_limit, with_mean=False)
-    return ImageData("imagenet-folder", train_x, train_y, test_x, test_y, classes, mean)
+    val_x, val_y, _ = _cached_split(cache_dir, "heldout", held, 0, with_mean=False)
+    test_x, test_y, _ = _cached_split(cache_dir, "val", test_samples, test_limit, with_mean=False)
+    splits = {"train": f"{len(train_samples)} images of {train_dir} (all but the held-out ones"
+                       + (f", {train_limit} spread over the classes" if train_limit else "") + ")",
+              "validation": f"{len(held)} images of {train_dir}, spread over the classes (held out; the lr schedule "
+                            "watches them)",
+              "test": f"{len(test_samples)} images of {val_dir} (reported only)"}
+    return ImageData("imagenet-folder", train_x, train_y, test_x, test_y, classes, mean, val_x, val_y, splits)
+
+
+def _hold_out(samples: list, count: int) -> tuple[list, list]:
+    """(kept, held out): `count` samples spread evenly over the class-sorted list, and the rest."""
+    chosen = set(np.linspace(0, len(samples) - 1, count).round().astype(int).tolist()) if count else set()
+    return ([s for i, s in enumerate(samples) if i not in chosen], [s for i, s in enumerate(samples) if i in chosen])
 
 
 def _list_images(folder: Path, class_to_idx: dict[str, int]) -> list[tuple[str, int]]:

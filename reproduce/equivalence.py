@@ -50,8 +50,16 @@ REFERENCE_FAMILIES: dict[str, list[str]] = {
         "--kernels", "half", "--remove-conv", "conv4"],
     "cifar-18pct": ["--model", "cifar-18pct", "--width", "0.5"],
     "cifar-11pct": ["--model", "cifar-11pct"],
+    # Paths the tiny runs above never take: the whole training set (which images it holds, its mean),
+    # and the lr schedule acting (patience 0 over 4 epochs).
+    "cifar-18pct: the whole training set, one epoch": ["--model", "cifar-18pct", "--width", "0.25",
+                                                       "--train-limit", "0", "--batch-size", "128", "--epochs", "1"],
+    "alexnet-small: the lr schedule dropping (patience 0, 4 epochs)": [
+        "--model", "alexnet-small", "--width", "0.125", "--weight-init", "he", "--input-scale", "unit",
+        "--bias-init", "zero", "--lr-patience", "0", "--epochs", "4"],
 }
-REFERENCE_RUNS = {name: [*flags, *TINY] for name, flags in REFERENCE_FAMILIES.items()}
+# The family's flags come last and win where they repeat one of TINY's.
+REFERENCE_RUNS = {name: [*TINY, *flags] for name, flags in REFERENCE_FAMILIES.items()}
 # Runs each tree's own CLI over the reference runs and prints the digests as its last line.
 _DRIVER = """
 import json, sys

@@ -9,6 +9,12 @@ the bench records under results/bench/):
   CPUs with native bf16 (AMX) and is 5-8x slower on AVX2 ones.
 - compile: torch.compile on CUDA (fuses LRN, activations and pooling into few kernels); off on
   the CPU, where it took ~100 s to compile the paper's net and then ran it at half the speed.
+  Every net here is an nn.Sequential, so all the runs of a process (a grid worker trains many
+  architectures) share one code object, Sequential.forward, and dynamo keeps at most
+  `recompile_limit` (8) graphs per code object before it silently runs eager. Each run therefore
+  starts from reset caches and holds at most 6 graphs (training: full and last batch; evaluation:
+  full and last batch of the validation, test and training-error passes, in eval mode), and
+  hitting the limit anyway raises instead of slowing every later run down unnoticed.
 - channels_last everywhere: the layout oneDNN and cuDNN's tensor-core kernels want.
 """
 
@@ -21,6 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch._dynamo
+
+
+COMPILE_BACKEND = "inductor"
 
 
 @dataclass(frozen=True)
@@ -29,13 +39,19 @@ class Execution:
     precision: str  # "fp32" or "bf16"
     compile: bool
     memory_format: torch.memory_format = torch.channels_last
+    backend: str | None = None  # torch.compile's backend; None: COMPILE_BACKEND (tests use "eager")
 
     def autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def compiled(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The module to call: compiled for fixed shapes (a last, smaller batch adds one graph)."""
-        return torch.compile(model, dynamic=False) if self.compile else model
+        """The module to call: compiled for fixed shapes (a last, smaller batch adds one graph), from
+        dynamo caches reset for this run (see the module's docstring)."""
+        if not self.compile:
+            return model
+        torch._dynamo.reset()
+        torch._dynamo.config.fail_on_recompile_limit_hit = True
+        return torch.compile(model, dynamic=False, backend=self.backend or COMPILE_BACKEND)
 
     def layout(self, images: torch.Tensor) -> torch.Tensor:
         return images.contiguous(memory_format=self.memory_format)
@@ -44,6 +60,11 @@ class Execution:
         """What goes into the run record, so a number can be judged by how it was produced."""
         return {"precision": self.precision, "compile": self.compile,
                 "memory_format": "channels_last" if self.memory_format == torch.channels_last else "contiguous"}
+
+
+def compiled_graphs() -> int:
+    """Graphs dynamo has compiled in this process so far."""
+    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
 
 def plan_execution(config: dict[str, Any], device: torch.device) -> Execution:

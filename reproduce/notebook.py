@@ -35,6 +35,7 @@ class Study:
     seeds: int
     overrides: dict[str, Any]
     claims: list[plan.Claim] = field(default_factory=list)
+    train: bool = True
 
     @property
     def results_dir(self) -> str:
@@ -54,6 +55,11 @@ class Study:
         (the architecture notebook only writes the model's table). Raises when a run failed."""
         if self.ablation == "architecture":
             architecture.save(self.results_dir)
+            return
+        if not self.train:
+            missing = self.plan().query("state != 'complete' and state != 'diverged'")
+            print(f"train off: nothing is trained here; {len(missing)} of the runs are not done"
+                  + "".join(f"\n  {row.run}: {row.state}" for row in missing.itertuples()))
             return
         # Batch-level bars would fill the stored notebook with thousands of lines: one line per run.
         overrides = {"progress": False, **self.overrides}
@@ -165,18 +171,19 @@ def start(ablation: str, namespace: dict[str, Any], cuda_available: bool | None 
     if ablation not in plan.ablations():
         raise params.ParamError(f"ablation: {ablation!r} is not one of {', '.join(plan.ablations())}")
     given = user_parameters(namespace)
-    unknown = sorted(set(given) - set(params.SWEEP_BY_NAME) - set(params.BY_NAME))
+    declared = {**params.SWEEP_BY_NAME, **params.NOTEBOOK_BY_NAME}
+    unknown = sorted(set(given) - set(declared) - set(params.BY_NAME))
     if unknown:
         raise params.ParamError(f"unknown parameter {unknown[0]!r}: this notebook takes "
-                                f"{', '.join([*params.SWEEP_BY_NAME, *params.BY_NAME])}")
-    sweep_values = {n: params.SWEEP_BY_NAME[n].parse(given[n]) for n in params.SWEEP_BY_NAME if n in given}
+                                f"{', '.join([*declared, *params.BY_NAME])}")
+    sweep_values = {n: declared[n].parse(given[n]) for n in declared if n in given}
     overrides = params.validate({n: v for n, v in given.items() if n in params.BY_NAME})
     if cuda_available is None:
         import torch
         cuda_available = torch.cuda.is_available()
     preset = params.pick_preset(sweep_values.get("preset", "auto"), cuda_available)
     seeds = sweep_values.get("seeds", 0) or params.get_preset(preset).seeds
-    study = Study(ablation, preset, seeds, overrides, plan.claims_of(ablation))
+    study = Study(ablation, preset, seeds, overrides, plan.claims_of(ablation), sweep_values.get("train", True))
     for claim in study.claims:  # an override of what a claim compares stops here, not mid-run
         if claim.trains:
             plan.planned_runs(claim, preset, 1, study._run_overrides())

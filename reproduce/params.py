@@ -121,7 +121,7 @@ PARAMS: tuple[Param, ...] = (
     Param("momentum", float, 0.9, "SGD momentum (the paper: 0.9)", minimum=0, maximum=1, max_exclusive=True),
     Param("weight_decay", float, 5e-4, "L2 weight decay (the paper: 5e-4)", minimum=0, maximum=1),
     Param("lr_patience", int, 2,
-          "epochs without a lower test error before the lr is divided by 10 (the paper gives no number)",
+          "epochs without a lower validation error before the lr is divided by 10 (the paper gives no number)",
           minimum=0),
     Param("lr_drops", int, 3, "at most this many divisions by 10 (the paper: three)", minimum=0),
     Param("activation", str, "relu", "non-linearity after every conv and hidden FC layer (C1)",
@@ -220,7 +220,8 @@ PRESETS: dict[str, Preset] = {
             _ZERO_BIAS,
             "AlexNet: the first 8,000 training images, 3 epochs, so that overfitting can show within the "
             "budget; the first 4,000 test images",
-            "four-layer net: half width; one epoch (469 iterations)",
+            "four-layer net: half width; one epoch (430 iterations over the 55,000 training images left after the "
+            "validation split)",
         ),
         seeds=3,
         networks={
@@ -256,6 +257,13 @@ SWEEP_PARAMS: tuple[Param, ...] = (
           affects_result=False),
 )
 SWEEP_BY_NAME: dict[str, Param] = {p.name: p for p in SWEEP_PARAMS}
+
+# What a notebook (and `python -m reproduce notebooks`) takes besides the sweep's and the runs'.
+NOTEBOOK_PARAMS: tuple[Param, ...] = (
+    Param("train", bool, True, "train the runs the notebook lacks; off = only read what the results folder holds "
+          "(after a grid, or the records of runs made on a GPU, read on a CPU)", affects_result=False),
+)
+NOTEBOOK_BY_NAME: dict[str, Param] = {p.name: p for p in NOTEBOOK_PARAMS}
 
 # What `python -m reproduce grid` (and `nox -s reproduce`) takes besides the sweep's and the runs'.
 GRID_PARAMS: tuple[Param, ...] = (

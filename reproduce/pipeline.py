@@ -27,8 +27,10 @@ def notebook_names(only: str | None) -> list[str]:
     return [name for name in known if name in wanted]
 
 
-def run_notebooks(names: list[str], preset: str, seeds: int, overrides: dict | None = None) -> list[str]:
-    """Execute each notebook with these run parameters; return the failures as 'name: error' lines."""
+def run_notebooks(names: list[str], preset: str, seeds: int, overrides: dict | None = None,
+                  train: bool = True) -> list[str]:
+    """Execute each notebook with these run parameters; return the failures as 'name: error' lines.
+    With `train` off a notebook only reads the records (what is missing shows as missing)."""
     import papermill
 
     failures = []
@@ -42,7 +44,7 @@ def run_notebooks(names: list[str], preset: str, seeds: int, overrides: dict | N
         started = time.perf_counter()
         try:
             papermill.execute_notebook(str(EXPERIMENTS / f"{name}.ipynb"), str(output), cwd=str(Path.cwd()),
-                                       parameters={**overrides, "preset": preset, "seeds": seeds,
+                                       parameters={**overrides, "preset": preset, "seeds": seeds, "train": train,
                                                    "results_dir": str(results_dir)},
                                        progress_bar=True)
         except Exception as exc:  # noqa: BLE001 - papermill's error carries the cell's traceback

@@ -25,8 +25,8 @@ from reproduce.augment import BatchTransform
 from reproduce.batches import iterate_batches, to_device_if_fits
 from reproduce.data import ImageData, load_dataset, pixel_std
 from reproduce.lighting import fit_colour_pca, lighting_on
-from reproduce.execution import (Execution, HostCopy, device_name, peak_memory, pick_device, plan_execution,
-                                 prepare_device, reset_peak_memory, synchronize)
+from reproduce.execution import (Execution, HostCopy, compiled_graphs, device_name, peak_memory, pick_device,
+                                 plan_execution, prepare_device, reset_peak_memory, synchronize)
 from reproduce.models import build_model, input_size
 
 
@@ -40,10 +40,10 @@ class CheckpointMismatch(Exception):
 
 @dataclass
 class Schedule:
-    """lr / 10 when the test error has not improved for `patience` epochs, at most `max_drops` times.
+    """lr / 10 when the validation error has not improved for `patience` epochs, at most `max_drops` times.
 
-    The paper divides "when the validation error rate stopped improving"; its ILSVRC-2012
-    figures are validation figures too, so here the held-out test split plays that role.
+    The paper divides "when the validation error rate stopped improving". The validation images are
+    held out of the training images (data.VALIDATION_IMAGES), so the test images never steer training.
     """
     patience: int
     max_drops: int
@@ -80,8 +80,9 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     transform: BatchTransform
-    splits: dict[str, torch.Tensor]  # train_x, train_y, test_x, test_y: on the device when they fit
+    splits: dict[str, torch.Tensor]  # train_x/_y, val_x/_y, test_x/_y: on the device when they fit
     record: dict[str, Any] = field(default_factory=dict)
+    graphs_before: int = 0  # dynamo's graph count when the run started: the record says how many it compiled
 
 
 def run(config: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
@@ -133,9 +134,10 @@ def build_trainer(config: dict[str, Any]) -> Trainer:
                                config["augment"], scale, pca)
     trainer = Trainer(config, device, execution, data, model, execution.compiled(model), optimizer,
                       Schedule(config["lr_patience"], config["lr_drops"]), transform,
-                      _place_splits(data, device))
+                      _place_splits(data, device), graphs_before=compiled_graphs())
     trainer.record = results.new_record(config, device_name(device))
     trainer.record["execution"] = execution.describe()
+    trainer.record["data"] = data.splits
     trainer.record["model_parameters"] = sum(p.numel() for p in model.parameters())
     return trainer
 
@@ -144,7 +146,7 @@ def _place_splits(data: ImageData, device: torch.device) -> dict[str, torch.Tens
     """Images and labels on the device when they fit in half its free memory, so that
     batches never wait on the host; a dataset too big for that stays on the host."""
     budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else 0
-    names = ("train_x", "train_y", "test_x", "test_y")
+    names = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
     return {name: to_device_if_fits(getattr(data, name), device, budget) for name in names}
 
 
@@ -168,16 +170,21 @@ def run_epoch(trainer: Trainer, epoch: int) -> None:
     train_time = time.perf_counter() - started
 
     started = time.perf_counter()
-    test_stats = evaluate(trainer, trainer.splits["test_x"], trainer.splits["test_y"])
+    val_stats = _named("val", evaluate(trainer, trainer.splits["val_x"], trainer.splits["val_y"]))
+    test_stats = _named("test", evaluate(trainer, trainer.splits["test_x"], trainer.splits["test_y"]))
     eval_time = time.perf_counter() - started
 
     fit_stats = fit_error(trainer) if epoch + 1 == config["epochs"] else {}
     trainer.record["epochs"].append({
-        "epoch": epoch + 1, "lr": lr, **train_stats, **test_stats, **fit_stats,
+        "epoch": epoch + 1, "lr": lr, **train_stats, **val_stats, **test_stats, **fit_stats,
         "train_time_s": train_time, "eval_time_s": eval_time,
         "images_per_s": len(order) / train_time, "peak_memory_bytes": peak_memory(device),
     })
-    trainer.schedule.step(test_stats["test_top1_error"], trainer.optimizer)
+    trainer.schedule.step(val_stats["val_top1_error"], trainer.optimizer)
+
+
+def _named(split: str, stats: dict[str, float]) -> dict[str, float]:
+    return {f"{split}_{name}": value for name, value in stats.items()}
 
 
 FIT_EVAL_IMAGES = 5_000
@@ -189,7 +196,7 @@ def fit_error(trainer: Trainer) -> dict[str, float]:
     model, so "overfitting" (C4, C10) is measured as test error minus this one."""
     count = min(FIT_EVAL_IMAGES, len(trainer.splits["train_y"]))
     stats = evaluate(trainer, trainer.splits["train_x"][:count], trainer.splits["train_y"][:count])
-    return {"fit_top1_error": stats["test_top1_error"]}
+    return {"fit_top1_error": stats["top1_error"]}
 
 
 def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
@@ -289,7 +296,7 @@ def _check_finite(loss: float, epoch: int, step: int) -> None:
 
 @torch.no_grad()
 def evaluate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Test loss, top-1 error and (with more than 5 classes) top-5 error on the centre view."""
+    """Loss, top-1 error and (with more than 5 classes) top-5 error of `images` on the centre view."""
     device, execution = trainer.device, trainer.execution
     trainer.forward.eval()
     loss_sum = torch.zeros((), device=device)
@@ -303,9 +310,9 @@ def evaluate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor) -> di
         wrong1 += (top[:, 0] != target).sum()
         wrong5 += (top != target[:, None]).all(dim=1).sum()
     count = len(labels)
-    stats = {"test_loss": loss_sum.item() / count, "test_top1_error": wrong1.item() / count}
+    stats = {"loss": loss_sum.item() / count, "top1_error": wrong1.item() / count}
     if logits.shape[1] > 5:
-        stats["test_top5_error"] = wrong5.item() / count
+        stats["top5_error"] = wrong5.item() / count
     return stats
 
 
@@ -367,6 +374,8 @@ def _finish(trainer: Trainer, status: str, error: str | None = None) -> dict[str
         "peak_memory_bytes": max((e["peak_memory_bytes"] for e in epochs), default=None),
         "weights_sha256": weights_digest(trainer.model),
     }
+    if trainer.execution.compile:
+        record["execution"]["compiled_graphs"] = compiled_graphs() - trainer.graphs_before
     results.finish_record(record, status, error)
     results.write_record(results.record_path(trainer.config["results_dir"], trainer.config), record)
     return record

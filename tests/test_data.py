@@ -27,18 +27,18 @@ REAL_FASHION_MNIST = Path(data.FASHION_MNIST_SYSTEM_DIR)
 def test_fashion_mnist_from_system_dir(tmp_path, system_fashion):
     _, arrays = system_fashion
     loaded = load_dataset("fashion-mnist", tmp_path / "data")
-    train_images = arrays["train-images-idx3-ubyte"]
-    assert loaded.train_x.dtype == torch.uint8 and loaded.train_x.shape == (20, 1, 28, 28)
+    train_images = arrays["train-images-idx3-ubyte"][:18]  # the last 2 (a tenth) are the validation split
+    assert loaded.train_x.dtype == torch.uint8 and loaded.train_x.shape == (18, 1, 28, 28)
     assert loaded.test_x.shape == (10, 1, 28, 28) and loaded.train_y.dtype == torch.int64
     assert np.array_equal(loaded.train_x[:, 0].numpy(), train_images)
-    assert loaded.train_y.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
+    assert loaded.train_y.tolist() == arrays["train-labels-idx1-ubyte"][:18].tolist()
     assert loaded.test_y.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
     expected_mean = train_images.astype(np.float64).mean(0)[None]
     assert loaded.mean.dtype == torch.float32
     assert np.allclose(loaded.mean.numpy(), expected_mean, atol=1e-4)
     assert (loaded.num_classes, loaded.channels, loaded.stored_size) == (10, 1, 28)
     raw = tmp_path / "data" / "FashionMNIST" / "raw"
-    assert (raw / "train-images-idx3-ubyte").read_bytes() == idx_bytes(train_images)
+    assert (raw / "train-images-idx3-ubyte").read_bytes() == idx_bytes(arrays["train-images-idx3-ubyte"])
     assert not list(raw.glob("*.partial"))
 
 
@@ -51,6 +51,20 @@ def test_fashion_mnist_limits_take_first_examples_and_mean_of_those(tmp_path, sy
     assert np.allclose(loaded.mean[0].numpy(), first_five.mean(0), atol=1e-4)
 
 
+def test_the_validation_split_is_held_out_of_the_training_images_and_the_record_says_which(tmp_path,
+                                                                                        system_fashion):
+    _, arrays = system_fashion
+    images = arrays["train-images-idx3-ubyte"]
+    loaded = load_dataset("fashion-mnist", tmp_path, train_limit=5, test_limit=3)
+    assert np.array_equal(loaded.val_x[:, 0].numpy(), images[18:])  # held out before any limit applies
+    assert loaded.val_y.tolist() == arrays["train-labels-idx1-ubyte"][18:].tolist()
+    assert np.array_equal(loaded.train_x[:, 0].numpy(), images[:5])
+    assert loaded.splits == {"train": "fashion-mnist training images 0-4",
+                             "validation": "fashion-mnist training images 18-19 (held out; the lr schedule watches "
+                                           "them)", "test": "fashion-mnist test images 0-2 (reported only)"}
+    assert data.held_out_count("fashion-mnist", 60_000) == 5_000  # the real set: its last 5,000
+
+
 def test_fashion_mnist_prefers_files_already_in_data_dir(tmp_path, monkeypatch):
     arrays = write_fashion_mnist(tmp_path / "gz", train_n=4, test_n=2)
     raw = tmp_path / "data" / "FashionMNIST" / "raw"
@@ -59,7 +73,7 @@ def test_fashion_mnist_prefers_files_already_in_data_dir(tmp_path, monkeypatch):
         (raw / name).write_bytes(idx_bytes(array))
     monkeypatch.setenv(data.FASHION_MNIST_DIR_ENV, str(tmp_path / "nowhere"))
     loaded = load_dataset("fashion-mnist", tmp_path / "data")
-    assert len(loaded.train_x) == 4 and len(loaded.test_x) == 2
+    assert (len(loaded.train_x), len(loaded.val_x), len(loaded.test_x)) == (3, 1, 2)
 
 
 def test_fashion_mnist_missing_and_offline_names_the_remedies(tmp_path, monkeypatch):
@@ -94,10 +108,12 @@ def test_fashion_mnist_bad_idx_names_the_file(tmp_path, system_fashion):
 def test_real_fashion_mnist(tmp_path, monkeypatch):
     monkeypatch.delenv(data.FASHION_MNIST_DIR_ENV, raising=False)
     loaded = load_dataset("fashion-mnist", tmp_path)
-    assert loaded.train_x.shape == (60000, 1, 28, 28) and loaded.test_x.shape == (10000, 1, 28, 28)
+    assert loaded.train_x.shape == (55000, 1, 28, 28) and loaded.test_x.shape == (10000, 1, 28, 28)
+    assert loaded.val_x.shape == (5000, 1, 28, 28)
     assert loaded.num_classes == 10 and loaded.mean.shape == (1, 28, 28)
     # The release is balanced; a damaged or foreign file would hardly be.
-    assert torch.bincount(loaded.train_y).tolist() == [6000] * 10
+    assert torch.bincount(torch.cat([loaded.train_y, loaded.val_y])).tolist() == [6000] * 10
+    assert min(torch.bincount(loaded.val_y).tolist()) > 400  # the last 5,000 hold every class
     assert torch.bincount(loaded.test_y).tolist() == [1000] * 10
 
 
@@ -114,12 +130,14 @@ def test_cifar10_from_batches(tmp_path, monkeypatch):
     trust_generated_cifar10(monkeypatch, tmp_path / CIFAR10.base_folder)
     loaded = load_dataset("cifar10", tmp_path)
     train_rows = np.concatenate([batches[f"data_batch_{i}"]["data"] for i in range(1, 6)])
-    assert loaded.train_x.shape == (20, 3, 32, 32) and loaded.train_x.dtype == torch.uint8
+    # 20 training images: the last 2 (a tenth) are the validation split
+    assert loaded.train_x.shape == (18, 3, 32, 32) and loaded.train_x.dtype == torch.uint8
     assert loaded.train_x.is_contiguous() and loaded.test_x.shape == (3, 3, 32, 32)
-    assert np.array_equal(loaded.train_x.numpy(), train_rows.reshape(20, 3, 32, 32))
-    assert loaded.train_y.tolist() == sum((batches[f"data_batch_{i}"]["labels"] for i in range(1, 6)), [])
+    assert np.array_equal(loaded.train_x.numpy(), train_rows.reshape(20, 3, 32, 32)[:18])
+    assert np.array_equal(loaded.val_x.numpy(), train_rows.reshape(20, 3, 32, 32)[18:])
+    assert loaded.train_y.tolist() == sum((batches[f"data_batch_{i}"]["labels"] for i in range(1, 6)), [])[:18]
     assert loaded.test_y.dtype == torch.int64 and loaded.test_y.tolist() == batches["test_batch"]["labels"]
-    assert np.allclose(loaded.mean.numpy(), train_rows.reshape(20, 3, 32, 32).mean(0), atol=1e-4)
+    assert np.allclose(loaded.mean.numpy(), train_rows.reshape(20, 3, 32, 32)[:18].mean(0), atol=1e-4)
     assert loaded.classes[0] == "airplane" and loaded.num_classes == 10
 
 
@@ -133,7 +151,7 @@ def test_cifar10_extracts_a_present_tarball_without_network(tmp_path, monkeypatc
         archive.add(staging / CIFAR10.base_folder, arcname=CIFAR10.base_folder)
     monkeypatch.setattr(CIFAR10, "tgz_md5", md5(tarball))
     loaded = load_dataset("cifar10", tmp_path / "data")
-    assert len(loaded.train_x) == 20
+    assert len(loaded.train_x) + len(loaded.val_x) == 20
 
 
 def test_cifar10_failing_md5_and_offline_names_the_remedies(tmp_path):
@@ -173,12 +191,13 @@ def test_image_folder_preprocessing(tmp_path):
     write_image_folder(tmp_path)
     loaded = load_dataset("imagenet-folder", tmp_path)
     assert loaded.classes == ["cat", "dog"]
-    assert loaded.train_x.shape == (4, 3, 256, 256) and loaded.train_x.dtype == torch.uint8
-    assert loaded.train_y.tolist() == [0, 0, 1, 1] and loaded.test_y.tolist() == [0, 1]
-    wide = loaded.train_x[0].permute(1, 2, 0).reshape(-1, 3)
+    # Of the 4 training images, one (the first of the class-sorted list) is held out for validation.
+    assert loaded.train_x.shape == (3, 3, 256, 256) and loaded.train_x.dtype == torch.uint8
+    assert loaded.val_y.tolist() == [0] and loaded.train_y.tolist() == [0, 1, 1] and loaded.test_y.tolist() == [0, 1]
+    wide = loaded.val_x[0].permute(1, 2, 0).reshape(-1, 3)
     assert (wide == torch.tensor(GREEN, dtype=torch.uint8)).all()  # the crop kept the centre only
-    assert (loaded.train_x[2].float().mean((1, 2)) - torch.tensor([10.0, 20.0, 30.0])).abs().max() < 1
-    assert (loaded.train_x[3].float() - 128).abs().max() <= 2  # grayscale JPEG -> 3 equal channels
+    assert (loaded.train_x[1].float().mean((1, 2)) - torch.tensor([10.0, 20.0, 30.0])).abs().max() < 1
+    assert (loaded.train_x[2].float() - 128).abs().max() <= 2  # grayscale JPEG -> 3 equal channels
     assert np.allclose(loaded.mean.numpy(), loaded.train_x.double().mean(0).numpy(), atol=1e-3)
     assert loaded.stored_size == 256 and loaded.channels == 3
 
@@ -204,9 +223,9 @@ def test_image_folder_cache_is_reused_and_refreshed(tmp_path, monkeypatch):
     assert cache.stat().st_mtime_ns == stamp
     # A changed folder invalidates the cache; so does a cache whose manifest never got written.
     Image.new("RGB", (40, 40), GREEN).save(tmp_path / "train" / "dog" / "c_new.png")
-    assert len(load_dataset("imagenet-folder", tmp_path).train_x) == 5
+    assert len(load_dataset("imagenet-folder", tmp_path).train_x) == 4  # 5 images, one held out
     (tmp_path / data.CACHE_DIR_NAME / "train-256.json").unlink()
-    assert len(load_dataset("imagenet-folder", tmp_path).train_x) == 5
+    assert len(load_dataset("imagenet-folder", tmp_path).train_x) == 4
 
 
 def test_image_folder_cache_survives_moving_the_folder(tmp_path, monkeypatch):
@@ -267,8 +286,8 @@ def test_pixel_std_of_known_images():
     from reproduce.data import ImageData, pixel_std
 
     images = torch.tensor([0, 100], dtype=torch.uint8).repeat_interleave(2).reshape(4, 1, 1, 1)
-    data = ImageData("toy", images, torch.zeros(4, dtype=torch.long), images, torch.zeros(4, dtype=torch.long),
-                     ["a"], images.float().mean(0))
+    labels = torch.zeros(4, dtype=torch.long)
+    data = ImageData("toy", images, labels, images, labels, ["a"], images.float().mean(0), images, labels, {})
     assert pixel_std(data) == pytest.approx(torch.tensor([-50.0, -50, 50, 50]).std().item())
 
 

@@ -196,6 +196,40 @@ def test_grouped_lrn_is_the_paper_formula_per_tower():
     assert torch.allclose(out[:, 10], x[:, 10] / (2 + 1e-4 / 5 * a) ** 0.75)
 
 
+@pytest.mark.parametrize("size", [5, 4], ids=["paper-size-5", "even-size-4"])
+def test_cross_channel_lrn_forward_and_hand_written_backward_are_nn_local_response_norms(size):
+    """In float64: values and input gradients equal to PyTorch's own LRN (autograd through its formula),
+    and gradcheck's finite differences agree with the hand-written backward."""
+    x = (torch.rand(2, 7, 3, 3, dtype=torch.float64) * 40).requires_grad_()
+    ours = GroupedLRN(groups=1, size=size, alpha=1e-2, beta=0.75, k=2.0)
+    stock = nn.LocalResponseNorm(size, alpha=1e-2, beta=0.75, k=2.0)
+    grad_out = torch.randn(2, 7, 3, 3, dtype=torch.float64)
+    (mine,) = torch.autograd.grad(ours(x), x, grad_out)
+    (theirs,) = torch.autograd.grad(stock(x), x, grad_out)
+    torch.testing.assert_close(ours(x), stock(x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(ours, (x,))
+    assert torch.autograd.gradcheck(GroupedLRN(groups=2, size=size, alpha=1e-2, beta=0.75, k=2.0),
+                                    (torch.rand(1, 8, 2, 2, dtype=torch.float64, requires_grad=True) * 40,))
+
+
+def spatial_by_autograd(x, size, alpha, beta, k):
+    """cuda-convnet's rnorm written as plain tensor ops, differentiated by autograd."""
+    mean_square = nn.functional.avg_pool2d(x * x, size, stride=1, padding=size // 2, count_include_pad=True)
+    return x / (k + alpha * mean_square).pow(beta)
+
+
+def test_spatial_lrn_forward_and_hand_written_backward_match_autograd_through_its_formula():
+    x = (torch.rand(2, 3, 5, 5, dtype=torch.float64) * 40).requires_grad_()
+    ours = SpatialLRN(size=3, alpha=1e-2, beta=0.75, k=1.0)
+    grad_out = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    (mine,) = torch.autograd.grad(ours(x), x, grad_out)
+    (reference,) = torch.autograd.grad(spatial_by_autograd(x, 3, 1e-2, 0.75, 1.0), x, grad_out)
+    torch.testing.assert_close(ours(x), spatial_by_autograd(x, 3, 1e-2, 0.75, 1.0), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mine, reference, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(ours, (x,))
+
+
 def test_paper_net_lrn_uses_the_paper_constants(paper_net):
     norm = paper_net.lrn1
     assert (norm.size, norm.alpha, norm.beta, norm.k) == (5, 1e-4, 0.75, 2.0)

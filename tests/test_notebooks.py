@@ -24,7 +24,7 @@ def test_parameters_cell_agrees_with_the_declaration(path):
     assert len(cells) == 1
     namespace = {}
     exec("".join(cells[0]["source"]), namespace)
-    declared = {**params.SWEEP_BY_NAME, **params.BY_NAME}
+    declared = {**params.SWEEP_BY_NAME, **params.NOTEBOOK_BY_NAME, **params.BY_NAME}
     given = notebook.user_parameters(namespace)
     assert given, "an empty parameters cell"
     for name, value in given.items():
@@ -59,6 +59,15 @@ def test_auto_preset_and_default_seeds():
     study = notebook.start("lrn", {"preset": "auto", "seeds": 0}, cuda_available=False)
     assert (study.preset, study.seeds) == ("cpu", params.PRESETS["cpu"].seeds)
     assert notebook.start("lrn", {"preset": "auto"}, cuda_available=True).preset == "gpu"
+
+
+def test_with_train_off_a_notebook_reads_and_never_trains(monkeypatch, tmp_path, capsys):
+    from reproduce import grid
+
+    monkeypatch.setattr(grid, "run_grid", lambda *args, **kwargs: pytest.fail("trained"))
+    study = notebook.start("lrn", {"preset": "smoke", "train": "off", "results_dir": str(tmp_path)})
+    study.run()
+    assert "train off: nothing is trained here; 4 of the runs are not done" in capsys.readouterr().out
 
 
 def test_papermill_refuses_an_unknown_parameter(tmp_path):

@@ -70,7 +70,7 @@ def test_a_run_writes_a_complete_self_describing_record(tiny_fashion, tmp_path):
     saved = results.read_record(results.record_path(tmp_path, config))
     assert saved["config_hash"] == results.config_hash(config)
     epoch = saved["epochs"][-1]
-    for key in ("train_loss", "train_error", "test_loss", "test_top1_error", "test_top5_error",
+    for key in ("train_loss", "train_error", "val_loss", "val_top1_error", "test_loss", "test_top1_error", "test_top5_error",
                 "train_time_s", "eval_time_s", "images_per_s", "peak_memory_bytes", "lr"):
         assert key in epoch, key
     assert len(saved["epochs"]) == 2 and saved["iterations"]
@@ -124,6 +124,28 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_fashion, tmp_path
     assert resumed["iterations"] == straight["iterations"]
 
 
+def test_the_schedule_watches_the_validation_split_and_the_test_split_is_only_reported(tiny_fashion, tmp_path,
+                                                                                     monkeypatch):
+    """Validation error that never improves drops the lr; a test error that keeps improving does not
+    hold it up: the test images do not steer training."""
+    real_evaluate, test_errors = train.evaluate, iter([0.5, 0.4, 0.3, 0.2])
+
+    def evaluate(trainer, images, labels):
+        stats = real_evaluate(trainer, images, labels)
+        if images is trainer.splits["val_x"]:
+            return {**stats, "top1_error": 0.5}
+        if images is trainer.splits["test_x"]:
+            return {**stats, "top1_error": next(test_errors)}
+        return stats
+
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    record = train.run(tiny_config(tiny_fashion, tmp_path, epochs=4, lr_patience=0, lr=0.01))
+    assert [e["lr"] for e in record["epochs"]] == pytest.approx([0.01, 0.01, 0.001, 0.0001])
+    assert [e["test_top1_error"] for e in record["epochs"]] == [0.5, 0.4, 0.3, 0.2]
+    assert set(record["data"]) == {"train", "validation", "test"}
+    assert "held out" in record["data"]["validation"] and "reported only" in record["data"]["test"]
+
+
 def test_a_checkpoint_from_another_config_is_refused(tiny_fashion, tmp_path):
     config = tiny_config(tiny_fashion, tmp_path, epochs=1)
     train.run(config)
@@ -135,7 +157,9 @@ def test_a_checkpoint_from_another_config_is_refused(tiny_fashion, tmp_path):
 
 
 def test_a_diverging_run_is_recorded_as_diverged_not_raised(tiny_fashion, tmp_path):
-    record = train.run(tiny_config(tiny_fashion, tmp_path, lr=9.0, lrn=False, epochs=2))
+    # Raw 0-255 inputs, He init and lr 9.9: the loss is NaN within a few steps.
+    record = train.run(tiny_config(tiny_fashion, tmp_path, lr=9.9, lrn=False, epochs=2, input_scale="raw",
+                                   weight_init="he"))
     assert record["status"] == "diverged"
     assert "loss became" in record["error"]
     saved = results.read_record(results.record_path(tmp_path, record["config"]))
