@@ -48,7 +48,7 @@ class Study:
             found = results.run_state(self.results_dir, run.config)
             rows.append({"run": run.run_id, "settings": plan.describe_run(run.config), "claims": ", ".join(run.claims),
                          "state": found.state if found.state != "missing" else "to train"})
-        return pandas.DataFrame(rows)
+        return pandas.DataFrame(rows, columns=["run", "settings", "claims", "state"])  # columns even when empty
 
     def run(self, workers: int | str = "auto") -> None:
         """Train what is missing, through the grid, as `python -m reproduce grid --only <ablation>` would
