@@ -20,17 +20,25 @@ def iterate_batches(
     device: torch.device | str,
     order: torch.Tensor | None = None,
     drop_last: bool = False,
+    part: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (x[idx], y[idx]) on `device` for consecutive slices idx of `order` (default 0..N-1)."""
+    """Yield (x[idx], y[idx]) on `device` for consecutive slices idx of `order` (default 0..N-1).
+
+    `part` = (rank, ranks): of each slice, only this rank's share (torch.tensor_split's: even sizes,
+    the first ones one larger when the slice does not split evenly, possibly empty), so that every
+    rank takes as many steps as there are slices."""
     device = torch.device(device)
     if order is None:
         order = torch.arange(len(x))
     # Index each tensor with a copy of `order` on the tensor's own device, made once.
     x_order, y_order = order.to(x.device), order.to(y.device)
     stop = len(order) - len(order) % batch_size if drop_last else len(order)
+    rank, ranks = part
     for start in range(0, stop, batch_size):
-        end = start + batch_size
-        yield _take(x, x_order[start:end], device), _take(y, y_order[start:end], device)
+        x_index, y_index = x_order[start:start + batch_size], y_order[start:start + batch_size]
+        if ranks > 1:
+            x_index, y_index = torch.tensor_split(x_index, ranks)[rank], torch.tensor_split(y_index, ranks)[rank]
+        yield _take(x, x_index, device), _take(y, y_index, device)
 
 
 def _take(data: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -133,18 +133,23 @@ def given(namespace: argparse.Namespace, names: list[str]) -> dict[str, Any]:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from reproduce import results, runner
+    from reproduce import distributed, results, runner
 
     config = params.resolve(given(args, list(params.BY_NAME)), preset=args.preset, network=args.network)
     record, trained = runner.run(config)
+    ended = 0 if record["status"] == "complete" else 1
+    if not distributed.speaks():
+        return ended
     path = results.record_path(config["results_dir"], config)
     last = record["epochs"][-1] if record["epochs"] else {}
-    print(f"{record['status']}{'' if trained else ' (reused: already trained)'}: {path}")
+    ranks = f" by {record['world']['size']} ranks ({record['world']['backend']})" if record.get("world", {}).get(
+        "size", 1) > 1 else ""
+    print(f"{record['status']}{'' if trained else ' (reused: already trained)'}{ranks}: {path}")
     if last:
         print(f"epochs {len(record['epochs'])}, test top-1 error {last['test_top1_error']:.4f}, "
               f"train {record['totals'].get('train_time_s', 0):.1f} s, "
               f"{last['images_per_s']:.0f} images/s on {record['device']}")
-    return 0 if record["status"] == "complete" else 1
+    return ended
 
 
 def command_grid(args: argparse.Namespace) -> int:
@@ -308,16 +313,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         if _is_user_error(exc):
-            print(f"error: {exc}", file=sys.stderr)
+            if _speaks():  # under torchrun every rank meets the same error: rank 0 says it
+                print(f"error: {exc}", file=sys.stderr)
             return USER_ERROR
         raise
 
 
 def _is_user_error(exc: Exception) -> bool:
     from reproduce.data import DataUnavailable
+    from reproduce.distributed import PeerLost, WorldError
     from reproduce.equivalence import DeclarationError
     from reproduce.runner import CheckpointUnreadable, ResultsUnwritable
     from reproduce.train import CheckpointMismatch
 
     return isinstance(exc, (params.ParamError, DataUnavailable, CheckpointMismatch, CheckpointUnreadable,
-                            ResultsUnwritable, DeclarationError))
+                            ResultsUnwritable, DeclarationError, WorldError, PeerLost))
+
+
+def _speaks() -> bool:
+    from reproduce.distributed import speaks
+
+    return speaks()

@@ -18,15 +18,20 @@ Anything missing or unreadable raises `DataUnavailable` with a message that says
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
+import sys
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 from urllib.error import URLError
 
 import numpy as np
@@ -337,7 +342,9 @@ def _cached_split(cache_dir: Path, split: str, samples: list, limit: int, *, wit
     stem = cache_dir / (f"{split}-{IMAGENET_SIZE}" + (f"-n{limit}" if limit > 0 else ""))
     fingerprint = _fingerprint(samples, relative_to=cache_dir.parent)
     if not _cache_is_complete(stem, fingerprint, with_mean):
-        _build_cache(stem, samples, fingerprint, with_mean)
+        with _cache_lock(stem):  # one process builds it (one torchrun rank, one grid worker); the others wait
+            if not _cache_is_complete(stem, fingerprint, with_mean):  # built while this one waited
+                _build_cache(stem, samples, fingerprint, with_mean)
     # mmap_mode "c" (copy-on-write) rather than "r": torch.from_numpy warns on read-only
     # arrays; nothing writes to the images, so the file is never changed either way.
     images = torch.from_numpy(np.load(f"{stem}.npy", mmap_mode="c"))
@@ -365,14 +372,29 @@ def _cache_is_complete(stem: Path, fingerprint: str, with_mean: bool) -> bool:
     return json.loads(manifest.read_text()).get("fingerprint") == fingerprint
 
 
-def _build_cache(stem: Path, samples: list, fingerprint: str, with_mean: bool) -> None:
+@contextmanager
+def _cache_lock(stem: Path) -> Iterator[None]:
+    """Hold the cache's build lock (a file lock: no timeout, however long the build takes)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{stem}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{stem.name}: another process is building this cache; waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_cache(stem: Path, samples: list, fingerprint: str, with_mean: bool) -> None:
     Path(f"{stem}.json").unlink(missing_ok=True)  # the old cache is invalid from here on
     partial = _partial_name(f"{stem}.npy")
     shape = (len(samples), 3, IMAGENET_SIZE, IMAGENET_SIZE)
-    images = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
-    _preprocess_all([path for path, _ in samples], images, desc=stem.name)
-    images.flush()
+    np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape).flush()
+    preprocess_all([path for path, _ in samples], partial, desc=stem.name)
+    images = np.load(partial, mmap_mode="c")  # "c": torch.from_numpy warns on read-only arrays
     if with_mean:
         _save_atomically(f"{stem}-mean.npy", per_pixel_mean(torch.from_numpy(images)).numpy())
     del images
@@ -396,14 +418,36 @@ def _save_atomically(path: str, array: np.ndarray) -> None:
     os.replace(partial, path)
 
 
-def _preprocess_all(paths: list[str], out: np.ndarray, desc: str, chunk: int = 256) -> None:
-    """Fill out[i] with image i, decoding on a thread pool (PIL releases the GIL)."""
-    with ThreadPoolExecutor() as pool, tqdm(total=len(paths), desc=desc, unit="img") as progress:
-        for start in range(0, len(paths), chunk):
-            block = paths[start : start + chunk]
-            for offset, image in enumerate(pool.map(preprocess_image, block)):
-                out[start + offset] = image
-            progress.update(len(block))
+def preprocess_all(paths: list[str], npy_path: Path, desc: str, chunk: int = 256) -> None:
+    """Write image i of `paths` into the .npy array at `npy_path` (already made, [N, 3, S, S]).
+
+    Chunks go to one worker process per core, each writing its images straight into the memory-mapped
+    file, so only image counts travel back (ImageNet's 1.28 million JPEGs are hours of decoding on one
+    core). One chunk or one core: in this process."""
+    starts = range(0, len(paths), chunk)
+    workers = min(len(os.sched_getaffinity(0)), len(starts))
+    with tqdm(total=len(paths), desc=desc, unit="img") as progress:
+        if workers <= 1:
+            for start in starts:
+                progress.update(_preprocess_chunk(paths[start:start + chunk], npy_path, start))
+            return
+        # forkserver, not fork: the parent holds torch's thread pools, which a fork can leave locked.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            futures = [pool.submit(_preprocess_chunk, paths[start:start + chunk], npy_path, start) for start in starts]
+            try:
+                for done in as_completed(futures):
+                    progress.update(done.result())
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # an unreadable image stops the build at once
+                raise
+
+
+def _preprocess_chunk(paths: list[str], npy_path: Path, start: int) -> int:
+    images = np.load(npy_path, mmap_mode="r+")
+    for offset, path in enumerate(paths):
+        images[start + offset] = preprocess_image(path)
+    images.flush()
+    return len(paths)
 
 
 def shorter_side_size(width: int, height: int, size: int = IMAGENET_SIZE) -> tuple[int, int]:

@@ -35,12 +35,24 @@ CASES: tuple[FaultCase, ...] = (
     FaultCase("submitit-job-requeued", "interruption", "a submitit job preempted (USR2, as Slurm sends before a "
               "preemption or the time limit)", "submitit checkpoints and requeues the job; it resumes the run from "
               "its last whole-epoch checkpoint, with the weights of an uninterrupted run"),
+    FaultCase("rank-killed", "interruption", "kill -9 of either rank of a 2-rank torchrun run mid-epoch",
+              "torchrun stops the other rank; the rerun with 2 ranks resumes from the last whole-epoch checkpoint "
+              "and ends with the weights of an uninterrupted 2-rank run"),
+    FaultCase("rank-dies-at-start", "interruption", "a torchrun rank killed before it joins the others",
+              "the other rank stops within seconds (not the 5-minute join timeout) with one line saying why; "
+              "torchrun's report names the dead rank"),
     FaultCase("two-grids-at-once", "concurrency", "two `python -m reproduce grid` on one results folder, started "
               "together", "each run is trained once: the grid that finds a run locked waits for it, then reuses it"),
     FaultCase("grid-run-raises", "bad input", "one run of a grid raises (here: a damaged checkpoint at its path)",
               "that run is reported FAILED with its error, every other run still trains, and the grid exits 1"),
     FaultCase("bad-grid-option", "bad input", "`grid --workers 0`, `--executor slurm`, `--only lrm`, ...",
               "exit 2: names the option and what it allows; nothing is trained"),
+    FaultCase("world-size-changed", "bad input", "a run checkpointed by 2 torchrun ranks, rerun by 1 process",
+              "exit 2: the checkpoint was made by 2 ranks and this run has 1; resume with torchrun --nproc_per_node 2, "
+              "or delete it (another world size draws other augmentation streams)"),
+    FaultCase("bad-world", "bad input", "torchrun with a batch size the ranks do not divide, nccl on a CPU, or "
+              "--device cuda with fewer GPUs than ranks", "exit 2 on every rank, one line (rank 0's) naming the "
+              "parameter and both numbers; nothing is trained"),
     FaultCase("two-runs-at-once", "concurrency", "two `python -m reproduce run` of one run, one results folder, "
               "started together", "one trains, the other waits on the run's lock and reuses its record: "
               "one record, trained once"),

@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from reproduce import analysis, params, plan, results, runner
+from reproduce import analysis, distributed, params, plan, results, runner
 from reproduce.data import load_dataset
 from reproduce.execution import device_kind, pick_device
 
@@ -94,6 +94,9 @@ def parse_options(values: dict[str, Any]) -> dict[str, Any]:
     defaults = {p.name: p.default for p in params.GRID_PARAMS}
     options = {**defaults, **params.validate(values, params.GRID_BY_NAME, "grid option")}
     sbatch_extra(options["slurm_extra"])
+    if options["gpus_per_run"] > 1 and options["executor"] != "submitit":
+        raise params.ParamError(f"gpus_per_run: {options['gpus_per_run']} needs --executor submitit (the local pool "
+                                "gives each run one device); expected 1 with --executor local")
     return options
 
 
@@ -169,7 +172,7 @@ def train_planned(run: plan.PlannedRun, deadline: float | None, estimate: float 
         return RunResult(run.run_id, "deferred", 0.0, f"needs about {estimate:.0f} s, {left:.0f} s left", settings)
     try:
         record, trained = runner.run(run.config, deadline)
-        if run.analyse and record["status"] == "complete":
+        if run.analyse and record["status"] == "complete" and distributed.speaks():  # once, not per rank
             analysis.ensure(run.config)
     except Exception as exc:  # noqa: BLE001 - reported by the grid, which goes on
         return RunResult(run.run_id, "failed", time.perf_counter() - started, f"{type(exc).__name__}: {exc}",

@@ -171,6 +171,9 @@ PARAMS: tuple[Param, ...] = (
           "torch.compile the model: auto = on with CUDA, off on the CPU (where it compiled for ~100 s and "
           "then ran slower); the same arithmetic either way", choices=("auto", "on", "off"),
           affects_result=False),
+    Param("dist_backend", str, "auto",
+          "how torchrun's ranks talk (a run started with torchrun --nproc_per_node N): auto = nccl with CUDA, "
+          "gloo on the CPU; ignored without torchrun", choices=("auto", "nccl", "gloo"), affects_result=False),
     Param("progress", bool, True, "show per-batch progress bars (notebooks show one bar per run instead)",
           affects_result=False),
 )
@@ -281,7 +284,10 @@ GRID_PARAMS: tuple[Param, ...] = (
           minimum=0),
     Param("dry_run", bool, False, "print the plan and stop"),
     Param("slurm_partition", str, "", "Slurm partition; empty = the cluster's default"),
-    Param("slurm_gpus_per_task", int, 1, "GPUs per Slurm job (one run per job)", minimum=0),
+    Param("gpus_per_run", int, 1, "ranks per run with --executor submitit: a job of that many tasks on one node, "
+          "one GPU each (gloo ranks on a CPU), training one run with DistributedDataParallel; with the local pool "
+          "only 1 (use torchrun for one run on several GPUs)", minimum=1),
+    Param("slurm_gpus_per_task", int, 1, "GPUs per task, i.e. per rank of a run (0 for CPU-only jobs)", minimum=0),
     Param("slurm_cpus_per_task", int, 4, "CPUs per Slurm job", minimum=1),
     Param("slurm_time", int, 240, "minutes per Slurm job; a job that runs out is requeued and resumes from "
           "its last epoch checkpoint", minimum=1),

@@ -173,8 +173,8 @@ def git_state() -> dict[str, Any]:
 # stale; editing the report code (claims, figures, book) leaves finished runs valid. Parameter
 # values (params.py) are covered by the config hash instead.
 SOURCE_PATHS = ("reproduce", "pyproject.toml")  # what decides whether a checkout's code is its commit's
-TRAINING_MODULES = ("alexnet", "augment", "batches", "cifar_nets", "data", "execution", "layers", "lighting",
-                    "models", "train")
+TRAINING_MODULES = ("alexnet", "augment", "batches", "cifar_nets", "data", "distributed", "execution", "layers",
+                    "lighting", "models", "train")
 
 
 def source_digest(names: tuple[str, ...] | None = None) -> str:

@@ -22,14 +22,14 @@ import os
 import shutil
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from reproduce import results, train
+from reproduce import distributed, results, train
 
 
 class ResultsUnwritable(Exception):
@@ -45,24 +45,45 @@ WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 def run(config: dict[str, Any], deadline: float | None = None) -> tuple[dict[str, Any], bool]:
     """(record, trained): train the run `config` describes, or reuse its record. With a deadline
-    (time.time() seconds) the run may stop early at an epoch end: its record then says "running"."""
+    (time.time() seconds) the run may stop early at an epoch end: its record then says "running".
+
+    Under torchrun every rank calls this: rank 0 takes the lock and decides (reuse, or train from
+    what is there), every rank learns the decision, and a refusal on rank 0 stops every rank with
+    the same error, at once."""
+    world = distributed.join(config)
     results_dir = Path(config["results_dir"])
-    check_writable(results_dir)
-    with run_lock(results_dir, results.run_id(config)):
-        found = results.run_state(results_dir, config)
-        if found.done:
-            return found.record, False
-        if found.state == "stale":
-            set_aside(results_dir, config)
-        check_checkpoint(results.checkpoint_path(results_dir, config))
+    with ExitStack() as held:
+        decision: tuple[str, Any] = ("train", None)
+        if world.leader:
+            try:
+                check_writable(results_dir)
+                held.enter_context(run_lock(results_dir, results.run_id(config)))
+                decision = _decide(results_dir, config)
+            except Exception as exc:  # noqa: BLE001 - every rank raises it
+                decision = ("raise", exc)
+        kind, payload = world.share(decision)
+        if kind == "raise":
+            raise payload
+        if kind == "reuse":
+            return payload, False
         try:
-            return train.run(config, deadline), True
+            return train.run(config, deadline, world), True
         except OSError as error:
             if error.errno in WRITE_ERRORS and _inside(error.filename, results_dir):
                 raise ResultsUnwritable(
                     f"results: cannot write {error.filename}: {error.strerror}. The last whole-epoch "
                     f"checkpoint is kept; free space (or fix permissions) and rerun to resume.") from None
             raise
+
+
+def _decide(results_dir: Path, config: dict[str, Any]) -> tuple[str, Any]:
+    found = results.run_state(results_dir, config)
+    if found.done:
+        return "reuse", found.record
+    if found.state == "stale":
+        set_aside(results_dir, config)
+    check_checkpoint(results.checkpoint_path(results_dir, config))
+    return "train", None
 
 
 def check_writable(results_dir: Path) -> None:

@@ -7,7 +7,10 @@ itself at each epoch end, the requeued job resumes there (the epoch in progress 
 and ends with the weights an uninterrupted run has. A run longer than slurm_time therefore goes on
 in several jobs, up to MAX_TIMEOUTS of them.
 
-The options (partition, GPUs and CPUs per job, time, array parallelism, extra sbatch arguments)
+A job of gpus_per_run tasks trains one run on that many GPUs (ranks of DistributedDataParallel, see
+reproduce.distributed), its ranks set up from submitit's job environment.
+
+The options (partition, ranks, GPUs and CPUs per task, time, array parallelism, extra sbatch arguments)
 are declared in params.GRID_PARAMS. submitit's local executor has no queue - every job it is given
 starts at once - so on it the grid keeps at most as many jobs running as the pool would have workers.
 """
@@ -31,6 +34,10 @@ class RunJob(submitit.helpers.Checkpointable):
     """One planned run as a submitit job."""
 
     def __call__(self, run: plan.PlannedRun, deadline: float | None, estimate: float | None) -> grid.RunResult:
+        if submitit.JobEnvironment().num_tasks > 1:
+            # Several tasks train this run together: each learns its rank from the job's environment,
+            # as torchrun's ranks do from torchrun's (they all see the node's GPUs: rank r takes GPU r).
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         return grid.train_planned(run, deadline, estimate)
 
     def checkpoint(self, run: plan.PlannedRun, deadline: float | None,
@@ -52,12 +59,14 @@ def make_executor(options: dict[str, Any], results_dir: str | Path, cluster: str
 
 def job_parameters(options: dict[str, Any], gpus_here: int = 0) -> dict[str, Any]:
     """submitit's names for the grid's Slurm options."""
-    chosen = {"name": "alexnet-grid", "timeout_min": options["slurm_time"],
+    ranks, gpus = options["gpus_per_run"], options["gpus_per_run"] * options["slurm_gpus_per_task"]
+    chosen = {"name": "alexnet-grid", "timeout_min": options["slurm_time"], "nodes": 1, "tasks_per_node": ranks,
               "cpus_per_task": options["slurm_cpus_per_task"],
-              "slurm_gpus_per_task": options["slurm_gpus_per_task"] or None,
+              # Per node, not per task: every rank sees all of the job's GPUs and takes its own by local rank.
+              "gpus_per_node": gpus or None,
               "slurm_array_parallelism": options["slurm_array_parallelism"],
               # Without this the local executor hides every GPU (CUDA_VISIBLE_DEVICES="").
-              "local_gpus_per_node": min(gpus_here, options["slurm_gpus_per_task"])}
+              "local_gpus_per_node": min(gpus_here, gpus)}
     if options["slurm_partition"]:
         chosen["slurm_partition"] = options["slurm_partition"]
     extra = grid.sbatch_extra(options["slurm_extra"])
@@ -77,7 +86,7 @@ def run_jobs(runs: list[plan.PlannedRun], options: dict[str, Any], deadline: flo
         _collect(list(zip(runs, submit_array(executor, runs, deadline, estimates))), finished)
         return
     job = RunJob()
-    limit = min(local_limit, options["slurm_array_parallelism"])
+    limit = max(1, min(local_limit // options["gpus_per_run"], options["slurm_array_parallelism"]))
     say(f"submitit: {executor.cluster} executor (no Slurm here: srun not found), {limit} job(s) at once; "
         f"logs in {executor.folder}")
     pending, running = list(runs), []

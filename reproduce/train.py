@@ -1,7 +1,9 @@
 """Training: one readable loop with the paper's recipe, checkpoints every epoch, resume, divergence.
 
 `run(config)` trains one run end to end and returns its record; an interrupted run resumes
-from its last epoch checkpoint. Whether a run needs training at all is reproduce.runner's
+from its last epoch checkpoint. Under torchrun the same loop runs on every rank with
+DistributedDataParallel (reproduce.distributed says what that changes); with one rank it is the
+plain loop. Whether a run needs training at all is reproduce.runner's
 decision, not this loop's. Every epoch starts from a seed derived from (seed, epoch), so a
 resumed run draws the same data order, crops, flips and dropout masks as an uninterrupted
 one and ends with the same weights.
@@ -20,8 +22,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from torch.nn.parallel import DistributedDataParallel
+
 from reproduce import results
 from reproduce.augment import BatchTransform
+from reproduce.distributed import PeerLost, World
 from reproduce.batches import iterate_batches, to_device_if_fits
 from reproduce.data import ImageData, load_dataset, pixel_std
 from reproduce.lighting import fit_colour_pca, lighting_on
@@ -83,28 +88,33 @@ class Trainer:
     splits: dict[str, torch.Tensor]  # train_x/_y, val_x/_y, test_x/_y: on the device when they fit
     record: dict[str, Any] = field(default_factory=dict)
     graphs_before: int = 0  # dynamo's graph count when the run started: the record says how many it compiled
+    world: World = field(default_factory=World)
 
 
-def run(config: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+def run(config: dict[str, Any], deadline: float | None = None, world: World = World()) -> dict[str, Any]:
     """Train the run `config` describes (a resolved config from params.resolve) and return its record.
 
     With a `deadline` (time.time() seconds), the run stops at the end of the last epoch that
     finishes before it, checkpointed; its record is returned with status "running", and a rerun
-    goes on from there."""
-    trainer = build_trainer(config)
+    goes on from there. `world`: this process's rank among a torchrun's ranks."""
+    trainer = build_trainer(config, world)
     start_epoch = resume(trainer)
     try:
         for epoch in range(start_epoch, config["epochs"]):
             started = time.time()
             run_epoch(trainer, epoch)
             save_checkpoint(trainer, epoch + 1)
-            if _next_epoch_overruns(deadline, started, epoch + 1, config["epochs"]):
+            if world.share(_next_epoch_overruns(deadline, started, epoch + 1, config["epochs"])):
                 return trainer.record
     except Diverged as exc:
         return _finish(trainer, "diverged", str(exc))
     except KeyboardInterrupt:
         raise  # the checkpoint of the last whole epoch stays; a rerun resumes from it
     except Exception as exc:
+        if world.lost_peer(exc):  # an interruption, not a failure of the run: it resumes like a killed one
+            said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise PeerLost(f"rank {world.rank} of {world.size}: another rank of this run exited ({said}); the last "
+                           f"epoch checkpoint is kept: rerun the same command with {world.size} ranks to resume") from None
         _finish(trainer, "failed", f"{type(exc).__name__}: {exc}")
         raise
     return _finish(trainer, "complete")
@@ -117,12 +127,13 @@ def _next_epoch_overruns(deadline: float | None, epoch_started: float, epochs_do
     return time.time() + (time.time() - epoch_started) > deadline
 
 
-def build_trainer(config: dict[str, Any]) -> Trainer:
+def build_trainer(config: dict[str, Any], world: World = World()) -> Trainer:
     device = pick_device(config["device"])
     prepare_device(device, config["cpu_threads"])
     execution = plan_execution(config, device)
-    data = load_dataset(config["dataset"], config["data_dir"],
-                        train_limit=config["train_limit"], test_limit=config["test_limit"])
+    with world.leader_first():  # an image folder's cache is built once, by rank 0
+        data = load_dataset(config["dataset"], config["data_dir"],
+                            train_limit=config["train_limit"], test_limit=config["test_limit"])
     torch.manual_seed(config["seed"])  # the initial weights depend on the seed alone
     model_config = {**config, "in_channels": data.channels, "num_classes": data.num_classes}
     model = build_model(model_config).to(device, memory_format=execution.memory_format)
@@ -132,12 +143,15 @@ def build_trainer(config: dict[str, Any]) -> Trainer:
     pca = fit_colour_pca(data.train_x) if lighting_on(config["lighting"], data.channels) else None
     transform = BatchTransform(input_size(config["model"]), data.stored_size, data.mean.to(device),
                                config["augment"], scale, pca)
-    trainer = Trainer(config, device, execution, data, model, execution.compiled(model), optimizer,
+    # DDP averages the ranks' gradients in buckets as the backward produces them; then compile.
+    replicated = DistributedDataParallel(model) if world.distributed else model
+    trainer = Trainer(config, device, execution, data, model, execution.compiled(replicated), optimizer,
                       Schedule(config["lr_patience"], config["lr_drops"]), transform,
-                      _place_splits(data, device), graphs_before=compiled_graphs())
+                      _place_splits(data, device), graphs_before=compiled_graphs(), world=world)
     trainer.record = results.new_record(config, device_name(device))
     trainer.record["execution"] = execution.describe()
     trainer.record["data"] = data.splits
+    trainer.record["world"] = world.describe()
     trainer.record["model_parameters"] = sum(p.numel() for p in model.parameters())
     return trainer
 
@@ -158,9 +172,10 @@ def run_epoch(trainer: Trainer, epoch: int) -> None:
     """Train one epoch, evaluate, record the metrics and let the schedule react."""
     config, device = trainer.config, trainer.device
     seed = _epoch_seed(config, epoch)
-    torch.manual_seed(seed)  # dropout masks
-    order = torch.randperm(len(trainer.data.train_y), generator=torch.Generator().manual_seed(seed))
-    augment_rng = torch.Generator(device=device).manual_seed(seed)
+    own_seed = trainer.world.seed(seed)  # rank 0's is the one-process seed
+    torch.manual_seed(own_seed)  # dropout masks
+    order = torch.randperm(len(trainer.data.train_y), generator=torch.Generator().manual_seed(seed))  # shared
+    augment_rng = torch.Generator(device=device).manual_seed(own_seed)
     lr = trainer.optimizer.param_groups[0]["lr"]
 
     reset_peak_memory(device)
@@ -206,19 +221,22 @@ def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
     Loss and error sums stay on the device; at each log point they start an asynchronous
     copy to the host, which is read one log point later, when it has long arrived.
     """
-    config, device, execution = trainer.config, trainer.device, trainer.execution
+    config, device, execution, world = trainer.config, trainer.device, trainer.execution, trainer.world
     trainer.forward.train()
-    steps_per_epoch = math.ceil(len(order) / config["batch_size"])
-    window = _Window(device)
+    batch = config["batch_size"]
+    steps_per_epoch = math.ceil(len(order) / batch)
+    window = _Window(device, world)
     log = _EpochLog(trainer, epoch, steps_per_epoch)
-    batches = iterate_batches(trainer.splits["train_x"], trainer.splits["train_y"], config["batch_size"],
-                              device=device, order=order)
+    batches = iterate_batches(trainer.splits["train_x"], trainer.splits["train_y"], batch, device=device,
+                              order=order, part=(world.rank, world.size))
     bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config['epochs']}",
                disable=not config["progress"], leave=False, unit="batch")
     for step, (images, labels) in enumerate(bar, start=1):
+        global_size = min(batch, len(order) - (step - 1) * batch)  # this step's images over all ranks
         images = execution.layout(trainer.transform.train(images, augment_rng))
-        loss, wrong = train_step(trainer.forward, trainer.optimizer, images, labels, execution)
-        window.add(loss, wrong, len(labels))
+        loss, wrong = train_step(trainer.forward, trainer.optimizer, images, labels, execution,
+                                 world.size / global_size if world.distributed else None)
+        window.add(loss, wrong, global_size)
         if step % config["log_every"] == 0 or step == steps_per_epoch:
             log.queue(step, window.take())
             log.read(keep=1, bar=bar)
@@ -227,23 +245,31 @@ def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
 
 
 def train_step(forward: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-               labels: torch.Tensor, execution: Execution) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step; returns the summed loss and the number of wrong predictions, on the device."""
+               labels: torch.Tensor, execution: Execution,
+               rank_scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step; returns the summed loss and the number of wrong predictions, on the device.
+
+    `rank_scale` (several ranks): the loss is this rank's sum times world size / global batch, so
+    that DDP's average over the ranks is the mean over the global batch, whatever the slice sizes."""
     with execution.autocast():
         logits = forward(images)
-    loss = F.cross_entropy(logits.float(), labels)  # the loss in fp32 whatever the autocast
+    if rank_scale is None:
+        loss = F.cross_entropy(logits.float(), labels)  # the loss in fp32 whatever the autocast
+    else:
+        loss = F.cross_entropy(logits.float(), labels, reduction="sum") * rank_scale
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     wrong = (logits.detach().argmax(dim=1) != labels).sum()
-    return loss.detach() * len(labels), wrong
+    summed = loss.detach() * len(labels) if rank_scale is None else loss.detach() / rank_scale
+    return summed, wrong
 
 
 class _Window:
-    """Sums of loss and errors accumulated on the device between log points."""
+    """Sums of loss and errors accumulated on the device between log points (over all ranks)."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self, device: torch.device, world: World):
+        self.device, self.world = device, world
         self._reset()
 
     def _reset(self) -> None:
@@ -258,7 +284,7 @@ class _Window:
 
     def take(self) -> tuple[HostCopy, int]:
         """(loss sum and wrong predictions on their way to the host, examples) since the last take."""
-        sums = (HostCopy(torch.stack((self.loss, self.wrong))), self.count)
+        sums = (HostCopy(self.world.total(torch.stack((self.loss, self.wrong)))), self.count)
         self._reset()
         return sums
 
@@ -297,27 +323,30 @@ def _check_finite(loss: float, epoch: int, step: int) -> None:
 @torch.no_grad()
 def evaluate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """Loss, top-1 error and (with more than 5 classes) top-5 error of `images` on the centre view."""
-    device, execution = trainer.device, trainer.execution
+    device, execution, world = trainer.device, trainer.execution, trainer.world
     trainer.forward.eval()
-    loss_sum = torch.zeros((), device=device)
-    wrong1 = torch.zeros((), device=device)
-    wrong5 = torch.zeros((), device=device)
-    for batch, target in iterate_batches(images, labels, trainer.config["batch_size"] * 2, device=device):
+    sums = torch.zeros(3, device=device)  # loss, top-1 wrong, top-5 wrong
+    classes = trainer.data.num_classes
+    shard = torch.tensor_split(torch.arange(len(labels)), world.size)[world.rank] if world.distributed else None
+    for batch, target in iterate_batches(images, labels, trainer.config["batch_size"] * 2, device=device, order=shard):
         with execution.autocast():
             logits = trainer.forward(execution.layout(trainer.transform.test(batch))).float()
-        loss_sum += F.cross_entropy(logits, target, reduction="sum")
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        wrong1 += (top[:, 0] != target).sum()
-        wrong5 += (top != target[:, None]).all(dim=1).sum()
+        top = logits.topk(min(5, classes), dim=1).indices
+        sums[0] += F.cross_entropy(logits, target, reduction="sum")
+        sums[1] += (top[:, 0] != target).sum()
+        sums[2] += (top != target[:, None]).all(dim=1).sum()
+    loss_sum, wrong1, wrong5 = world.total(sums).tolist()
     count = len(labels)
-    stats = {"loss": loss_sum.item() / count, "top1_error": wrong1.item() / count}
-    if logits.shape[1] > 5:
-        stats["top5_error"] = wrong5.item() / count
+    stats = {"loss": loss_sum / count, "top1_error": wrong1 / count}
+    if classes > 5:
+        stats["top5_error"] = wrong5 / count
     return stats
 
 
 def save_checkpoint(trainer: Trainer, epochs_done: int) -> None:
-    """Everything a rerun needs to continue exactly where this epoch ended (atomic write)."""
+    """Everything a rerun needs to continue exactly where this epoch ended (atomic write, by rank 0)."""
+    if not trainer.world.leader:
+        return
     state = {
         "config_hash": trainer.record["config_hash"],
         "epochs_done": epochs_done,
@@ -327,6 +356,7 @@ def save_checkpoint(trainer: Trainer, epochs_done: int) -> None:
         "epochs": trainer.record["epochs"],
         "iterations": trainer.record["iterations"],
         "started_at": trainer.record["started_at"],
+        "world_size": trainer.world.size,
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -347,6 +377,11 @@ def resume(trainer: Trainer) -> int:
     if state["config_hash"] != trainer.record["config_hash"]:
         raise CheckpointMismatch(f"{path} was made by config {state['config_hash'][:12]}, "
                                  f"not {trainer.record['config_hash'][:12]}: refusing to resume from it")
+    made_by = state.get("world_size", 1)
+    if made_by != trainer.world.size:
+        raise CheckpointMismatch(f"{path} was made by {made_by} rank(s), and this run has {trainer.world.size}: "
+                                 f"resume it with {made_by} (torchrun --nproc_per_node {made_by}), or delete it to "
+                                 "start afresh (another world size draws other augmentation streams)")
     trainer.model.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.schedule.load_state_dict(state["schedule"])
@@ -377,5 +412,6 @@ def _finish(trainer: Trainer, status: str, error: str | None = None) -> dict[str
     if trainer.execution.compile:
         record["execution"]["compiled_graphs"] = compiled_graphs() - trainer.graphs_before
     results.finish_record(record, status, error)
-    results.write_record(results.record_path(trainer.config["results_dir"], trainer.config), record)
+    if trainer.world.leader:
+        results.write_record(results.record_path(trainer.config["results_dir"], trainer.config), record)
     return record

@@ -82,10 +82,10 @@ def test_a_rerun_reuses_finished_runs_and_says_so(tiny_fashion, tmp_path):
 def test_a_failing_run_is_named_the_others_still_train_and_the_grid_exits_1(tiny_fashion, tmp_path, monkeypatch):
     real_run = train.run
 
-    def flaky(config, deadline=None):
+    def flaky(config, *rest):
         if config["lrn"] is False:
             raise RuntimeError("disk full")
-        return real_run(config, deadline)
+        return real_run(config, *rest)
 
     monkeypatch.setattr(train, "run", flaky)
     lines = []
@@ -191,7 +191,7 @@ def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
     for tool in ("srun", "sbatch"):
         (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    options = grid.parse_options({"executor": "submitit", "slurm_partition": "gpu", "slurm_gpus_per_task": 1,
+    options = grid.parse_options({"executor": "submitit", "slurm_partition": "gpu", "gpus_per_run": 4,
                                   "slurm_cpus_per_task": 6, "slurm_time": 90, "slurm_array_parallelism": 2,
                                   "slurm_extra": "account=abc,qos=high"})
     executor = submitit_jobs.make_executor(options, tmp_path / "results")
@@ -200,7 +200,8 @@ def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
     jobs = submitit_jobs.submit_array(executor, runs, None, {})
     script = (tmp_path / "submitted.sh").read_text()
     assert [job.job_id for job in jobs] == [f"4242_{i}" for i in range(len(runs))]
-    for line in (f"#SBATCH --array=0-{len(runs) - 1}%2", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-task=1",
+    for line in (f"#SBATCH --array=0-{len(runs) - 1}%2", "#SBATCH --partition=gpu", "#SBATCH --nodes=1",
+                 "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
                  "#SBATCH --cpus-per-task=6", "#SBATCH --time=90", "#SBATCH --account=abc", "#SBATCH --qos=high",
                  "#SBATCH --signal=USR2@90", "#SBATCH --job-name=alexnet-grid"):
         assert line in script, line
@@ -209,7 +210,8 @@ def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- the one-way data flow
 
-TRAINING_SIDE = {"params", "plan", "data", "models", "alexnet", "cifar_nets", "layers", "augment", "batches",
+TRAINING_SIDE = {"params", "plan", "distributed", "rank_signals", "data", "models", "alexnet", "cifar_nets", "layers",
+                 "augment", "batches",
                  "lighting", "execution", "train", "runner", "results", "equivalence", "grid", "submitit_jobs",
                  "analysis", "neighbours", "architecture", "faults"}
 REPORT_SIDE = {"claims", "stats", "figures", "notebook", "book", "pipeline"}

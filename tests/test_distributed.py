@@ -1,0 +1,126 @@
+"""One run over several ranks (torchrun, gloo on this CPU): records, reuse, resume, refusals."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from reproduce import distributed, params, results
+from test_faults import covers, tiny_flags
+
+HERE = Path(__file__).parent
+
+
+def torchrun(*args, ranks=2, harness=None, timeout=300):
+    """Run `python -m reproduce ARGS` (or the fault harness) as `ranks` torchrun ranks."""
+    target = ["-m", "reproduce"] if harness is None else [str(HERE / "rank_harness.py"), *harness]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks),
+               *target, *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent, env=env)
+
+
+def run_flags(data_dir, results_dir, *more):
+    # no augmentation and no dropout: what is left between world sizes is the order of the sums
+    return [*tiny_flags(data_dir, results_dir, "--augment", "off", "--dropout", "0"), *more]
+
+
+def config_of(data_dir, results_dir, *more):
+    names = run_flags(data_dir, results_dir, *more)[1:]
+    pairs = dict(zip(names[::2], names[1::2]))
+    return params.resolve({key[2:].replace("-", "_"): value for key, value in pairs.items()})
+
+
+def final_weights(config):
+    return torch.load(results.checkpoint_path(config["results_dir"], config), weights_only=True)["model"]
+
+
+def our_errors(stderr):
+    return [line for line in stderr.splitlines() if line.startswith(("error:", "rank 0 of"))]
+
+
+def test_two_ranks_write_one_record_naming_the_world_and_a_rerun_reuses_it(tiny_fashion, tmp_path):
+    flags = run_flags(tiny_fashion, tmp_path / "results")
+    first = torchrun(*flags)
+    assert first.returncode == 0, first.stderr[-3000:]
+    config = config_of(tiny_fashion, tmp_path / "results")
+    record = results.read_record(results.record_path(config["results_dir"], config))
+    assert record["status"] == "complete" and record["world"] == {"size": 2, "backend": "gloo"}
+    assert first.stdout.count("complete by 2 ranks (gloo)") == 1  # rank 0 alone prints
+    again = torchrun(*flags)
+    assert again.returncode == 0 and "reused: already trained" in again.stdout
+    assert results.read_record(results.record_path(config["results_dir"], config)) == record
+
+
+def test_two_ranks_end_near_the_weights_of_one_process(tiny_fashion, tmp_path):
+    done = torchrun(*run_flags(tiny_fashion, tmp_path / "two"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = config_of(tiny_fashion, tmp_path / "one")
+    from reproduce import runner
+    runner.run(one)
+    two_weights, one_weights = final_weights(config_of(tiny_fashion, tmp_path / "two")), final_weights(one)
+    for name, weight in one_weights.items():
+        # the same SGD steps, the gradients summed in another order: float32 rounding, not a drift
+        assert torch.allclose(two_weights[name], weight, rtol=1e-3, atol=1e-5), name
+
+
+@covers("rank-killed")
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_rank_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(rank, tiny_fashion, tmp_path):
+    straight = run_flags(tiny_fashion, tmp_path / "straight", "--epochs", "3")
+    assert torchrun(*straight).returncode == 0
+    flags = run_flags(tiny_fashion, tmp_path / "killed", "--epochs", "3")
+    killed = torchrun(*flags, harness=["kill-at-step", rank, "9"])  # step 9 of 18: in epoch 2
+    assert killed.returncode != 0
+    config = config_of(tiny_fashion, tmp_path / "killed", "--epochs", "3")
+    assert results.run_state(config["results_dir"], config).state == "running"
+    resumed = torchrun(*flags)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = results.read_record(results.record_path(config["results_dir"], config))
+    expected = results.read_record(results.record_path(tmp_path / "straight", config))
+    assert record["resumed_at_epoch"] == 1
+    assert record["totals"]["weights_sha256"] == expected["totals"]["weights_sha256"]
+
+
+@covers("world-size-changed")
+def test_a_checkpoint_of_two_ranks_is_refused_by_one_naming_both(tiny_fashion, tmp_path, capsys):
+    from test_faults import cli_run
+
+    flags = run_flags(tiny_fashion, tmp_path / "results", "--epochs", "3")
+    assert torchrun(*flags, harness=["kill-at-step", "1", "9"]).returncode != 0
+    status, err = cli_run(capsys, *flags)
+    assert status == 2 and "made by 2 rank(s), and this run has 1" in err and "--nproc_per_node 2" in err
+
+
+@covers("bad-world")
+@pytest.mark.parametrize("more, message", [
+    (["--batch-size", "33"], "batch_size: 33 does not split evenly over 2 ranks"),
+    (["--dist-backend", "nccl"], "dist_backend: nccl needs CUDA devices"),
+    (["--device", "cuda"], "device: cuda with 2 ranks on this node, but it has 0 GPU(s)"),
+])
+def test_a_world_that_cannot_be_set_up_is_refused_in_one_line(more, message, tiny_fashion, tmp_path):
+    if "cuda" in more and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the refusal needs one without")
+    done = torchrun(*run_flags(tiny_fashion, tmp_path / "results", *more))
+    assert done.returncode != 0
+    assert our_errors(done.stderr) == [f"error: {our_errors(done.stderr)[0][7:]}"] and message in done.stderr
+    assert not (tmp_path / "results" / "runs").exists() or not any((tmp_path / "results" / "runs").iterdir())
+
+
+@covers("rank-dies-at-start")
+def test_a_rank_that_dies_at_start_up_stops_the_others_at_once_in_one_line(tiny_fashion, tmp_path):
+    started = time.monotonic()
+    done = torchrun(*run_flags(tiny_fashion, tmp_path / "results"), harness=["die-at-start", "1"])
+    assert done.returncode != 0
+    assert time.monotonic() - started < 60  # not the process group's 5-minute join timeout
+    assert len(our_errors(done.stderr)) == 1 and "stopped by torchrun because another rank exited" in done.stderr
+
+
+def test_one_process_is_rank_0_of_1_and_joins_nothing(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    world = distributed.join(params.resolve({}))
+    assert (world.rank, world.size, world.distributed, world.seed(5)) == (0, 1, False, 5)
