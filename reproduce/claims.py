@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from reproduce import analysis, architecture, params, plan, results, stats
+from reproduce import analysis, architecture, params, plan, registrations, results, stats
 from reproduce.analysis import MEASURES as MEASURE_WORDS
 from reproduce.plan import METRIC_WORDS, Claim, arm_variants, planned_runs, sweep_label, untestable_reason, varied_names
 
@@ -59,6 +59,8 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     censored: bool = False
     chosen: dict[str, str] = field(default_factory=dict)  # lr sweeps: arm name -> label of its best lr
+    p_value: float = math.nan  # two-sided t test of "no effect" (0 points, or a ratio of 1)
+    robustness: str = ""  # "stable", or "fragile: ..." when leaving out one seed changes the verdict
 
     @property
     def short(self) -> str:
@@ -89,13 +91,32 @@ def decide(interval: stats.Interval, null: float, threshold: float, lower_bound:
     return "inconclusive"
 
 
-def needed_seeds(interval: stats.Interval, null: float, threshold: float) -> int | None:
-    """Seeds for the interval, at the observed spread, to clear the nearer decision boundary."""
+def needed_seeds(interval: stats.Interval, null: float, threshold: float, verdict: str) -> int | None:
+    """For an undecided claim: the seeds at which the 95% interval would clear the nearer decision
+    boundary with 80% power, if the observed effect and spread were the truth (stats.seeds_for_power).
+    A decided claim needs no more: its seeds run."""
+    if verdict in DECIDED:
+        return interval.n
     if math.isnan(interval.sd):
         return None
-    toward_effect = interval.estimate >= (null + threshold) / 2
-    margin = interval.estimate - null if toward_effect else threshold - interval.estimate
-    return stats.seeds_needed(interval.estimate, interval.sd, margin)
+    centre = math.log(interval.estimate) if interval.log_scale else interval.estimate
+    low, high = stats.to_test_scale(interval, null), stats.to_test_scale(interval, threshold)
+    margin = centre - low if centre >= (low + high) / 2 else high - centre
+    return stats.seeds_for_power(margin, interval.sd)
+
+
+DECIDED = ("reproduced", "consistent with the paper", "not reproduced")
+
+
+def leave_one_seed_out(verdict: str, seeds: list[int], verdict_without: Callable[[set[int]], str]) -> str:
+    """"stable" when dropping any one seed leaves the verdict as it is; else which seed moves it."""
+    if len(seeds) < 3:
+        return ""
+    moved = [(seed, verdict_without({seed})) for seed in seeds]
+    moved = [(seed, other) for seed, other in moved if other != verdict]
+    if not moved:
+        return "stable"
+    return "fragile: " + "; ".join(f"without seed {seed} {other}" for seed, other in moved)
 
 
 def evaluate(claim: Claim, preset: str, seeds: int, results_dir: str | Path = "results",
@@ -209,26 +230,38 @@ def _earlier_version(config: dict[str, Any], fixed: set[str],
 def _evaluate_difference(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:
     metric = METRICS[claim.metric]
     per_seed = {arm: {seed: metric(r) for seed, r in by_seed.items()} for arm, by_seed in records.items()}
-    effect = stats.paired_difference(per_seed[claim.other_arm.name], per_seed[claim.paper_arm.name])
-    verdict = decide(effect, 0.0, claim.threshold)
-    summary = (f"{claim.other_arm.name} minus {claim.paper_arm.name}, {METRIC_WORDS[claim.metric]}: "
-               f"{_points(effect.estimate)} points, 95% CI [{_points(effect.low)}, {_points(effect.high)}], "
-               f"n = {effect.n} seeds")
-    return Outcome(claim, verdict, summary, effect, needed_seeds(effect, 0.0, claim.threshold),
-                   per_seed, _ids(records))
+    outcome = _paired_outcome(claim, per_seed, records)
+    outcome.summary = (f"{claim.other_arm.name} minus {claim.paper_arm.name}, {METRIC_WORDS[claim.metric]}: "
+                       + outcome.summary)
+    return outcome
 
 
 def _evaluate_within(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:
-    paper, other = claim.paper_arm, claim.other_arm
     runs = next(iter(records.values()))  # both arms are the same runs, measured two ways
     per_seed = {arm.name: {seed: r["analysis"]["measures"][arm.measure] for seed, r in runs.items()}
                 for arm in claim.arms}
-    effect = stats.paired_difference(per_seed[other.name], per_seed[paper.name])
+    outcome = _paired_outcome(claim, per_seed, records)
+    outcome.summary = f"{claim.other_arm.name} minus {claim.paper_arm.name}: " + outcome.summary
+    return outcome
+
+
+def _paired_outcome(claim: Claim, per_seed: dict[str, dict[int, float]],
+                    records: dict[str, dict[int, dict]]) -> Outcome:
+    """A difference of the other arm minus the paper's, paired by seed, and its verdict."""
+    other, paper = per_seed[claim.other_arm.name], per_seed[claim.paper_arm.name]
+
+    def verdict_without(left_out: set[int]) -> str:
+        kept = [s for s in stats.paired_seeds(other, paper) if s not in left_out]
+        return decide(stats.paired_difference({s: other[s] for s in kept}, {s: paper[s] for s in kept}),
+                      0.0, claim.threshold)
+
+    effect = stats.paired_difference(other, paper)
     verdict = decide(effect, 0.0, claim.threshold)
-    summary = (f"{other.name} minus {paper.name}: {_points(effect.estimate)} points, "
-               f"95% CI [{_points(effect.low)}, {_points(effect.high)}], n = {effect.n} seeds")
-    return Outcome(claim, verdict, summary, effect, needed_seeds(effect, 0.0, claim.threshold), per_seed,
-                   _ids(records))
+    summary = (f"{_points(effect.estimate)} points, 95% t interval [{_points(effect.low)}, {_points(effect.high)}], "
+               f"n = {effect.n} seeds")
+    return Outcome(claim, verdict, summary, effect, needed_seeds(effect, 0.0, claim.threshold, verdict), per_seed,
+                   _ids(records), p_value=stats.p_value(effect, 0.0),
+                   robustness=leave_one_seed_out(verdict, stats.paired_seeds(other, paper), verdict_without))
 
 def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:
     target = claim.target_train_error
@@ -238,25 +271,29 @@ def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcom
                  for label, by_seed in crossings.items()}
     chosen = best_lr_labels(claim, per_label)
     slow, fast = chosen[claim.other_arm.name], chosen[claim.paper_arm.name]
-    ratio = stats.bootstrap_ratio(per_label[slow], per_label[fast])
-    slow_censored = not all(c.reached for c in crossings[slow].values())
-    fast_censored = not all(c.reached for c in crossings[fast].values())
-    if fast_censored:
-        verdict = "inconclusive"  # the denominator is only a lower bound: the ratio means nothing
-    else:
-        verdict = decide(ratio, 1.0, claim.threshold, lower_bound=slow_censored)
+    seeds = stats.paired_seeds(per_label[slow], per_label[fast])
+
+    def verdict_of(kept: list[int]) -> tuple[str, stats.Interval, bool, bool]:
+        ratio = stats.log_ratio({s: per_label[slow][s] for s in kept}, {s: per_label[fast][s] for s in kept})
+        slow_censored = not all(crossings[slow][s].reached for s in kept)
+        fast_censored = not all(crossings[fast][s].reached for s in kept)
+        if fast_censored:  # the denominator is only a lower bound: the ratio means nothing
+            return "inconclusive", ratio, slow_censored, fast_censored
+        return decide(ratio, 1.0, claim.threshold, lower_bound=slow_censored), ratio, slow_censored, fast_censored
+
+    verdict, ratio, slow_censored, fast_censored = verdict_of(seeds)
     summary = (f"iterations to {target:.0%} training error, {slow} / {fast}: "
-               f"{'at least ' if slow_censored else ''}{ratio.estimate:.2f}x, "
-               f"95% bootstrap CI [{ratio.low:.2f}, {ratio.high:.2f}], n = {ratio.n} seeds")
+               f"{'at least ' if slow_censored else ''}{ratio.estimate:.2f}x (geometric mean of the per-seed ratios), "
+               f"95% t interval on their logs [{ratio.low:.2f}, {ratio.high:.2f}], n = {ratio.n} seeds")
     if slow_censored or fast_censored:
         summary += (f"; {'some ' + slow if slow_censored else ''}{' and ' if slow_censored and fast_censored else ''}"
                     f"{'some ' + fast if fast_censored else ''} runs never reached the target "
                     "(their last iteration is counted: a lower bound)")
     summary += _sweep_note(claim, chosen, crossings)
-    ratios = [per_label[slow][s] / per_label[fast][s] for s in stats.paired_seeds(per_label[slow], per_label[fast])]
-    spread = stats.mean_interval(ratios)
-    return Outcome(claim, verdict, summary, ratio, needed_seeds(spread, 1.0, claim.threshold), per_label,
-                   _ids(records), censored=slow_censored or fast_censored, chosen=chosen)
+    robustness = leave_one_seed_out(verdict, seeds, lambda out: verdict_of([s for s in seeds if s not in out])[0])
+    return Outcome(claim, verdict, summary, ratio, needed_seeds(ratio, 1.0, claim.threshold, verdict), per_label,
+                   _ids(records), censored=slow_censored or fast_censored, chosen=chosen,
+                   p_value=stats.p_value(ratio, 1.0), robustness=robustness)
 
 
 def best_lr_labels(claim: Claim, per_label: dict[str, dict[int, float]]) -> dict[str, str]:
@@ -343,8 +380,9 @@ def rule_text(claim: Claim) -> str:
         return (f"consistent with the paper if both counts are within {claim.tolerance:.0%} of its rounded "
                 "numbers; otherwise not reproduced")
     if claim.kind == "ratio":
-        effect, null, size = (f"the ratio of mean iterations to {claim.target_train_error:.0%} training error, "
-                              f"{claim.other_arm.name} / {claim.paper_arm.name}"
+        effect, null, size = (f"the geometric mean over seeds of the ratio of iterations to "
+                              f"{claim.target_train_error:.0%} training error, {claim.other_arm.name} / "
+                              f"{claim.paper_arm.name} (its interval: a t interval on the per-seed log ratios)"
                               + (" (each at its best lr of the sweep)" if claim.lr_sweep else "")), "1", \
             f"{claim.threshold:g}x"
     elif claim.kind == "within":
@@ -358,3 +396,91 @@ def rule_text(claim: Claim) -> str:
     return (f"with {effect}, reproduced if its 95% interval lies above {null} and the estimate is at least "
             f"{size}; consistent with the paper if the interval lies above {null} with a smaller estimate; "
             f"not reproduced if the interval lies below {size} (and not above {null}); otherwise inconclusive")
+
+
+def holm_decisions(outcomes: list[Outcome]) -> dict[str, bool]:
+    """Claim id -> whether its effect differs from no effect under Holm's correction across every
+    claim of the preset that has a p-value (the family: all claims tested on these runs)."""
+    return stats.holm({o.claim.id: o.p_value for o in outcomes if o.verdict in VERDICTS})
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One registered version of a claim's rule and the verdict it gives on the current records."""
+    commit: str
+    date: str
+    verdict: str
+    measured: str
+    after_records: bool  # a change of an earlier rule, made when run records had already been committed
+
+
+def registered_versions(claim: Claim, preset: str, seeds: int, results_dir: str | Path = "results",
+                        registry: Path = plan.REGISTRY_PATH) -> list[RegisteredVersion]:
+    """Every version of the claim's rule (reproduce.registrations), each judged on today's records."""
+    first_records = registrations.first_records_date(registry)
+    found: list[RegisteredVersion] = []
+    versions = registrations.versions(claim.id, registry)
+    # Versions before the first that tests anything (kind "untested": a reason, no rule) are not rules.
+    while len(versions) > 1 and versions[0].entry.get("kind") == "untested":
+        versions = versions[1:]
+    for index, version in enumerate(versions):
+        try:
+            outcome = evaluate(plan.parse_claim(claim.id, version.entry), preset, seeds, results_dir)
+            verdict, measured = outcome.verdict, outcome.short
+        except plan.RegistryError as exc:
+            verdict, measured = "not evaluable", f"today's code cannot read this version ({exc})"
+        after = index > 0 and bool(first_records) and (not version.date or version.date > first_records)
+        found.append(RegisteredVersion(version.commit, version.date, verdict, measured, after))
+    return found
+
+
+def as_json(outcome: Outcome, preset: str, holm: dict[str, bool],
+            versions: list[RegisteredVersion]) -> dict[str, Any]:
+    """The machine-readable verdict of `python -m reproduce claims --json` (the book's numbers, the same
+    computation)."""
+    claim, interval = outcome.claim, outcome.interval
+
+    def number(value: float | None) -> float | None:
+        return None if value is None or not math.isfinite(value) else value
+
+    unit = {"ratio": "ratio", "difference": "difference", "within": "difference"}.get(claim.kind)
+    return {
+        "title": claim.title, "verdict": outcome.verdict, "summary": outcome.summary,
+        "estimate": number(interval.estimate if interval else None), "low": number(interval.low if interval else None),
+        "high": number(interval.high if interval else None), "n": interval.n if interval else 0, "unit": unit,
+        "lower_bound": outcome.censored, "per_seed": outcome.per_seed, "run_ids": outcome.run_ids,
+        "seeds_to_decide": outcome.seeds_needed, "p_value": number(outcome.p_value),
+        "holm_differs_from_no_effect": holm.get(claim.id), "leave_one_seed_out": outcome.robustness or None,
+        "proxy": proxy_text(claim, preset),
+        "versions": [{"commit": v.commit, "date": v.date, "verdict": v.verdict, "after_records": v.after_records}
+                     for v in versions],
+    }
+
+
+def proxy_text(claim: Claim, preset: str) -> str | None:
+    """What the verdict was measured on, and where that proxy departs from the paper in a way that
+    bears on this claim."""
+    if not claim.trains:
+        return None
+    text = plan.tested_on(preset, claim.network)
+    caveat = claim.notes.get("proxy_note")
+    return f"{text}. {caveat[0].upper()}{caveat[1:]}" if caveat else text
+
+
+def merge_identical(outcomes: Any) -> list[tuple[list[str], Outcome]]:
+    """Claims whose comparisons are the same numbers (C15 and C15b with one tower and zero biases: the
+    same function from the same weights) are shown once, with both ids."""
+    merged: list[tuple[list[str], Outcome]] = []
+    for outcome in outcomes:
+        same = next((ids for ids, seen in merged if seen.interval is not None and outcome.interval is not None
+                     and seen.claim.kind == outcome.claim.kind and seen.interval == outcome.interval
+                     and _values(seen) == _values(outcome)), None)
+        if same is None:
+            merged.append(([outcome.claim.id], outcome))
+        else:
+            same.append(outcome.claim.id)
+    return merged
+
+
+def _values(outcome: Outcome) -> list[list[float]]:
+    return [sorted(by_seed.items()) for by_seed in outcome.per_seed.values()]

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     verdicts = commands.add_parser("claims", help="print each claim's verdict from the records")
     add_sweep_flags(verdicts)
     verdicts.add_argument("--results-dir", default="results")
+    verdicts.add_argument("--json", action="store_true", help="one JSON object: claim id -> verdict, estimate, "
+                                                              "interval, n, per-seed values, runs, versions, ...")
 
     notebooks = commands.add_parser("notebooks", help="run the ablation notebooks through papermill, "
                                                       "then build the book (what `nox -s reproduce` does)")
@@ -201,9 +203,16 @@ def command_claims(args: argparse.Namespace) -> int:
     from reproduce import claims, plan
 
     preset, seeds = sweep_settings(args)
-    for claim in plan.load_registry().values():
-        outcome = claims.evaluate(claim, preset, seeds, args.results_dir)
-        print(f"{claim.id:5} {outcome.verdict:26} {outcome.summary}")
+    outcomes = [claims.evaluate(claim, preset, seeds, args.results_dir) for claim in plan.load_registry().values()]
+    if args.json:
+        import json
+
+        holm = claims.holm_decisions(outcomes)
+        print(json.dumps({o.claim.id: claims.as_json(o, preset, holm, claims.registered_versions(
+            o.claim, preset, seeds, args.results_dir)) for o in outcomes}, indent=1))
+        return 0
+    for outcome in outcomes:
+        print(f"{outcome.claim.id:5} {outcome.verdict:26} {outcome.summary}")
     return 0
 
 

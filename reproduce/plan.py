@@ -49,6 +49,7 @@ class Claim:
     section: str
     paper_value: str
     kind: str
+    paper_effect: float | None = None  # the paper's number on the claim's own scale, where it gives one
     ablation: str | None = None
     network: str | None = None
     conditions: dict[str, Any] = field(default_factory=dict)
@@ -82,10 +83,10 @@ class RegistryError(ValueError):
 def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Claim]:
     with open(path, "rb") as handle:
         raw = tomllib.load(handle)
-    return {claim_id: _parse_claim(claim_id, entry) for claim_id, entry in raw.items()}
+    return {claim_id: parse_claim(claim_id, entry) for claim_id, entry in raw.items()}
 
 
-def _parse_claim(claim_id: str, entry: dict[str, Any]) -> Claim:
+def parse_claim(claim_id: str, entry: dict[str, Any]) -> Claim:
     entry = dict(entry)
     notes = {key: entry.pop(key) for key in _NOTE_KEYS if key in entry}
     metric_text = entry.pop("metric", None)
@@ -283,3 +284,21 @@ def describe_run(config: dict[str, Any]) -> str:
              "weight_decay", "lighting", "seed")
     return " ".join(f"{k}={params.show_value(config[k])}" for k in shown if k == "seed" or config[k] != base[k]
                     or k == "model")
+
+
+MODEL_WORDS = {"alexnet": "AlexNet at 227 px", "alexnet-small": "AlexNet at 32 px", "cifar-18pct": "four-layer net"}
+
+
+def tested_on(preset: str, network: str, dataset: bool = True) -> str:
+    """What a claim's runs of this preset train, in a few words derived from the preset's config."""
+    config = params.resolve({}, preset=preset, network=network)
+    width = config["width"]
+    net = MODEL_WORDS.get(config["model"], config["model"])
+    if config["groups"] == 2:
+        net = f"two-tower {net}"
+    if width != 1:
+        net = (f"1/{round(1 / width)}-width " if (1 / width).is_integer() else f"{width:g}x-width ") + net
+    images = f"{config['train_limit']:,} images" if config["train_limit"] else "all training images"
+    epochs = f"{config['epochs']} epoch{'s' if config['epochs'] > 1 else ''}"
+    data = f"{config['dataset']}, " if dataset else ""
+    return f"{preset}: {net}, {data}{images}, {epochs}"

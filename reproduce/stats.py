@@ -1,10 +1,16 @@
-"""Statistics for a handful of seeds: paired differences, bootstrap ratios, iterations to a target.
+"""Statistics for a handful of seeds: paired differences, ratios on the log scale, power, Holm.
 
 Every comparison pairs runs by seed: two arms with the same seed start from the same random
 state and see the same data order, so their difference removes most seed-to-seed noise.
-Intervals are 95%: Student t for means of paired differences (few seeds, unknown spread),
-a percentile bootstrap over seeds for ratios. With 3 seeds a bootstrap has only 10 distinct
-resamples; the report says n beside every interval so that a reader can weigh it.
+
+Intervals are 95% Student t intervals, which keep their coverage at n = 3 when the per-seed
+values are roughly normal (tests/test_stats.py checks it by simulation):
+- a difference claim: the mean of the per-seed differences;
+- a ratio claim: the mean of the per-seed log ratios, exponentiated, so the estimate is the
+  geometric mean of the per-seed ratios and the interval is asymmetric, as ratios are.
+No bootstrap: with 3 seeds a percentile bootstrap has 10 distinct resamples, and its "interval"
+is the smallest and largest per-seed value, which covers far less than 95%.
+Distributions are scipy.stats'.
 """
 
 from __future__ import annotations
@@ -14,36 +20,33 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+from scipy import stats as distributions
 
-# Two-sided 95% quantiles of Student's t, t(0.975, df), for df = 1..30.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-_Z975 = 1.959964
-BOOTSTRAP_RESAMPLES = 10_000
+CONFIDENCE = 0.95
+POWER = 0.80
+MOST_SEEDS = 1000
 
 
 @dataclass(frozen=True)
 class Interval:
-    """An estimate with its 95% interval over n seeds (low/high are NaN when n is too small)."""
+    """An estimate with its 95% interval over n seeds (low/high are NaN when n is too small).
+    `sd` is the spread of the per-seed values on the scale the interval was made on (log for ratios)."""
     estimate: float
     low: float
     high: float
     n: int
     sd: float = math.nan
+    log_scale: bool = False
 
     def excludes(self, value: float) -> bool:
         return self.low > value or self.high < value
 
 
-def t_quantile_975(df: int) -> float:
-    """t(0.975, df): the table up to 30, then the Cornish-Fisher expansion (error < 1e-3)."""
+def t_quantile(df: int, probability: float = 0.5 + CONFIDENCE / 2) -> float:
+    """Student t's quantile (two-sided 95% by default)."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = _Z975
-    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+    return float(distributions.t.ppf(probability, df))
 
 
 def mean_interval(values: Sequence[float]) -> Interval:
@@ -55,7 +58,7 @@ def mean_interval(values: Sequence[float]) -> Interval:
     if data.size == 1:
         return Interval(mean, math.nan, math.nan, 1)
     sd = float(data.std(ddof=1))
-    half = t_quantile_975(data.size - 1) * sd / math.sqrt(data.size)
+    half = t_quantile(data.size - 1) * sd / math.sqrt(data.size)
     return Interval(mean, mean - half, mean + half, int(data.size), sd)
 
 
@@ -72,36 +75,59 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> Interva
     return mean_interval([a[s] - b[s] for s in seeds])
 
 
-def bootstrap_ratio(numerator: Mapping[int, float], denominator: Mapping[int, float],
-                    resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> Interval:
-    """mean(numerator) / mean(denominator) over paired seeds, with a percentile bootstrap interval
-    that resamples seeds (each resample keeps pairs together). The generator is seeded: the same
-    inputs always give the same interval."""
+def log_ratio(numerator: Mapping[int, float], denominator: Mapping[int, float]) -> Interval:
+    """Geometric mean of numerator[seed] / denominator[seed] over paired seeds, with the 95% t
+    interval of the mean log ratio, exponentiated."""
     seeds = paired_seeds(numerator, denominator)
     if not seeds:
         raise ValueError("the two arms have no seed in common")
-    num = np.array([numerator[s] for s in seeds], dtype=float)
-    den = np.array([denominator[s] for s in seeds], dtype=float)
-    estimate = float(num.mean() / den.mean())
-    if len(seeds) == 1:
-        return Interval(estimate, math.nan, math.nan, 1)
-    picks = np.random.default_rng(seed).integers(0, len(seeds), size=(resamples, len(seeds)))
-    ratios = num[picks].mean(axis=1) / den[picks].mean(axis=1)
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return Interval(estimate, float(low), float(high), len(seeds), float(np.std(ratios, ddof=1)))
+    logs = mean_interval([math.log(numerator[s] / denominator[s]) for s in seeds])
+    return Interval(math.exp(logs.estimate), math.exp(logs.low), math.exp(logs.high), logs.n, logs.sd,
+                    log_scale=True)
 
 
-def seeds_needed(mean: float, sd: float, margin: float, most: int = 1000) -> int | None:
-    """Smallest number of seeds whose 95% t interval, at this spread, is narrower than `margin` on
-    each side; None when even `most` seeds would not do (or the margin is not positive)."""
+def to_test_scale(interval: Interval, value: float) -> float:
+    """`value` (a null or a threshold) on the scale the interval's t statistic lives on."""
+    return math.log(value) if interval.log_scale else value
+
+
+def p_value(interval: Interval, null: float) -> float:
+    """Two-sided p of the t test that the effect equals `null` (NaN below 2 seeds)."""
+    if interval.n < 2 or not math.isfinite(interval.sd):
+        return math.nan
+    centre = math.log(interval.estimate) if interval.log_scale else interval.estimate
+    if interval.sd == 0:
+        return 0.0 if centre != to_test_scale(interval, null) else 1.0
+    t = (centre - to_test_scale(interval, null)) / (interval.sd / math.sqrt(interval.n))
+    return float(2 * distributions.t.sf(abs(t), interval.n - 1))
+
+
+def seeds_for_power(margin: float, sd: float, power: float = POWER, most: int = MOST_SEEDS) -> int | None:
+    """Fewest seeds whose 95% t interval would clear a boundary `margin` away from the effect with
+    probability `power`, if the effect and the spread were exactly what was observed and the
+    per-seed values normal: the power of the one-sided t test, from the noncentral t.
+    None when even `most` seeds would not do (or the margin is not positive)."""
     if margin <= 0 or not math.isfinite(sd):
         return None
     if sd == 0:
         return 2
     for n in range(2, most + 1):
-        if t_quantile_975(n - 1) * sd / math.sqrt(n) < margin:
+        critical = t_quantile(n - 1)
+        if distributions.nct.sf(critical, n - 1, margin * math.sqrt(n) / sd) >= power:
             return n
     return None
+
+
+def holm(p_values: Mapping[str, float], alpha: float = 1 - CONFIDENCE) -> dict[str, bool]:
+    """Holm's step-down decisions: which hypotheses are rejected with the family-wise error rate at
+    `alpha` across all of them. NaN p-values are never rejected and do not count in the family."""
+    tested = sorted((p, name) for name, p in p_values.items() if not math.isnan(p))
+    rejected = {name: False for name in p_values}
+    for rank, (p, name) in enumerate(tested):
+        if p > alpha / (len(tested) - rank):
+            break
+        rejected[name] = True
+    return rejected
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from reproduce import stats
@@ -10,7 +11,7 @@ from reproduce import stats
 @pytest.mark.parametrize("df, expected", [(1, 12.706), (2, 4.303), (10, 2.228), (30, 2.042),
                                           (40, 2.021), (60, 2.000), (120, 1.980), (10_000, 1.960)])
 def test_t_quantiles_match_the_tables(df, expected):
-    assert stats.t_quantile_975(df) == pytest.approx(expected, abs=1.5e-3)
+    assert stats.t_quantile(df) == pytest.approx(expected, abs=1.5e-3)
 
 
 def test_mean_interval_of_one_two_three():
@@ -49,28 +50,73 @@ def test_no_common_seed_is_an_error():
         stats.paired_difference({0: 1.0}, {1: 1.0})
 
 
-def test_bootstrap_ratio_is_deterministic_and_brackets_the_estimate():
-    slow = {0: 600.0, 1: 500.0, 2: 700.0, 3: 650.0}
-    fast = {0: 100.0, 1: 110.0, 2: 90.0, 3: 105.0}
-    first = stats.bootstrap_ratio(slow, fast)
-    again = stats.bootstrap_ratio(slow, fast)
-    assert first == again
-    assert first.estimate == pytest.approx(2450 / 405)
-    assert first.low <= first.estimate <= first.high
-    assert first.low > 4 and first.high < 8
+def test_a_ratio_is_the_geometric_mean_with_a_t_interval_on_the_logs():
+    # per-seed ratios 2, 4, 8: logs ln2 * (1, 2, 3), mean 2 ln2 (ratio 4), sd ln2
+    interval = stats.log_ratio({0: 20.0, 1: 40.0, 2: 80.0}, {0: 10.0, 1: 10.0, 2: 10.0})
+    half = 4.3027 * math.log(2) / math.sqrt(3)
+    assert interval.estimate == pytest.approx(4.0) and interval.log_scale
+    assert interval.low == pytest.approx(4.0 * math.exp(-half), rel=1e-3)
+    assert interval.high == pytest.approx(4.0 * math.exp(half), rel=1e-3)
 
 
-def test_bootstrap_ratio_of_constant_ratios_has_no_width():
-    interval = stats.bootstrap_ratio({0: 60.0, 1: 120.0, 2: 90.0}, {0: 10.0, 1: 20.0, 2: 15.0})
+def test_constant_ratios_have_no_width():
+    interval = stats.log_ratio({0: 60.0, 1: 120.0, 2: 90.0}, {0: 10.0, 1: 20.0, 2: 15.0})
     assert interval.low == pytest.approx(6.0) and interval.high == pytest.approx(6.0)
 
 
-def test_seeds_needed_matches_the_t_interval():
-    # sd 1, margin 1: n=7 gives 2.447/sqrt(7)=0.925 < 1, n=6 gives 2.571/sqrt(6)=1.05
-    assert stats.seeds_needed(0.0, 1.0, 1.0) == 7
-    assert stats.seeds_needed(0.0, 0.0, 1.0) == 2
-    assert stats.seeds_needed(0.0, 1.0, 0.0) is None
-    assert stats.seeds_needed(0.0, 1.0, 1e-6, most=50) is None
+SIMULATIONS = 20_000
+
+
+def coverage(intervals, truth):
+    return sum(i.low <= truth <= i.high for i in intervals) / SIMULATIONS
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_the_difference_interval_covers_the_true_effect_95_percent_of_the_time(n):
+    rng = np.random.default_rng(n)
+    draws = rng.normal(0.02, 0.015, size=(SIMULATIONS, n))
+    assert coverage(map(stats.mean_interval, draws), 0.02) == pytest.approx(0.95, abs=0.01)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_the_ratio_interval_covers_the_true_ratio_95_percent_of_the_time(n):
+    # iterations to a target vary multiplicatively from seed to seed: lognormal per-seed ratios
+    rng = np.random.default_rng(100 + n)
+    fast = rng.lognormal(np.log(400), 0.3, size=(SIMULATIONS, n))
+    slow = fast * rng.lognormal(np.log(1.6), 0.25, size=(SIMULATIONS, n))
+    intervals = (stats.log_ratio(dict(enumerate(a)), dict(enumerate(b))) for a, b in zip(slow, fast))
+    assert coverage(intervals, 1.6) == pytest.approx(0.95, abs=0.01)
+
+
+def test_the_p_value_agrees_with_scipys_one_sample_t_test():
+    from scipy.stats import ttest_1samp
+
+    values = [0.012, 0.031, -0.004, 0.02]
+    assert stats.p_value(stats.mean_interval(values), 0.0) == pytest.approx(ttest_1samp(values, 0.0).pvalue)
+    ratio = stats.log_ratio({0: 3.0, 1: 5.0, 2: 4.0}, {0: 2.0, 1: 2.0, 2: 2.0})
+    logs = [math.log(1.5), math.log(2.5), math.log(2.0)]
+    assert stats.p_value(ratio, 1.0) == pytest.approx(ttest_1samp(logs, 0.0).pvalue)
+
+
+def test_seeds_for_80_percent_power_match_a_simulation():
+    # an effect one sd away from the boundary: n seeds clear it with >= 80% probability, n - 1 do not
+    n = stats.seeds_for_power(1.0, 1.0)
+    rng = np.random.default_rng(0)
+
+    def simulated_power(seeds):
+        return sum(stats.mean_interval(rng.normal(1.0, 1.0, seeds)).low > 0 for _ in range(4000)) / 4000
+
+    assert 0.78 <= simulated_power(n) and simulated_power(n - 1) < 0.80
+    assert stats.seeds_for_power(1.0, 0.0) == 2
+    assert stats.seeds_for_power(0.0, 1.0) is None
+    assert stats.seeds_for_power(1e-6, 1.0, most=50) is None
+
+
+def test_holm_rejects_step_down_and_ignores_untested():
+    # m = 3: 0.001 <= 0.05/3, 0.02 <= 0.05/2, 0.04 <= 0.05/1
+    assert stats.holm({"a": 0.001, "b": 0.02, "c": 0.04, "d": math.nan}) == {"a": True, "b": True, "c": True,
+                                                                          "d": False}
+    assert stats.holm({"a": 0.001, "b": 0.03, "c": 0.04}) == {"a": True, "b": False, "c": False}
 
 
 def test_iterations_to_target_first_crossing_and_censoring():

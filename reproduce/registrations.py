@@ -1,0 +1,97 @@
+"""Each claim's registered versions: its rule as reproduce/claims.toml said it, commit by commit.
+
+Derived from the registry file's git history, not recorded by hand, so that no change of a rule
+can go unlisted: a version is the claim's rule (kind, arms, metric, threshold, target, lr grid, ...)
+as of a commit, and a new version starts whenever those change; wording and notes do not make one.
+The working tree's registry, if it differs from the last commit, is the last version. Without git
+(a tarball of the project) there is no history to show, and the book says so.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from reproduce.plan import REGISTRY_PATH
+
+# What decides a verdict; a change of anything else (title, quote, notes) is not a new rule.
+RULE_KEYS = ("kind", "network", "conditions", "paper_arm", "other_arm", "metric", "threshold", "target_train_error",
+             "lr_sweep", "tolerance", "check", "requires")
+
+
+@dataclass(frozen=True)
+class Version:
+    commit: str  # full hash, or "working tree"
+    date: str  # ISO 8601, the commit's
+    entry: dict[str, Any]  # the claim's whole registry entry at that commit
+
+    @property
+    def rule(self) -> dict[str, Any]:
+        return rule_of(self.entry)
+
+
+def rule_of(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: entry[key] for key in RULE_KEYS if key in entry}
+
+
+def versions(claim_id: str, registry: Path = REGISTRY_PATH) -> list[Version]:
+    """The claim's registered versions, oldest first ([] without git history)."""
+    found: list[Version] = []
+    for version in _history(str(Path(registry).resolve())):
+        entry = version.get(claim_id)
+        if entry is None:
+            continue
+        if not found or rule_of(found[-1].entry) != rule_of(entry["entry"]):
+            found.append(Version(entry["commit"], entry["date"], entry["entry"]))
+    return found
+
+
+def first_records_date(registry: Path = REGISTRY_PATH) -> str | None:
+    """When run records were first committed beside this registry: rules changed later were changed
+    with results on the table."""
+    root = Path(registry).resolve().parent.parent
+    dates = _git(root, "log", "--reverse", "--diff-filter=A", "--format=%cI", "--", "results/runs")
+    return dates[0] if dates else None
+
+
+@lru_cache(maxsize=4)
+def _history(registry: str) -> list[dict[str, dict[str, Any]]]:
+    """Per commit that touched the registry (then the working tree): claim id -> its entry."""
+    path = Path(registry)
+    root = path.parent.parent
+    relative = str(path.relative_to(root))
+    history = []
+    for line in _git(root, "log", "--reverse", "--format=%H %cI", "--", relative):
+        commit, date = line.split(" ", 1)
+        text = _git_text(root, "show", f"{commit}:{relative}")
+        if text is not None:
+            history.append(_entries(text, commit, date))
+    if history:  # a registry edited but not committed yet is the newest version
+        history.append(_entries(path.read_text(), "working tree", ""))
+    return history
+
+
+def _entries(text: str, commit: str, date: str) -> dict[str, dict[str, Any]]:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+    return {claim_id: {"commit": commit, "date": date, "entry": entry} for claim_id, entry in raw.items()
+            if isinstance(entry, dict)}
+
+
+def _git(root: Path, *args: str) -> list[str]:
+    text = _git_text(root, *args)
+    return [line for line in (text or "").splitlines() if line.strip()]
+
+
+def _git_text(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None

@@ -1,0 +1,92 @@
+"""Each claim's registered versions from git history, the code digest's first commit, and claims --json."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from reproduce import cli, code_history, plan, registrations, results
+
+HAS_GIT = shutil.which("git") is not None
+pytestmark = pytest.mark.skipif(not HAS_GIT, reason="needs git")
+
+
+def git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def new_repo(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "reproduce").mkdir(parents=True)
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "test@example.org")
+    git(repo, "config", "user.name", "test")
+    return repo
+
+
+def commit_all(repo, message):
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+def test_a_threshold_changed_after_a_commit_is_a_second_version_and_wording_is_not(tmp_path):
+    repo = new_repo(tmp_path)
+    registry = repo / "reproduce" / "claims.toml"
+    shutil.copy(plan.REGISTRY_PATH, registry)
+    commit_all(repo, "register")
+    text = registry.read_text()
+    c3 = text.index("[C3]")
+    reworded = text[:c3] + text[c3:].replace('title = "Local response', 'title = "LRN (reworded)', 1)
+    registry.write_text(reworded)
+    commit_all(repo, "wording only")
+    registry.write_text(reworded[:c3] + reworded[c3:].replace("threshold = 0.005", "threshold = 0.01", 1))
+    commit_all(repo, "C3's threshold doubled")
+    versions = registrations.versions("C3", registry)
+    assert [v.entry["threshold"] for v in versions] == [0.005, 0.01]
+    assert all(len(v.commit) == 40 and v.date for v in versions)
+    assert len(registrations.versions("C4", registry)) == 1
+
+
+def test_an_uncommitted_rule_is_the_last_version(tmp_path):
+    repo = new_repo(tmp_path)
+    registry = repo / "reproduce" / "claims.toml"
+    shutil.copy(plan.REGISTRY_PATH, registry)
+    commit_all(repo, "register")
+    text = registry.read_text()
+    c3 = text.index("[C3]")
+    registry.write_text(text[:c3] + text[c3:].replace("threshold = 0.005", "threshold = 0.02", 1))
+    versions = registrations.versions("C3", registry)
+    assert [v.commit for v in versions][-1] == "working tree" and versions[-1].entry["threshold"] == 0.02
+
+
+def test_without_git_history_there_are_no_versions(tmp_path):
+    (tmp_path / "reproduce").mkdir()
+    shutil.copy(plan.REGISTRY_PATH, tmp_path / "reproduce" / "claims.toml")
+    assert registrations.versions("C1", tmp_path / "reproduce" / "claims.toml") == []
+
+
+def test_the_first_commit_with_a_training_digest_is_found_and_later_code_is_another(tmp_path):
+    repo = new_repo(tmp_path)
+    for name in results.TRAINING_MODULES:
+        shutil.copy(results.PROJECT_ROOT / "reproduce" / f"{name}.py", repo / "reproduce" / f"{name}.py")
+    commit_all(repo, "training code")
+    first = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    with open(repo / "reproduce" / "train.py", "a") as handle:
+        handle.write("\n# a comment is another digest\n")
+    commit_all(repo, "edit")
+    found = code_history.first_commit_with(results.training_digest(), root=repo)
+    assert found is not None and found[0] == first
+    assert code_history.first_commit_with("0" * 64, root=repo) is None
+
+
+def test_claims_json_gives_every_claim_with_its_fields(tmp_path, capsys):
+    status = cli.main(["claims", "--preset", "smoke", "--results-dir", str(tmp_path), "--json"])
+    assert status == 0
+    found = json.loads(capsys.readouterr().out)
+    assert set(found) == set(plan.load_registry())
+    for claim_id, entry in found.items():
+        assert {"verdict", "estimate", "low", "high", "n", "unit", "per_seed", "run_ids", "seeds_to_decide", "proxy",
+                "versions"} <= set(entry), claim_id
+    assert found["C3"]["verdict"] == "not run" and found["C3"]["unit"] == "difference"
+    assert found["C1"]["unit"] == "ratio" and found["C3"]["proxy"].startswith("smoke: 1/8-width AlexNet at 32 px, fashion-mnist")
