@@ -9,14 +9,15 @@ Nothing here trains. Generated files live in book/generated/ and book/_toc.yml (
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reproduce import claims, data, grid, params, plan, results
+from reproduce import claims, code_history, data, grid, params, plan, registrations, results, run_pages
 
 GENERATED = "generated"
 NOTEBOOK_ORDER = ("activation", "towers", "lrn", "pooling", "architecture", "augmentation", "lighting", "dropout",
@@ -86,6 +87,8 @@ class PresetOutcomes:
     preset: str
     seeds: int
     outcomes: dict[str, claims.Outcome]
+    versions: dict[str, list[claims.RegisteredVersion]] = field(default_factory=dict)
+    forest: str = ""  # the forest plot's file, beside the claims page
 
 
 def all_outcomes(results_dir: str | Path, executed: list[ExecutedNotebook]) -> list[PresetOutcomes]:
@@ -100,7 +103,9 @@ def all_outcomes(results_dir: str | Path, executed: list[ExecutedNotebook]) -> l
         for claim in registry.values():
             notebook = by_ablation.get(claim.ablation)
             outcomes[claim.id] = _outcome(claim, preset, notebook, results_dir)
-        shown.append(PresetOutcomes(preset, seeds, outcomes))
+        versions = {claim.id: claims.registered_versions(claim, preset, seeds, results_dir)
+                    for claim in registry.values() if claim.trains}
+        shown.append(PresetOutcomes(preset, seeds, outcomes, {k: v for k, v in versions.items() if v}))
     return shown
 
 
@@ -119,15 +124,26 @@ def _outcome(claim: claims.Claim, preset: str, notebook: ExecutedNotebook | None
 
 def claims_page(shown: list[PresetOutcomes]) -> str:
     lines = ["# The paper's claims, checked", "",
-             "Each claim of the paper, the rule that decides it (fixed in `reproduce/claims.toml` before "
-             "the runs) and what the runs in `results/` say. Verdicts: **reproduced** (the paper's direction "
-             "at 95% confidence and at least the declared size), **consistent with the paper** (the direction "
-             "holds, smaller than the declared size), **not reproduced** (an effect of the declared size is "
-             "ruled out), **inconclusive** (with the seeds the observed spread would need), "
-             "**not tested here** (with the reason). A claim whose runs are missing, unfinished, failed or "
-             "made by other training code shows *not run*, *incomplete*, *failed* or *stale* instead.", ""]
+             "Each claim of the paper, the rule that decides it (registered in `reproduce/claims.toml`) and what "
+             "the runs in `results/` say. Verdicts: **reproduced** (the paper's direction at 95% confidence and at "
+             "least the declared size), **consistent with the paper** (the direction holds, smaller than the "
+             "declared size), **not reproduced** (an effect of the declared size is ruled out), **inconclusive** "
+             "(with the seeds the observed spread would need), **not tested here** (with the reason). Every "
+             "verdict is a verdict on the proxy it was measured on (the 'tested on' column), not on the paper's "
+             "ImageNet runs. A claim whose runs are missing, unfinished, failed or made by other training code "
+             "shows *not run*, *incomplete*, *failed* or *stale* instead.", ""]
     if not shown:
         lines += ["No executed notebooks under `results/notebooks/`: run `nox -s reproduce`.", ""]
+    for group in shown:
+        if group.forest:
+            lines += [f"```{{figure}} {group.forest}", ":name: forest-" + group.preset, ":width: 100%", "",
+                      f"Preset `{group.preset}`: every tested claim's effect with its 95% interval, on its own scale "
+                      "(differences in points; ratios of iterations on a log axis), coloured by verdict; dashed: the "
+                      "decision threshold; star: the paper's number where it gives one; hollow dot: a lower bound.",
+                      "```", ""]
+    lines += _registration_intro(shown)
+    if len(shown) > 1:
+        lines += _side_by_side(shown)
     for group in shown:
         lines += _glance_table(group)
     untested = [c for c in plan.load_registry().values() if c.kind == "untested"]
@@ -142,24 +158,125 @@ def claims_page(shown: list[PresetOutcomes]) -> str:
     return "\n".join(lines)
 
 
+def overview(results_dir: str | Path, shown: list[PresetOutcomes]) -> str:
+    """The title page's summary (included by book/intro.md): when and by which code the results were
+    made, on what, how long the grid took, and the claims at a glance."""
+    frame = results.load_records(results_dir)
+    used = {r for g in shown for o in g.outcomes.values() for r in o.run_ids}
+    if frame.empty or not used:
+        return "*No run records behind a verdict yet: run `nox -s reproduce`.*\n"
+    behind = frame[frame["run_id"].isin(used)]
+    commits = behind["git_commit"].dropna().value_counts()
+    devices = ", ".join(sorted(set(behind["device"].dropna())))
+    lines = [f"**Results as of {str(behind['finished_at'].max())[:10]}**: {len(behind)} runs, made by commit "
+             + ", ".join(f"`{c[:12]}` ({n} runs)" for c, n in commits.items()) + f", on {devices}.", ""]
+    for preset in dict.fromkeys(g.preset for g in shown):
+        empty = [r for r in grid.load_grid_records(results_dir) if r["from_empty"] and r["preset"] == preset]
+        if empty:
+            lines.append(f"- preset `{preset}` trained from empty by the grid in "
+                         + "; ".join(f"**{r['wall_s'] / 60:.1f} min** ({r['layout']}, {r['device']}, commit "
+                                     f"`{str(r['code'].get('commit'))[:12]}`)" for r in empty)
+                         + " (the [environment page](generated/environment.md) has every grid)")
+    lines += ["", "| claim | " + " | ".join(f"`{g.preset}`" for g in shown) + " |", "|---|" + "---|" * len(shown)]
+    for claim in plan.load_registry().values():
+        cells = [verdict_badge(g.outcomes[claim.id].verdict)
+                 + (" on this proxy" if g.outcomes[claim.id].verdict in claims.DECIDED and claim.trains else "")
+                 for g in shown]
+        lines.append(f"| {{ref}}`{claim.id}: {_cell(claim.title)} <{claim.id.lower()}>` | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines + [""])
+
+
+def _side_by_side(shown: list[PresetOutcomes]) -> list[str]:
+    """One row per claim, one column per preset: where the presets agree and where they do not."""
+    lines = ["## The presets side by side", "", "| | claim | " + " | ".join(f"`{g.preset}`" for g in shown) + " |",
+             "|---|---|" + "---|" * len(shown)]
+    for claim in plan.load_registry().values():
+        if claim.kind == "untested":
+            continue
+        cells = [f"{verdict_badge(g.outcomes[claim.id].verdict)}<br>{_cell(g.outcomes[claim.id].short)}" for g in shown]
+        lines.append(f"| [{claim.id}](#{claim.id.lower()}) | {_cell(claim.title)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _registration_intro(shown: list[PresetOutcomes]) -> list[str]:
+    """Which claims' rules changed after run records existed (from the registry's git history)."""
+    if not shown:
+        return []
+    group = shown[0]
+    changed = [claim_id for claim_id, versions in group.versions.items()
+               if len(versions) > 1 and any(v.after_records for v in versions[1:])]
+    if not group.versions:
+        return ["*No git history here: the claims' registered versions cannot be shown.*", ""]
+    if not changed:
+        return ["Every rule is as first registered: none changed after run records existed.", ""]
+    return [f"**Rules changed after run records existed: {', '.join(changed)}.** Each of these claims lists every "
+            "registered version of its rule below, with its commit, date and the verdict it gives on today's "
+            "records (from the git history of `reproduce/claims.toml`: a version is a change of kind, arms, "
+            "metric, threshold, target or lr grid; 'after run records existed' means after run records were first "
+            f"committed, {registrations.first_records_date() or 'never'}), latest last. The other rules are as "
+            "first registered.", ""]
+
+
 def _glance_table(group: PresetOutcomes) -> list[str]:
     preset = params.get_preset(group.preset)
     lines = [f"## Preset `{group.preset}`: {group.seeds} seeds", "", f"*{preset.proxy}.*", "",
-             "| | claim | verdict | measured here: effect [95% CI], n | seeds to decide | lr per arm |",
+             "| | claim | verdict | measured here: effect [95% CI], n | tested on | seeds to decide |",
              "|---|---|---|---|---|---|"]
-    for outcome in group.outcomes.values():
+    for ids, outcome in claims.merge_identical(group.outcomes.values()):
         if outcome.claim.kind == "untested":
             continue
         needed = "" if outcome.seeds_needed is None else str(outcome.seeds_needed)
-        lines.append(f"| [{outcome.claim.id}](#{outcome.claim.id.lower()}) | {_cell(outcome.claim.title)} | "
-                     f"{verdict_badge(outcome.verdict)} | {_cell(outcome.short)} | {needed} | "
-                     f"{_lr_flag(outcome, group.preset)} |")
-    return lines + ["", "Effects are in points of error (or of the claim's measure), the other arm minus the paper's "
-                    "arm: positive is the paper's direction. C1 and C12 are ratios of iterations. 'Seeds to decide': "
-                    "how many seeds the observed spread needs for the 95% interval to clear the nearer decision "
-                    "boundary (at most the seeds run, for a decided claim). 'lr per arm': whether each arm ran at "
-                    "its own best learning rate (the paper tuned it for Figure 1's nets) or both at the preset's. "
-                    "The paper's numbers, the rules, the per-seed values and the runs are below.", ""]
+        links = ", ".join(f"[{i}](#{i.lower()})" for i in ids)
+        tested = (plan.tested_on(group.preset, outcome.claim.network, dataset=False).split(": ", 1)[1]
+                  if outcome.claim.trains else "the built net")
+        lines.append(f"| {links} | {_cell(outcome.claim.title)} | {_verdict_cell(outcome, group.preset)} "
+                     f"| {_cell(outcome.short)} | {_cell(tested)} | {needed} |")
+    return lines + [""] + _glance_notes(group) + [
+        "Effects are in points of error (or of the claim's measure), the other arm minus the paper's arm: positive "
+        "is the paper's direction. C1 and C12 are ratios of iterations (geometric means of the per-seed ratios). "
+        "'Seeds to decide': for an undecided claim, the seeds at which its 95% interval would clear the nearer "
+        "decision boundary with 80% power, if the observed effect and spread were the truth (the one-sided t "
+        "test's power from the noncentral t, per-seed values assumed normal - log ratios for ratios); for a decided "
+        "claim, the seeds it was decided with. Under each verdict: 'stable' if leaving out any one seed keeps it, "
+        "'fragile' if some seed alone makes it (the claim's section names which); 'caveat': the proxy departs from "
+        "the paper in a way that bears on this claim (its section says how); 'lr tuned' or 'lr not tuned': whether "
+        "each arm ran at its own best learning rate (the paper tuned it for Figure 1's nets) or both at the "
+        "preset's. The paper's numbers, the rules, the per-seed values and the runs are below.", ""]
+
+
+def _glance_notes(group: PresetOutcomes) -> list[str]:
+    """What the table's verdicts share (runs) and what they mean taken together (Holm)."""
+    tested = [o for o in group.outcomes.values() if o.verdict in claims.VERDICTS and not math.isnan(o.p_value)]
+    if not tested:
+        return []
+    users: dict[str, list[str]] = {}
+    for outcome in tested:
+        for run_id in outcome.run_ids:
+            users.setdefault(run_id, []).append(outcome.claim.id)
+    shared = sorted({claim_id for ids in users.values() if len(ids) > 1 for claim_id in ids},
+                    key=list(group.outcomes).index)
+    most = max(users.values(), key=len)
+    holm = claims.holm_decisions(list(group.outcomes.values()))
+    differs = [claim_id for claim_id, yes in holm.items() if yes]
+    return [f"**Shared runs.** {', '.join(shared)} share runs: the {len(most)} claims {', '.join(most)} each use "
+            "the same baseline run of every seed as an arm, so one unlucky seed moves all of them together; their "
+            "verdicts are not independent evidence.", "",
+            f"**{len(tested)} claims tested at once.** At 5% each, about one in twenty true nulls would look like an "
+            "effect. With Holm's correction across these claims (family-wise error 5%, from each claim's two-sided "
+            "t test of no effect: 0 points, or a ratio of 1), the effects that differ from none are: "
+            + (", ".join(differs) if differs else "none") + ". The verdicts above are per claim, uncorrected.", ""]
+
+
+def _verdict_cell(outcome: claims.Outcome, preset: str) -> str:
+    """The verdict, then what qualifies it: on this proxy, the proxy's caveat, one seed out, the lrs."""
+    claim = outcome.claim
+    notes = [note for note in (
+        "on this proxy" if outcome.verdict in claims.DECIDED and claim.trains else "",
+        "caveat" if claim.notes.get("proxy_note") and claim.trains else "",
+        outcome.robustness.split(":")[0],
+        {"tuned": "lr tuned", "**not tuned**": "lr not tuned"}.get(_lr_flag(outcome, preset), "")) if note]
+    return verdict_badge(outcome.verdict) + (f"<br>{', '.join(notes)}" if notes else "")
 
 
 def _lr_flag(outcome: claims.Outcome, preset: str) -> str:
@@ -185,11 +302,24 @@ def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str
         outcome = group.outcomes[claim.id]
         lines.append(f"- **{group.preset}:** {verdict_badge(outcome.verdict)}"
                      + (f" {outcome.summary}" if outcome.summary and claim.kind != "untested" else ""))
+        if claim.trains and outcome.interval is not None:
+            lines.append(f"  - tested on: {claims.proxy_text(claim, group.preset)}")
+            lines.append(f"  - two-sided p of no effect {outcome.p_value:.3g}; leave one seed out: "
+                         f"{outcome.robustness or 'n/a (fewer than 3 seeds)'}")
+        versions = group.versions.get(claim.id, [])
+        if len(versions) > 1:
+            lines.append("  - registered versions of the rule (git history of `reproduce/claims.toml`), "
+                         "each judged on today's records:")
+            lines += [f"    - `{v.commit[:12]}` {v.date[:10]}{' (after run records existed)' if v.after_records else ''}"
+                      f": {verdict_badge(v.verdict)} {_cell(v.measured)}" for v in versions]
         for arm, by_seed in outcome.per_seed.items():
             values = ", ".join(f"seed {s}: {v:.4g}" for s, v in sorted(by_seed.items()))
             lines.append(f"  - {arm}: {values}")
         if outcome.run_ids:
-            lines.append(f"  - runs: {', '.join(f'`{r}`' for r in outcome.run_ids)}")
+            page = run_pages.page_name(claim.id, group.preset)
+            lines.append(f"  - runs ([all {len(outcome.run_ids)}: settings, curves, device, versions, code and "
+                         f"records]({run_pages.RUNS}/{page}.md)): "
+                         + ", ".join(run_pages.link(claim.id, group.preset, r) for r in outcome.run_ids))
     return lines + [""]
 
 
@@ -240,10 +370,21 @@ def methods_page() -> str:
               "same data order, crops and flips.",
               "- A difference claim's effect is the mean over seeds of (other arm - paper's arm), with a 95% "
               "Student t interval (few seeds, unknown spread).",
-              "- C1's speed-up is the ratio of mean iterations to the target training error (tanh / ReLU), "
-              "read at the granularity of the training log; its 95% interval is a percentile bootstrap over "
-              "seeds (10,000 resamples, pairs kept together). With 3 seeds a bootstrap has only 10 distinct "
-              "resamples: read its interval with n beside it.",
+              "- A ratio claim (C1, C12) compares iterations to a target training error, read at the granularity "
+              "of the training log: its estimate is the geometric mean of the per-seed ratios, its 95% interval a t "
+              "interval on the per-seed log ratios, exponentiated. No bootstrap: over 3 seeds a percentile bootstrap "
+              "has 10 distinct resamples and covers far less than 95%. A run that never reaches the target counts "
+              "its last iteration, a lower bound: it can support a claim, never refute it. A simulation in the tests "
+              "checks that every interval kind covers the truth 95% of the time at n = 3 and 5.",
+              "- Bit-identical means: the same run on the same kind of machine (instruction set, GPU model, torch "
+              "version, CPU threads). Across machines, weights differ in their last bits and the differences grow: "
+              "the cpu preset rerun on an AVX-512 CPU matched none of the 72 runs made on an AVX2 one (final test "
+              "error median 0.25 points apart, 90th percentile 1.6, 11 runs over 1 point, one C1 run at chance on "
+              "one machine and 55% on the other), and 4 of 21 verdicts moved between inconclusive and decided. A "
+              "rerun elsewhere should agree on the decided verdicts only within that noise. A run's config hash "
+              "leaves out the device, so one record stands for a run wherever it was made: the one at the run's "
+              "path in `results/runs/` counts (a run is trained only when no record is there), and its record names "
+              "the machine; to compare machines, train into another `--results-dir`.",
               "- A 'within' claim (C8, C16, C17) compares two measures of the same runs' final weights "
               "(`reproduce/analysis.py`: 10-crop and centre-crop error, nearest neighbours, conv1's kernels), "
               "paired by seed like a difference claim.",
@@ -252,8 +393,12 @@ def methods_page() -> str:
               "and is flagged 'not tuned'.",
               "- Overfitting (C4b, C7, C10) is the test error minus the error on (up to 5,000) training images "
               "seen as test images - centre view, no dropout - after the last epoch.",
-              "- 'Seeds to decide' is the smallest number of seeds whose 95% interval, at the observed "
-              "spread, would clear the nearer decision boundary; it is shown for every claim, decided or not.", "",
+              "- 'Seeds to decide' (undecided claims): the fewest seeds at which the 95% interval would clear the "
+              "nearer decision boundary with 80% power, if the observed effect and spread were the truth: the power "
+              "of the one-sided t test, 1 - F(t(0.975, n-1); n-1, d sqrt(n)) with F the noncentral t's distribution "
+              "and d = |effect - boundary| / sd. A decided claim shows the seeds it was decided with.",
+              "- Multiplicity: the claims page gives Holm's correction across a preset's tested claims beside the "
+              "per-claim verdicts, and names the claims that share runs.", "",
               "## The defaults: the paper's recipe", "", "| parameter | default | allowed | meaning |",
               "|---|---|---|---|"]
     for param in params.PARAMS:
@@ -295,6 +440,7 @@ def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> st
     digests = list(frame["training_sha256"]) if "training_sha256" in frame else []
     stale = [d for d in digests if not results.is_current_code(d)]
     declared = [d for d in digests if results.is_current_code(d) and d != results.training_digest()]
+    lines += _provenance_table(frame[frame["run_id"].isin(used)])
     lines += ["## Records not behind any verdict", "",
               f"{len(unused)} of {len(frame)} records in `results/runs/` are not used by the claims above "
               "(other parameters or presets); "
@@ -302,6 +448,30 @@ def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> st
               "training code declared numerically equivalent to the current (`reproduce/equivalent_code.toml`, "
               "with its evidence in `results/equivalence/`).", ""]
     return "\n".join(lines)
+
+
+def _provenance_table(frame: Any) -> list[str]:
+    """The code behind the verdicts' records: one row per training-code digest."""
+    if frame.empty or "training_sha256" not in frame:
+        return []
+    lines = ["## The code that made them", "",
+             "Records grouped by the digest of the training modules that made them (`results.TRAINING_MODULES`). "
+             "'current': today's training code; 'declared equivalent': earlier code shown to give bit-identical "
+             "weights (`reproduce/equivalent_code.toml`); 'stale': other code, so the claims using them say stale. "
+             "'Clean' is judged on the source files alone (`reproduce/`, `pyproject.toml`), not on results/.", "",
+             "| training code | records | state | first commit with it | commits named by the records | clean |",
+             "|---|---|---|---|---|---|"]
+    for digest, group in frame.groupby("training_sha256", dropna=False):
+        state = ("current" if digest == results.training_digest() else
+                 "declared equivalent" if results.is_current_code(digest) else "stale")
+        first = code_history.first_commit_with(digest)
+        first_text = f"`{first[0][:12]}` ({first[1][:10]})" if first else "not in this history"
+        commits = ", ".join(f"`{c[:12]}`" for c in sorted(set(group["git_commit"].dropna())))
+        clean = {True: "no", False: "yes"}
+        dirty = sorted({clean.get(v, "unknown") for v in group["git_dirty"]})
+        lines.append(f"| `{str(digest)[:12]}` | {len(group)} | {state} | {first_text} | {commits or 'none'} | "
+                     f"{', '.join(dirty)} |")
+    return lines + [""]
 
 
 def grid_section(results_dir: str | Path) -> list[str]:
@@ -424,7 +594,11 @@ def write_sources(results_dir: str | Path, book_dir: str | Path) -> Path:
     out.mkdir(parents=True)
     executed = executed_notebooks(results_dir)
     shown = all_outcomes(results_dir, executed)
+    for group in shown:
+        group.forest = _save_forest(group, out)
+    pages = run_pages.write(results_dir, shown, out / run_pages.RUNS)
     (out / "claims.md").write_text(claims_page(shown))
+    (out / "overview.md").write_text(overview(results_dir, shown))
     (out / "methods.md").write_text(methods_page())
     (out / "environment.md").write_text(environment_page(results_dir, shown))
     chapters = []
@@ -434,8 +608,20 @@ def write_sources(results_dir: str | Path, book_dir: str | Path) -> Path:
         group = next(g for g in shown if g.preset == nb.preset)
         copy_notebook(nb, target, [o for o in group.outcomes.values() if o.claim.ablation == nb.ablation])
         chapters.append(f"{GENERATED}/{nb.preset}/{nb.ablation}")
-    (book / "_toc.yml").write_text(_toc(chapters))
+    (book / "_toc.yml").write_text(_toc(chapters, pages))
     return book
+
+
+def _save_forest(group: PresetOutcomes, out: Path) -> str:
+    from reproduce import figures
+
+    fig = figures.forest_plot(list(group.outcomes.values()), group.preset)
+    if fig is None:
+        return ""
+    name = f"forest-{group.preset}.png"
+    fig.savefig(out / name, dpi=120, bbox_inches="tight")
+    figures.plt.close(fig)
+    return name
 
 
 OUTDATED = ("stale", "not run", "incomplete")
@@ -454,17 +640,38 @@ def copy_notebook(nb: ExecutedNotebook, target: Path, outcomes: list[claims.Outc
                    "source": [f"```{{warning}}\nThis executed notebook is not current evidence: {why}. "
                               "The claims page shows what the records say now.\n```"]}
         notebook["cells"].insert(0, warning)
+    for cell in notebook["cells"]:
+        fold_for_readers(cell)
     target.write_text(json.dumps(notebook))
 
 
-def _toc(notebook_pages: list[str]) -> str:
+def fold_for_readers(cell: dict[str, Any]) -> None:
+    """In the book a page reads as results: code inputs folded (one click away), the parameters cells
+    (the notebook's and papermill's) folded whole, and what the notebook folded itself kept folded."""
+    if cell.get("cell_type") != "code":
+        return
+    tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+    parameters = {"parameters", "injected-parameters"} & set(tags)
+    fold = "hide-cell" if parameters else "hide-input"
+    if fold not in tags and "hide-output" not in tags:
+        tags.append(fold)
+    elif "hide-output" in tags and not parameters:
+        tags[tags.index("hide-output")] = "hide-cell"
+
+
+def _toc(notebook_pages: list[str], runs: list[str] = ()) -> str:
     lines = ["# Generated by reproduce.book: do not edit.", "format: jb-book", "root: intro", "parts:",
              "  - caption: Results", "    chapters:", f"      - file: {GENERATED}/claims"]
+
     for preset in dict.fromkeys(page.split("/")[1] for page in notebook_pages):
         lines += [f"  - caption: Ablations, preset {preset} (executed notebooks)", "    chapters:"]
         lines += [f"      - file: {page}" for page in notebook_pages if page.split("/")[1] == preset]
     lines += ["  - caption: How", "    chapters:", f"      - file: {GENERATED}/methods",
               f"      - file: {GENERATED}/environment"]
+    if runs:
+        lines += ["  - caption: The runs behind the verdicts", "    chapters:",
+                  f"      - file: {GENERATED}/{run_pages.RUNS}/index", "        sections:"]
+        lines += [f"          - file: {GENERATED}/{run_pages.RUNS}/{page}" for page in runs]
     return "\n".join(lines) + "\n"
 
 

@@ -16,29 +16,32 @@ ARM_COLOURS = ("#1f77b4", "#d62728")
 
 
 def claim_figure(outcome: claims.Outcome, records: dict[str, dict[int, dict[str, Any]]]) -> plt.Figure:
-    """Left: the curve the claim is about, per arm (thin: a seed; thick: the mean).
-    Right: each seed's value of the claim's metric in both arms, joined, so pairing is visible.
-    A claim with an lr sweep gets a panel of the sweep, and its curves are those of each arm's best lr;
-    a claim measured within the same runs gets the pairs alone."""
+    """The claim's main figure, page-wide: the curve the claim is about, per arm (each seed; for C1
+    the paper's Figure 1, at each arm's best lr), and the lr sweep beside it where there is one.
+    A claim measured within the same runs has no curve: its main figure is its per-seed pairs."""
     claim = outcome.claim
     if claim.kind == "within":
-        fig, pair_ax = plt.subplots(figsize=(4.5, 3.6))
-        _pairs(pair_ax, outcome)
-        fig.suptitle(f"{claim.id}: {outcome.verdict}", fontsize=11)
-        fig.tight_layout()
-        return fig
-    panels = 3 if claim.lr_sweep else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6),
-                             gridspec_kw={"width_ratios": [2, 1, 1][:panels]})
+        return per_seed_figure(outcome)
+    panels = 2 if claim.lr_sweep else 1
+    fig, axes = plt.subplots(1, panels, figsize=(11, 4.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [2, 1][:panels]})
     shown = {label: records[label] for label in outcome.chosen.values()} if outcome.chosen else records
     if claim.kind == "ratio":
-        _training_curves(axes[0], shown, claim.target_train_error)
+        _training_curves(axes[0, 0], shown, claim.target_train_error)
     else:
-        _test_curves(axes[0], shown)
-    _pairs(axes[1], outcome)
+        _test_curves(axes[0, 0], shown)
     if claim.lr_sweep:
-        _lr_sweep(axes[2], outcome)
+        _lr_sweep(axes[0, 1], outcome)
     fig.suptitle(f"{claim.id}: {claim.title} - {outcome.verdict}", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def per_seed_figure(outcome: claims.Outcome) -> plt.Figure:
+    """Each seed's value of the claim's metric in both arms, joined, so that the pairing is visible."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    _pairs(ax, outcome)
+    fig.suptitle(f"{outcome.claim.id}: {outcome.verdict}", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -65,6 +68,7 @@ def _test_curves(ax: plt.Axes, records: dict[str, dict[int, dict]]) -> None:
             ax.plot([e["epoch"] for e in epochs], [e["train_error"] for e in epochs], color=colour,
                     linestyle=":", alpha=0.7, linewidth=1,
                     label=f"{arm}: training (augmented, dropout)" if seed == min(by_seed) else None)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole
     ax.set(xlabel="epoch", ylabel="top-1 error", title="error by epoch, each seed")
     ax.legend(fontsize=8)
 
@@ -153,3 +157,68 @@ def _show_image(ax: plt.Axes, image: torch.Tensor, frame: str) -> None:
     for spine in ax.spines.values():
         spine.set_edgecolor(frame)
         spine.set_linewidth(2)
+
+
+VERDICT_COLOURS = {"reproduced": "#2ca02c", "consistent with the paper": "#98df8a", "not reproduced": "#d62728",
+                   "inconclusive": "#7f7f7f"}
+
+
+def forest_plot(outcomes: list[claims.Outcome], preset: str) -> plt.Figure | None:
+    """Every tested claim's effect and 95% interval on its own scale - differences in points, ratios on
+    a log axis - with no effect (grey), the decision threshold (dashed) and the paper's number (star),
+    coloured by verdict. Claims that are the same comparison share one row."""
+    shown = [(ids, o) for ids, o in claims.merge_identical(outcomes)
+             if o.interval is not None and o.claim.trains and not math.isnan(o.interval.low)]
+    if not shown:
+        return None
+    kinds = [(kind, [(ids, o) for ids, o in shown if (o.claim.kind == "ratio") == (kind == "ratio")])
+             for kind in ("difference", "ratio")]
+    kinds = [(kind, rows) for kind, rows in kinds if rows]
+    heights = [len(rows) + 1.5 for _, rows in kinds]
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(7.5, 0.45 * sum(heights) + 1.4), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, (kind, rows) in zip(axes[:, 0], kinds):
+        _forest_panel(ax, kind, rows)
+    axes[0, 0].legend(handles=_forest_legend(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      frameon=False)
+    fig.suptitle(f"Preset {preset}: each claim's effect and 95% interval", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _forest_panel(ax: plt.Axes, kind: str, rows: list[tuple[list[str], claims.Outcome]]) -> None:
+    scale = 1.0 if kind == "ratio" else 100.0  # differences in points
+    reach = []
+    for row, (ids, outcome) in enumerate(reversed(rows)):
+        i, colour = outcome.interval, VERDICT_COLOURS.get(outcome.verdict, "#7f7f7f")
+        ax.plot([i.low * scale, i.high * scale], [row, row], color=colour, linewidth=2.5)
+        ax.plot(i.estimate * scale, row, "o", color=colour, markersize=7,
+                markerfacecolor="white" if outcome.censored else colour)
+        threshold = outcome.claim.threshold * scale
+        ax.plot([threshold, threshold], [row - 0.35, row + 0.35], color="black", linestyle="--", linewidth=1)
+        reach += [i.low * scale, i.high * scale, threshold]
+        if outcome.claim.paper_effect is not None:
+            ax.plot(outcome.claim.paper_effect * scale, row, marker="*", color="black", markersize=10, linestyle="")
+            reach.append(outcome.claim.paper_effect * scale)
+    ax.axvline(1.0 if kind == "ratio" else 0.0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(rows)), [f"{', '.join(ids)}: {textwrap.shorten(o.claim.title, 34)}"
+                                     for ids, o in reversed(rows)], fontsize=9)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    if kind == "ratio":
+        ax.set_xscale("log")
+        ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16) if min(reach) / 1.5 <= t <= max(reach) * 1.5]
+        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlim(min(reach) / 1.3, max(reach) * 1.3)
+        ax.set_xlabel("ratio of iterations, other arm / paper's arm (log axis; the paper's direction > 1)")
+    else:
+        ax.set_xlabel("points of error (or of the claim's measure), other arm minus the paper's arm\n(the paper's direction > 0)")
+
+
+def _forest_legend() -> list:
+    handles = [plt.Line2D([], [], color=c, linewidth=2.5, label=v) for v, c in VERDICT_COLOURS.items()]
+    handles.append(plt.Line2D([], [], color="black", linestyle="--", label="decision threshold"))
+    handles.append(plt.Line2D([], [], color="black", marker="*", linestyle="", markersize=9, label="the paper's number"))
+    handles.append(plt.Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="",
+                              label="lower bound"))
+    return handles

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas
 import torch
+from IPython.display import Markdown
 
 # tqdm.auto asks for ipywidgets in a kernel; the notebooks log one line per run instead of bars
 # (widgets would also need scripts from a CDN in the book).
@@ -77,13 +78,20 @@ class Study:
     def verdicts(self) -> pandas.DataFrame:
         return verdict_table(self.outcomes())
 
+    def headline(self) -> Markdown:
+        """What the page opens with: each claim's quote and section, and its verdict with the estimate,
+        the interval and what it was measured on."""
+        return Markdown("\n\n".join(headline_text(o, self.preset) for o in self.outcomes()))
+
     def figures(self) -> list:
-        """One figure per claim that has a verdict from runs."""
-        shown = []
-        for outcome in self.outcomes():
-            if outcome.claim.trains and outcome.per_seed:
-                shown.append(figures.claim_figure(outcome, self._records(outcome.claim)))
-        return shown
+        """The main figure of each claim that has a verdict from runs."""
+        return [figures.claim_figure(o, self._records(o.claim)) for o in self.outcomes()
+                if o.claim.trains and o.per_seed]
+
+    def per_seed_figures(self) -> list:
+        """The per-seed pairs behind each verdict (a 'within' claim's main figure already is one)."""
+        return [figures.per_seed_figure(o) for o in self.outcomes()
+                if o.claim.trains and o.per_seed and o.claim.kind != "within"]
 
     def costs(self) -> pandas.DataFrame:
         """Per arm: parameters, training seconds per epoch and peak memory, means over seeds."""
@@ -197,8 +205,20 @@ def verdict_table(outcomes: list[claims.Outcome]) -> pandas.DataFrame:
         "seeds to decide": "" if o.seeds_needed is None else o.seeds_needed} for o in outcomes])
 
 
-def describe_preset(study: Study) -> str:
+def describe_preset(study: Study) -> Markdown:
+    """The preset and its deviations from the paper, as wrapped text."""
     preset = params.get_preset(study.preset)
-    lines = [f"preset {study.preset}, {study.seeds} seeds: {preset.proxy}", "deviations from the paper:"]
-    lines += [f"  - {d}" for d in preset.deviations]
+    lines = [f"**Preset `{study.preset}`, {study.seeds} seeds:** {preset.proxy}.", "", "Deviations from the paper:", ""]
+    lines += [f"- {d}" for d in preset.deviations]
+    return Markdown("\n".join(lines))
+
+
+def headline_text(outcome: claims.Outcome, preset: str) -> str:
+    claim = outcome.claim
+    lines = [f"**{claim.id}: {claim.title}** (section {claim.section})", "", f"> {claim.quote}", "",
+             f"**Verdict: {outcome.verdict}**" + (" on this proxy" if outcome.verdict in claims.DECIDED and claim.trains
+                                                  else "") + f": {outcome.summary}"]
+    proxy = claims.proxy_text(claim, preset)
+    if proxy and outcome.interval is not None:
+        lines += ["", f"Tested on {proxy}"]
     return "\n".join(lines)

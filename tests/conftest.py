@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from urllib.error import URLError
 
 import pytest
 import torchvision.datasets.utils as tv_utils
 
 from formats import write_fashion_mnist
-from reproduce import data
+from reproduce import cli, data
 
 
 def no_network(*args, **kwargs):
@@ -39,3 +41,20 @@ def tiny_fashion(tmp_path, monkeypatch):
     write_fashion_mnist(folder, train_n=192, test_n=64)
     monkeypatch.setenv(data.FASHION_MNIST_DIR_ENV, str(folder))
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """`reproduce notebooks --preset smoke` for three notebooks on tiny Fashion-MNIST files, in a
+    scratch directory: the whole path from notebook to record to built page."""
+    work = tmp_path_factory.mktemp("smoke")
+    write_fashion_mnist(work / "system", train_n=192, test_n=64)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "book", work / "book",
+                    ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv(data.FASHION_MNIST_DIR_ENV, str(work / "system"))
+    monkeypatch.chdir(work)
+    code = cli.main(["notebooks", "--preset", "smoke", "--only", "lrn,architecture,features",
+                     "--results-dir", "results", "--book-dir", "book"])
+    monkeypatch.undo()
+    return work, code

@@ -214,7 +214,7 @@ TRAINING_SIDE = {"params", "plan", "distributed", "rank_signals", "data", "model
                  "augment", "batches",
                  "lighting", "execution", "train", "runner", "results", "equivalence", "grid", "submitit_jobs",
                  "analysis", "neighbours", "architecture", "faults"}
-REPORT_SIDE = {"claims", "stats", "registrations", "code_history", "figures", "notebook", "book", "pipeline"}
+REPORT_SIDE = {"claims", "stats", "registrations", "code_history", "run_pages", "figures", "notebook", "book", "pipeline"}
 ENTRY_POINTS = {"__init__", "__main__", "cli", "bench", "d2l_baseline"}
 
 

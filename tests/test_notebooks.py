@@ -81,25 +81,6 @@ def test_papermill_refuses_an_unknown_parameter(tmp_path):
                                    parameters={"bogus": 1}, progress_bar=False)
 
 
-@pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory):
-    """`reproduce notebooks --preset smoke` for two notebooks on tiny Fashion-MNIST files, in a
-    scratch directory: the whole path from notebook to record to built page."""
-    from formats import write_fashion_mnist
-    from reproduce import data
-
-    work = tmp_path_factory.mktemp("smoke")
-    write_fashion_mnist(work / "system", train_n=192, test_n=64)
-    shutil.copytree(ROOT / "book", work / "book", ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv(data.FASHION_MNIST_DIR_ENV, str(work / "system"))
-    monkeypatch.chdir(work)
-    code = cli.main(["notebooks", "--preset", "smoke", "--only", "lrn,architecture,features",
-                     "--results-dir", "results", "--book-dir", "book"])
-    monkeypatch.undo()
-    return work, code
-
-
 def test_smoke_notebooks_write_records_and_the_book_shows_their_verdicts(smoke_book):
     work, code = smoke_book
     assert code == 0

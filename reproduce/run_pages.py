@@ -1,0 +1,143 @@
+"""The book's run pages: every run behind a claim's verdict, one click from the number it backs.
+
+One page per claim and preset lists its runs: what each run varied, its final numbers, device,
+versions, training-code digest and commit, a figure of all its runs' curves, and the record itself
+to download. The claims page links each run id to its entry here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from reproduce import plan, results
+
+RUNS = "runs"  # the run pages' folder under the book's generated pages
+RECORDS = "records"  # the records, copied beside the run pages for download
+
+
+def page_name(claim_id: str, preset: str) -> str:
+    return f"{claim_id.lower()}-{preset}"
+
+
+def label(claim_id: str, preset: str, run_id: str) -> str:
+    """The MyST target of one run's entry (unique across the book: a run serves several claims)."""
+    return f"run-{page_name(claim_id, preset)}-{run_id}".lower()
+
+
+def link(claim_id: str, preset: str, run_id: str) -> str:
+    return f"{{ref}}`{run_id} <{label(claim_id, preset, run_id)}>`"
+
+
+def write(results_dir: str | Path, groups: list[Any], folder: Path) -> list[str]:
+    """Write the run pages of every claim with runs (groups: book.PresetOutcomes); returns their names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECORDS).mkdir(exist_ok=True)
+    names = []
+    for group in groups:
+        for outcome in group.outcomes.values():
+            records = [r for r in map(lambda run_id: _read(results_dir, run_id), outcome.run_ids) if r]
+            if not records:
+                continue
+            name = page_name(outcome.claim.id, group.preset)
+            for record in records:
+                shutil.copyfile(_record_path(results_dir, record["run_id"]), folder / RECORDS / f"{record['run_id']}.json")
+            _curves(outcome.claim, records).savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
+            plt.close("all")
+            (folder / f"{name}.md").write_text(_page(outcome, group.preset, records, name))
+            names.append(name)
+    if names:
+        (folder / "index.md").write_text(_index(groups, names))
+    return names
+
+
+def _index(groups: list[Any], names: list[str]) -> str:
+    lines = ["# The runs behind the verdicts", "",
+             "One page per claim and preset: every run its verdict was computed from, with its settings, final "
+             "numbers, device, versions, code and record. The claims page links each run id to its entry.", ""]
+    for group in groups:
+        lines += [f"## Preset `{group.preset}`", ""]
+        lines += [f"- [{o.claim.id}: {o.claim.title}]({page_name(o.claim.id, group.preset)}.md) "
+                  f"({len(o.run_ids)} runs, {o.verdict})" for o in group.outcomes.values()
+                  if page_name(o.claim.id, group.preset) in names]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _record_path(results_dir: str | Path, run_id: str) -> Path:
+    return results.runs_dir(results_dir) / f"{run_id}.json"
+
+
+def _read(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(_record_path(results_dir, run_id).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _page(outcome: Any, preset: str, records: list[dict[str, Any]], name: str) -> str:
+    claim = outcome.claim
+    lines = [f"# {claim.id}'s runs, preset `{preset}`", "",
+             f"The {len(records)} runs behind {{ref}}`{claim.id}: {claim.title} <{claim.id.lower()}>` "
+             f"(verdict: **{outcome.verdict}**). Each entry gives what the run varied, its final numbers, where and "
+             "with which code it ran, and its record (the JSON the verdict was computed from).", "",
+             f"```{{figure}} {name}.png", ":width: 100%", "",
+             "Every run of this claim: " + ("training error by iteration (the log window's mean)."
+                                             if claim.kind == "ratio" else "top-1 test error by epoch."), "```", ""]
+    for record in records:
+        lines += _entry(claim.id, preset, record)
+    return "\n".join(lines)
+
+
+def _entry(claim_id: str, preset: str, record: dict[str, Any]) -> list[str]:
+    config, code, last = record.get("config", {}), record.get("code", {}), (record.get("epochs") or [{}])[-1]
+    versions = record.get("versions", {})
+    world = record.get("world", {"size": 1})
+    settings = _varies(config) if config else ""
+    return [f"({label(claim_id, preset, record['run_id'])})=", f"## {settings}, seed {config.get('seed')}", "",
+            f"- **run:** `{record['run_id']}`",
+            f"- **status:** {record.get('status')}; {len(record.get('epochs', []))} epochs, "
+            f"{record.get('iterations', [{}])[-1].get('iteration', 0) if record.get('iterations') else 0} iterations",
+            "- **final:** " + ", ".join(f"{key} {last[key]:.4f}" for key in
+                                        ("test_top1_error", "val_top1_error", "fit_top1_error", "train_error")
+                                        if isinstance(last.get(key), (int, float))),
+            f"- **device:** {record.get('device')}" + (f", {world['size']} ranks ({world.get('backend')})"
+                                                       if world.get("size", 1) > 1 else ""),
+            "- **versions:** " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+            f"- **code:** commit `{(code.get('commit') or 'none')[:12]}` "
+            f"({'clean' if code.get('dirty') is False else 'dirty' if code.get('dirty') else 'unknown'}), "
+            f"training code `{(code.get('training_sha256') or '')[:12]}`",
+            f"- **made:** {record.get('started_at')} to {record.get('finished_at')}",
+            f"- **record:** {{download}}`{record['run_id']}.json <{RECORDS}/{record['run_id']}.json>`", ""]
+
+
+def _curves(claim: Any, records: list[dict[str, Any]]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    colours: dict[str, str] = {}
+    for record in records:
+        tag = _varies(record.get("config", {})) or "baseline"
+        colour = colours.setdefault(tag, f"C{len(colours) % 10}")  # one colour per arm, every seed in it
+        if claim.kind == "ratio":
+            points = record.get("iterations", [])
+            ax.plot([p["iteration"] for p in points], [p["train_error"] for p in points], linewidth=1, alpha=0.7,
+                    color=colour, label=tag if record["config"].get("seed") == 0 else None)
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            epochs = record.get("epochs", [])
+            ax.plot([e["epoch"] for e in epochs], [e["test_top1_error"] for e in epochs], marker="o", linewidth=1,
+                    alpha=0.7, color=colour, label=tag if record["config"].get("seed") == 0 else None)
+    ax.set(xlabel="iteration" if claim.kind == "ratio" else "epoch",
+           ylabel="training error" if claim.kind == "ratio" else "top-1 test error")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _varies(config: dict[str, Any]) -> str:
+    """What tells the run apart from the defaults, without its seed (shown on its own)."""
+    return re.sub(r" ?seed=\d+", "", plan.describe_run(config)).strip()
