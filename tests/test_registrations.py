@@ -30,17 +30,26 @@ def commit_all(repo, message):
     git(repo, "commit", "-q", "-m", message)
 
 
-def test_a_threshold_changed_after_a_commit_is_a_second_version_and_wording_is_not(tmp_path):
+def committed_registry(tmp_path):
+    """Today's registry, committed in a new repository."""
     repo = new_repo(tmp_path)
     registry = repo / "reproduce" / "claims.toml"
     shutil.copy(plan.REGISTRY_PATH, registry)
     commit_all(repo, "register")
+    return repo, registry
+
+
+def edit_c3(registry, old, new):
     text = registry.read_text()
     c3 = text.index("[C3]")
-    reworded = text[:c3] + text[c3:].replace('title = "Local response', 'title = "LRN (reworded)', 1)
-    registry.write_text(reworded)
+    registry.write_text(text[:c3] + text[c3:].replace(old, new, 1))
+
+
+def test_a_threshold_changed_after_a_commit_is_a_second_version_and_wording_is_not(tmp_path):
+    repo, registry = committed_registry(tmp_path)
+    edit_c3(registry, 'title = "Local response', 'title = "LRN (reworded)')
     commit_all(repo, "wording only")
-    registry.write_text(reworded[:c3] + reworded[c3:].replace("threshold = 0.005", "threshold = 0.01", 1))
+    edit_c3(registry, "threshold = 0.005", "threshold = 0.01")
     commit_all(repo, "C3's threshold doubled")
     versions = registrations.versions("C3", registry)
     assert [v.entry["threshold"] for v in versions] == [0.005, 0.01]
@@ -49,13 +58,8 @@ def test_a_threshold_changed_after_a_commit_is_a_second_version_and_wording_is_n
 
 
 def test_an_uncommitted_rule_is_the_last_version(tmp_path):
-    repo = new_repo(tmp_path)
-    registry = repo / "reproduce" / "claims.toml"
-    shutil.copy(plan.REGISTRY_PATH, registry)
-    commit_all(repo, "register")
-    text = registry.read_text()
-    c3 = text.index("[C3]")
-    registry.write_text(text[:c3] + text[c3:].replace("threshold = 0.005", "threshold = 0.02", 1))
+    _, registry = committed_registry(tmp_path)
+    edit_c3(registry, "threshold = 0.005", "threshold = 0.02")
     versions = registrations.versions("C3", registry)
     assert [v.commit for v in versions][-1] == "working tree" and versions[-1].entry["threshold"] == 0.02
 
