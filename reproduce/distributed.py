@@ -23,10 +23,9 @@ made it, which is what makes the resumed run end with the weights of an uninterr
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -81,19 +80,6 @@ class World:
         if self.distributed:
             dist.all_reduce(tensor)
         return tensor
-
-    def wait(self) -> None:
-        if self.distributed:
-            dist.barrier()
-
-    @contextmanager
-    def leader_first(self) -> Iterator[None]:
-        """Rank 0 does the work (building a dataset cache, writing a file) before the others start it."""
-        if not self.leader:
-            self.wait()
-        yield
-        if self.leader:
-            self.wait()
 
     def lost_peer(self, error: BaseException) -> bool:
         """Whether `error` says another rank went away (torchrun will stop this one too)."""
