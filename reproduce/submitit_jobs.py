@@ -123,7 +123,7 @@ def _collect(jobs: list[tuple[plan.PlannedRun, Any]], finished: Callable[[grid.R
 
 def _result(run: plan.PlannedRun, job: Any) -> grid.RunResult:
     try:
-        return job.result()
+        return job.results()[0]  # task 0: with several tasks (ranks of one run), rank 0's account of it
     except Exception as exc:  # noqa: BLE001 - a job that died (killed, node failure): reported, the grid goes on
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         return grid.RunResult(run.run_id, "failed", 0.0, f"job {job.job_id}: {last}", plan.describe_run(run.config))

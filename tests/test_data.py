@@ -386,3 +386,30 @@ def test_to_device_if_fits():
     assert to_device_if_fits(x, "cpu", budget_bytes=10) is x
     assert to_device_if_fits(x, "meta", budget_bytes=10).device.type == "cpu"
     assert to_device_if_fits(x, "meta", budget_bytes=100).device.type == "meta"
+
+
+def test_preprocessing_in_worker_processes_writes_what_one_process_writes(tmp_path, monkeypatch):
+    write_image_folder(tmp_path)
+    paths = sorted(str(p) for p in (tmp_path / "train").rglob("*") if p.suffix in (".png", ".jpg"))
+    monkeypatch.setattr(data.os, "sched_getaffinity", lambda pid: {0, 1})  # two workers, even on one core
+    npy = tmp_path / "images.npy"
+    np.lib.format.open_memmap(npy, mode="w+", dtype=np.uint8, shape=(len(paths), 3, 256, 256)).flush()
+    data.preprocess_all(paths, npy, desc="test", chunk=1)  # one chunk per image: the pool path
+    written = np.load(npy)
+    for index, path in enumerate(paths):
+        assert (written[index] == data.preprocess_image(path)).all(), path
+
+
+def test_a_cache_being_built_is_waited_for_not_built_twice(tmp_path, monkeypatch):
+    write_image_folder(tmp_path)
+    stem = tmp_path / data.CACHE_DIR_NAME / "train-256"
+    with data._cache_lock(stem):  # another process builds it: this one must wait, then find it done
+        import threading
+
+        loaded = []
+        waiter = threading.Thread(target=lambda: loaded.append(load_dataset("imagenet-folder", tmp_path)))
+        waiter.start()
+        waiter.join(timeout=2)
+        assert waiter.is_alive() and not loaded  # blocked on the lock
+    waiter.join(timeout=120)
+    assert loaded and loaded[0].train_x.shape[0] == 3

@@ -115,6 +115,16 @@ def test_submitit_debug_executor_runs_the_jobs_in_this_process(tiny_fashion, tmp
     assert set(digests(tmp_path)) == {r.run_id for r in runs}
 
 
+def test_a_submitit_job_of_two_tasks_trains_one_run_on_two_ranks(tiny_fashion, tmp_path):
+    """--gpus-per-run 2 on submitit's local executor: a job of two tasks, their ranks taken from the job's
+    environment, gloo on this CPU: one record naming world size 2."""
+    options = {"executor": "submitit", "gpus_per_run": 2, "slurm_gpus_per_task": 0, "workers": 2}
+    summary = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path, batch_size=32), **options)
+    assert summary.count() == {"trained": 2}, [r.detail for r in summary.results]
+    worlds = [r["world"] for r in map(results.read_record, (tmp_path / "runs").glob("*.json"))]
+    assert worlds == [{"size": 2, "backend": "gloo"}] * 2
+
+
 # ----------------------------------------------------------------------------- the time budget
 
 def test_a_run_whose_estimate_exceeds_the_budget_is_not_started(tiny_fashion, tmp_path):
