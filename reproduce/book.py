@@ -259,13 +259,15 @@ def _glance_notes(group: PresetOutcomes) -> list[str]:
     most = max(users.values(), key=len)
     holm = claims.holm_decisions(list(group.outcomes.values()))
     differs = [claim_id for claim_id, yes in holm.items() if yes]
-    return [f"**Shared runs.** {', '.join(shared)} share runs: the {len(most)} claims {', '.join(most)} each use "
-            "the same baseline run of every seed as an arm, so one unlucky seed moves all of them together; their "
-            "verdicts are not independent evidence.", "",
+    others = [claim_id for claim_id in shared if claim_id not in most]
+    return [f"**Shared runs.** The {len(most)} claims {', '.join(most)} each use the same baseline run of every "
+            "seed as an arm: one unlucky seed moves them together, so their verdicts are not independent evidence."
+            + (f" {', '.join(others)} share runs among themselves too." if others else ""), "",
             f"**{len(tested)} claims tested at once.** At 5% each, about one in twenty true nulls would look like an "
             "effect. With Holm's correction across these claims (family-wise error 5%, from each claim's two-sided "
-            "t test of no effect: 0 points, or a ratio of 1), the effects that differ from none are: "
-            + (", ".join(differs) if differs else "none") + ". The verdicts above are per claim, uncorrected.", ""]
+            "t test of no effect: 0 points, or a ratio of 1), "
+            + (f"the effects distinguishable from none are those of {', '.join(differs)}" if differs else
+               "no claim's effect is distinguishable from none") + ". The verdicts above are per claim, uncorrected.", ""]
 
 
 def _verdict_cell(outcome: claims.Outcome, preset: str) -> str:

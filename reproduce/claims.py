@@ -8,7 +8,8 @@ of a verdict: a number is never shown without the runs that back it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import textwrap
+from dataclasses import dataclass, field, fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -424,14 +425,27 @@ def registered_versions(claim: Claim, preset: str, seeds: int, results_dir: str 
     while len(versions) > 1 and versions[0].entry.get("kind") == "untested":
         versions = versions[1:]
     for index, version in enumerate(versions):
+        entry, dropped = _readable_today(version.entry)
         try:
-            outcome = evaluate(plan.parse_claim(claim.id, version.entry), preset, seeds, results_dir)
-            verdict, measured = outcome.verdict, outcome.short
+            outcome = evaluate(plan.parse_claim(claim.id, entry), preset, seeds, results_dir)
+            verdict = outcome.verdict
+            measured = outcome.short if outcome.interval is not None else textwrap.shorten(outcome.summary, 160)
+            if dropped:
+                measured += f" (left out: {', '.join(dropped)}, a field that decides nothing and that today's code lacks)"
         except plan.RegistryError as exc:
             verdict, measured = "not evaluable", f"today's code cannot read this version ({exc})"
         after = index > 0 and bool(first_records) and (not version.date or version.date > first_records)
         found.append(RegisteredVersion(version.commit, version.date, verdict, measured, after))
     return found
+
+
+def _readable_today(entry: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """An old registry entry without the fields today's schema dropped, when none of them is part of
+    the rule (a note that moved elsewhere, say); those are named. A dropped rule field is kept, so that
+    the version is refused rather than judged by another rule."""
+    known = {f.name for f in dataclass_fields(Claim)} | set(plan.NOTE_KEYS) | {"metric", "paper_arm", "other_arm"}
+    dropped = [key for key in entry if key not in known and key not in registrations.RULE_KEYS]
+    return {k: v for k, v in entry.items() if k not in dropped}, dropped
 
 
 def as_json(outcome: Outcome, preset: str, holm: dict[str, bool],

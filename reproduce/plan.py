@@ -31,7 +31,7 @@ METRIC_WORDS = {
     "final_fit_error": "top-1 error on training images (centre view, no dropout) after the last epoch",
     "final_fit_gap": "test error minus training error after the last epoch (overfitting)",
 }
-_NOTE_KEYS = ("target_note", "threshold_note", "lr_note", "proxy_note")
+NOTE_KEYS = ("target_note", "threshold_note", "lr_note", "proxy_note")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Claim]:
 
 def parse_claim(claim_id: str, entry: dict[str, Any]) -> Claim:
     entry = dict(entry)
-    notes = {key: entry.pop(key) for key in _NOTE_KEYS if key in entry}
+    notes = {key: entry.pop(key) for key in NOTE_KEYS if key in entry}
     metric_text = entry.pop("metric", None)
     arms = {key: _parse_arm(claim_id, entry.pop(key)) for key in ("paper_arm", "other_arm") if key in entry}
     if "lr_sweep" in entry:
