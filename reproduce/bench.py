@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from reproduce import params, results
+from reproduce.flops import device_peak, training_flops_per_image
 from reproduce.execution import (device_name, peak_memory, pick_device, prepare_device, reset_peak_memory,
                                  synchronize)
 from reproduce.params import Param
@@ -39,6 +40,8 @@ BENCH_PARAMS: tuple[Param, ...] = (
           "0 = 20 with CUDA, 2 on the CPU", minimum=0),
     Param("seconds", float, 20.0, "timed seconds per loop; a 3-step probe sets the step count",
           minimum=1.0, maximum=600.0),
+    Param("compile", str, "auto", "torch.compile the trainer's model: auto = on with CUDA, off on the CPU",
+          choices=("auto", "on", "off")),
     Param("profile", bool, False, "also print and save a torch.profiler table of the trainer's top kernels"),
     Param("data_dir", str, "data", "where Fashion-MNIST lives or is unpacked"),
     Param("results_dir", str, "results", "bench records go to <results_dir>/bench/"),
@@ -52,12 +55,6 @@ NETWORK_TITLES = {"paper": "the paper's AlexNet (groups 2, LRN, 227 px)", "small
 # The issue's targets: on a CPU, 2x the baseline; on an H100, 5x and 40% of the peak.
 CPU_TARGET_RATIO, GPU_TARGET_RATIO, GPU_TARGET_MFU = 2.0, 5.0, 0.40
 
-# Dense peak TFLOP/s from NVIDIA's datasheets: (bf16 tensor cores, tf32 tensor cores). fp32
-# runs are held against tf32, which cuDNN uses for fp32 convolutions by default. A CPU has no
-# such table here: its peak is measured, as the fp32 GEMM rate torch reaches on it.
-PEAK_TFLOPS = (("H100 80GB HBM3", 989.4, 494.7), ("H100 PCIe", 756.5, 378.0), ("H200", 989.4, 494.7),
-               ("A100", 312.0, 156.0))
-
 PROBE_STEPS, MAX_STEPS = 3, 5000
 
 
@@ -69,6 +66,7 @@ def parse_settings(values: dict[str, Any]) -> dict[str, Any]:
 def network_config(network: str, settings: dict[str, Any], results_dir: str) -> dict[str, Any]:
     # All the machine's threads, as the d2l loop has them: the bench measures speed, not bits.
     overrides = {"batch_size": settings["batch_size"], "device": settings["device"], "seed": 0,
+                 "compile": settings["compile"],
                  "cpu_threads": torch.get_num_threads(),
                  "data_dir": settings["data_dir"], "results_dir": results_dir, "progress": False}
     return params.resolve(overrides, preset=NETWORK_PRESETS[network], network="alexnet")
@@ -189,53 +187,6 @@ def profile_table(loop: TrainerLoop, device: torch.device, steps: int = 3) -> st
         synchronize(device)
     sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return profiler.key_averages().table(sort_by=sort_by, row_limit=15, max_name_column_width=60)
-
-
-def training_flops_per_image(config: dict[str, Any], in_channels: int = 1, num_classes: int = 10) -> float:
-    """FLOPs of one training image: the forward pass, counted by torch's FlopCounterMode, times 3
-    (forward, weight gradients, input gradients), less the first layer's input gradient, which the
-    images do not need. Not FlopCounterMode on the backward pass: it counts a grouped conv's
-    backward as if ungrouped (measured: 3x the forward for conv2 at groups 2, not 2x), which would
-    inflate the paper net's count by 21%."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from reproduce.models import build_model, input_size
-
-    model = build_model({**config, "in_channels": in_channels, "num_classes": num_classes})
-    side = input_size(config["model"])
-    images = torch.randn(2, in_channels, side, side)
-    with torch.no_grad(), FlopCounterMode(display=False) as whole:
-        model(images)
-    with torch.no_grad(), FlopCounterMode(display=False) as stem:
-        next(iter(model.children()))(images)
-    return (3 * whole.get_total_flops() - stem.get_total_flops()) / 2
-
-
-def peak_tflops(name: str, precision: str) -> float | None:
-    for pattern, bf16, tf32 in PEAK_TFLOPS:
-        if pattern in name:
-            return bf16 if precision == "bf16" else tf32
-    return None
-
-
-def measured_gemm_tflops(size: int = 2048, seconds: float = 2.0) -> float:
-    """fp32 matrix-multiply rate on the CPU: the most its convolutions could hope for."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        torch.mm(a, b)
-        count += 1
-    return 2 * size ** 3 * count / (time.perf_counter() - started) / 1e12
-
-
-def device_peak(device: torch.device, name: str, precision: str) -> tuple[float | None, str]:
-    """(peak TFLOP/s, where that number comes from) for the MFU's denominator."""
-    if device.type == "cuda":
-        peak = peak_tflops(name, precision)
-        source = "datasheet, dense " + ("bf16" if precision == "bf16" else "tf32")
-        return peak, source if peak else f"no datasheet peak on file for {name}"
-    return measured_gemm_tflops(), "measured fp32 GEMM (2048x2048) on this CPU"
 
 
 def make_record(network: str, config: dict[str, Any], device: torch.device, baseline: dict[str, Any],

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from reproduce import bench, book, params
+from reproduce import bench, book, flops, params
 from reproduce.d2l_baseline import StockGroupedLRN, stock_model
 from reproduce.layers import PAPER_LRN, GroupedLRN
 from reproduce.models import build_model
@@ -27,7 +27,7 @@ def test_training_flops_are_forward_weight_grads_and_input_grads_but_conv1s():
     # Backward: every layer's weight gradient, and every layer's input gradient but conv1's
     # (the images need none); each costs what the layer's forward does.
     expected = 3 * forward - 2 * PAPER_MACS["conv1"]
-    assert bench.training_flops_per_image(config) == expected
+    assert flops.training_flops_per_image(config) == expected
 
 
 def test_the_baseline_model_is_the_same_function_with_torchs_own_lrn():
@@ -53,7 +53,7 @@ def test_stock_grouped_lrn_keeps_towers_apart_like_ours():
     ("NVIDIA H100 80GB HBM3", "bf16", 989.4), ("NVIDIA H100 80GB HBM3", "fp32", 494.7),
     ("NVIDIA H100 PCIe", "bf16", 756.5), ("NVIDIA GeForce GTX 580", "bf16", None)])
 def test_datasheet_peaks(name, precision, peak):
-    assert bench.peak_tflops(name, precision) == peak
+    assert flops.peak_tflops(name, precision) == peak
 
 
 @pytest.mark.parametrize("values,message", [
