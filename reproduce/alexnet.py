@@ -30,11 +30,13 @@ PAPER_FC_WIDTH = 4096
 
 @dataclass(frozen=True)
 class Stem:
-    """conv1's geometry and the input side it is meant for."""
+    """conv1's geometry, the input side it is meant for, and the side images are resized to before
+    the crop (None: the paper's 256 for 227, reproduce.augment.canvas_size)."""
     kernel: int
     stride: int
     padding: int
     input_side: int
+    canvas_side: int | None = None
 
 
 # The paper says 224x224 input, but (224 - 11) / 4 + 1 = 54.25 is not a whole number of
@@ -42,6 +44,9 @@ class Stem:
 IMAGENET_STEM = Stem(kernel=11, stride=4, padding=0, input_side=227)
 # For 28-32 px images (Fashion-MNIST, CIFAR) a stride-4 11x11 conv would leave almost no map.
 SMALL_STEM = Stem(kernel=5, stride=1, padding=2, input_side=32)
+# The seeds' d2l AlexNet (seed notes 003, d2l 7.1): 224 px with padding 1 gives 54x54, and its
+# final 5x5 map feeds fc6 with 6,400 inputs. d2l resizes the whole image to 224: no crop.
+D2L_STEM = Stem(kernel=11, stride=4, padding=1, input_side=224, canvas_side=224)
 
 
 KERNEL_PLANS = {"paper": PAPER_CONV_WIDTHS, "half": HALF_CONV_WIDTHS}
@@ -56,6 +61,11 @@ def build_alexnet(cfg: dict) -> nn.Sequential:
 def build_alexnet_small(cfg: dict) -> nn.Sequential:
     """The same layer plan for 32 px inputs, small enough to train on a CPU at width 0.25."""
     return _build_family(cfg, SMALL_STEM)
+
+
+def build_d2l_alexnet(cfg: dict) -> nn.Sequential:
+    """d2l's Fashion-MNIST AlexNet with lrn off and groups 1: one tower, no LRN, 224 px."""
+    return _build_family(cfg, D2L_STEM)
 
 
 def conv_plan(cfg: dict) -> list[tuple[int, int]]:

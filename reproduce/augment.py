@@ -5,7 +5,8 @@ The paper's scheme (sec. 2 and 4.1), generalised to any model input size I:
 - subtract the per-pixel training-set mean at size S (the paper subtracts the mean image);
 - resize S -> R, the "canvas", with R = max(I, round(I * 256 / 227)): the paper takes its
   crops from 256x256 images, and 227 is the input size that makes AlexNet's arithmetic work
-  (256 for I=227, 36 for I=32, 27 for I=24). Bilinear, no antialiasing, skipped when S == R;
+  (256 for I=227, 36 for I=32, 27 for I=24); a model may fix R instead (d2l's AlexNet resizes the
+  whole image to its input, R = I). Bilinear, no antialiasing, skipped when S == R;
 - training with augmentation: a random IxI crop and a horizontal flip with probability 0.5,
   drawn independently per image from the caller's generator (reproducible for a seed);
 - training without augmentation, and test: the centre IxI crop;
@@ -34,10 +35,10 @@ def canvas_size(input_size: int) -> int:
 
 class BatchTransform:
     def __init__(self, input_size: int, stored_size: int, mean: torch.Tensor, augment: bool,
-                 scale: float = 1.0, lighting: ColourPCA | None = None):
+                 scale: float = 1.0, lighting: ColourPCA | None = None, canvas: int | None = None):
         self.input_size = input_size
         self.stored_size = stored_size
-        self.canvas = canvas_size(input_size)
+        self.canvas = canvas or canvas_size(input_size)
         self.augment = augment
         self.lighting = lighting  # None: no colour lighting
         if mean.shape[-2:] != (stored_size, stored_size):

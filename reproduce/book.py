@@ -430,7 +430,7 @@ def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> st
              "Where and with what the runs behind the verdicts were made, and what they cost. Times are "
              "training plus evaluation, summed over a claim's runs (a run shared by two claims counts "
              "for both).", ""]
-    lines += speed_section(results_dir) + grid_section(results_dir)
+    lines += speed_section(results_dir) + d2l_section(results_dir) + grid_section(results_dir)
     if frame.empty:
         return "\n".join(lines + ["No run records yet.", ""])
     used = {rid for group in shown for o in group.outcomes.values() for rid in o.run_ids}
@@ -540,6 +540,51 @@ def speed_section(results_dir: str | Path) -> list[str]:
             f"| {_cell(target)} | {r['measured_at'][:10]}, torch {r['versions']['torch'].split('+')[0]} |")
     if not any(r["device_type"] == "cuda" for r in found):
         lines += ["", "No GPU record: the GPU targets are unmeasured."]
+    return lines + [""]
+
+
+# The seed notes' own run of d2l's AlexNet on Fashion-MNIST (seed 003: d2l.train_ch6's last line), on their GPU.
+D2L_REPORTED = {"train_loss": 0.327, "train_accuracy": 0.881, "test_accuracy": 0.885, "images_per_s": 4149.6}
+D2L_AGREEMENT = 0.01  # "the same test accuracy": within about a point
+
+
+def d2l_section(results_dir: str | Path, overrides: dict[str, Any] | None = None) -> list[str]:
+    """The seeds' d2l recipe rerun by this project's trainer, beside the numbers the seed notes print
+    (`overrides`: of the planned run's config, as a notebook's)."""
+    lines = ["## The seeds' d2l AlexNet, rerun", "",
+             "The seed notes train d2l's Fashion-MNIST AlexNet (one tower, no LRN, 224 px, conv1 padded by 1, fc6 "
+             "from 6,400) with d2l's `train_ch6` (Xavier-uniform weights, plain SGD at lr 0.01 with no momentum, "
+             "weight decay or schedule, batch 128, 10 epochs, no augmentation). The same recipe is one planned run "
+             "of every preset that has it (`--network d2l`; the gpu preset's grid trains it first). Differences: "
+             "55,000 training images, since 5,000 are held out as the validation split (d2l trains on 60,000), and "
+             "the batch order is this project's.", ""]
+    presets = [name for name, preset in params.PRESETS.items() if params.D2L_NETWORK in preset.networks]
+    for preset in presets:
+        config = params.resolve({**(overrides or {}), "results_dir": str(results_dir)}, preset=preset,
+                                network=params.D2L_NETWORK)
+        found = results.run_state(results_dir, config)
+        if found.state != "complete":
+            lines += [f"Preset `{preset}`: not run yet ({found.state}). It is the first run of "
+                      "`bash scripts/gpu_session.sh` on a lent GPU; on this CPU 10 epochs at 224 px take hours.", ""]
+            continue
+        lines += _d2l_table(preset, found.record)
+    return lines
+
+
+def _d2l_table(preset: str, record: dict[str, Any]) -> list[str]:
+    last = record["epochs"][-1]
+    speeds = sorted(e["images_per_s"] for e in record["epochs"])
+    ours = {"train_loss": last["train_loss"], "train_accuracy": 1 - last["train_error"],
+            "test_accuracy": 1 - last["test_top1_error"], "images_per_s": speeds[len(speeds) // 2]}
+    rows = [("training loss, last epoch", "train_loss", "{:.3f}"), ("training accuracy, last epoch (dropout on)",
+            "train_accuracy", "{:.3f}"), ("test accuracy", "test_accuracy", "{:.3f}"),
+            ("training images/s (median epoch)", "images_per_s", "{:,.0f}")]
+    gap = ours["test_accuracy"] - D2L_REPORTED["test_accuracy"]
+    agrees = "the same test accuracy within a point" if abs(gap) <= D2L_AGREEMENT else "a different test accuracy"
+    lines = [f"Preset `{preset}`, run `{record['run_id']}` (`results/runs/`) on {_cell(record['device'])}, "
+             f"torch {record['versions']['torch']}: **{agrees}** ({100 * gap:+.1f} points).", "",
+             "| | d2l (seed notes, their GPU) | this project |", "|---|---|---|"]
+    lines += [f"| {label} | {form.format(D2L_REPORTED[key])} | {form.format(ours[key])} |" for label, key, form in rows]
     return lines + [""]
 
 

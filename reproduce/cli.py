@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="train one run and write its record under results/")
     run.add_argument("--preset", default=None, help=f"start from a preset: {', '.join(params.PRESETS)}")
-    run.add_argument("--network", default="alexnet", choices=params.NETWORKS,
-                     help="which of the preset's networks [default: alexnet]")
+    run.add_argument("--network", default="alexnet", choices=(*params.NETWORKS, params.D2L_NETWORK),
+                     help="which of the preset's networks (d2l: the seeds' d2l recipe, gpu preset) [default: alexnet]")
     add_param_flags(run)
 
     grid = commands.add_parser("grid", help="train every run a preset needs (all claims, or --only some), with a "

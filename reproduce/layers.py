@@ -14,8 +14,8 @@ from torch import nn
 
 ACTIVATIONS = ("relu", "tanh")
 POOLINGS = ("overlapping", "non-overlapping")
-BIAS_INITS = ("paper", "zero")
-WEIGHT_INITS = ("paper", "he")
+BIAS_INITS = ("paper", "zero", "torch")
+WEIGHT_INITS = ("paper", "he", "xavier")
 
 # Pool window (kernel, stride) of each pooling arm of C4: z=3, s=2 versus z=2, s=2.
 POOL_WINDOWS = {"overlapping": (3, 2), "non-overlapping": (2, 2)}
@@ -239,10 +239,12 @@ def init_paper(model: nn.Module, bias_one: tuple[str, ...], bias_init: str = "pa
     """Section 5's init: weights N(0, 0.01); biases 1 in the named layers, 0 elsewhere.
 
     bias_init="zero" sets every bias to 0 (the C12 ablation; Caffe's AlexNet used 0.1 because
-    bias 1 can stall training). weight_init="he" draws N(0, 2 / fan_in) in every layer but the
-    classifier: a fixed std of 0.01 shrinks the signal in every layer of a narrow net, and the narrow
-    CPU proxies then sit at chance for hundreds of iterations (measured: width 0.125, 234
-    iterations, 0.90). He init assumes unit-scale inputs: use it with input_scale="unit".
+    bias 1 can stall training); "torch" leaves the layers' own default biases, as d2l does.
+    weight_init="he" draws N(0, 2 / fan_in) in every layer but the classifier: a fixed std of 0.01
+    shrinks the signal in every layer of a narrow net, and the narrow CPU proxies then sit at chance
+    for hundreds of iterations (measured: width 0.125, 234 iterations, 0.90). He init assumes
+    unit-scale inputs: use it with input_scale="unit". "xavier" is d2l's train_ch6: Xavier-uniform
+    weights in every conv and linear layer.
     """
     if bias_init not in BIAS_INITS:
         raise _choice_error("bias_init", bias_init, BIAS_INITS)
@@ -252,11 +254,13 @@ def init_paper(model: nn.Module, bias_one: tuple[str, ...], bias_init: str = "pa
                 if isinstance(module, (nn.Conv2d, nn.Linear, LocallyConnected2d))]
     for index, (name, module) in enumerate(weighted):
         # The classifier keeps N(0, 0.01) under "he": the logits start small and the loss at ln(classes).
-        if weight_init == "he" and index < len(weighted) - 1:
+        if weight_init == "xavier":
+            nn.init.xavier_uniform_(module.weight)
+        elif weight_init == "he" and index < len(weighted) - 1:
             nn.init.normal_(module.weight, mean=0.0, std=math.sqrt(2.0 / _fan_in(module)))
         else:
             nn.init.normal_(module.weight, mean=0.0, std=PAPER_WEIGHT_STD)
-        if module.bias is not None:
+        if module.bias is not None and bias_init != "torch":
             one = bias_init == "paper" and name in bias_one
             nn.init.constant_(module.bias, 1.0 if one else 0.0)
 

@@ -16,6 +16,7 @@ from reproduce.layers import (ACTIVATIONS, BIAS_INITS, POOLINGS, WEIGHT_INITS, G
 MODELS = {
     "alexnet": alexnet.build_alexnet,
     "alexnet-small": alexnet.build_alexnet_small,
+    "d2l-alexnet": alexnet.build_d2l_alexnet,
     "cifar-18pct": cifar_nets.build_cifar_18pct,
     "cifar-11pct": cifar_nets.build_cifar_11pct,
 }
@@ -23,6 +24,7 @@ MODELS = {
 INPUT_SIZES = {
     "alexnet": alexnet.IMAGENET_STEM.input_side,
     "alexnet-small": alexnet.SMALL_STEM.input_side,
+    "d2l-alexnet": alexnet.D2L_STEM.input_side,
     "cifar-18pct": cifar_nets.CIFAR_18PCT_INPUT,
     "cifar-11pct": cifar_nets.CIFAR_11PCT_INPUT,
 }
@@ -69,6 +71,12 @@ def build_model(cfg: dict) -> nn.Module:
     """The network named by cfg["model"], initialised as the paper says."""
     resolved = resolve_config(cfg)
     return MODELS[resolved["model"]](resolved)
+
+
+def canvas_size(model_name: str) -> int | None:
+    """Side the stored images are resized to before the crop, where a model fixes it (d2l resizes the
+    whole image to its input); None: the paper's rule (reproduce.augment.canvas_size)."""
+    return alexnet.D2L_STEM.canvas_side if model_name == "d2l-alexnet" else None
 
 
 def input_size(model_name: str) -> int:
@@ -217,8 +225,7 @@ def _notes(cfg: dict, rows: list[dict], params: int, neurons: int) -> list[str]:
     notes = [_input_note(cfg), _lrn_note(cfg), _fc_input_note(cfg, rows),
              "dropout on the outputs of fc6 and fc7 (section 4.2: 'in the first two "
              "fully-connected layers'); torchvision puts it before them instead",
-             f"bias init {cfg['bias_init']}: " + ("1 in conv2, conv4, conv5, fc6, fc7, 0 elsewhere"
-                                                   if cfg["bias_init"] == "paper" else "all 0")]
+             f"bias init {cfg['bias_init']}: " + BIAS_WORDS[cfg["bias_init"]]]
     notes += _variant_notes(cfg)
     if cfg["model"] == "alexnet" and all(cfg[k] == v for k, v in ALEXNET_ONLY.items()):
         notes += [f"params {params:,} = {params / PAPER_PARAMS:.3f} x the paper's '60 million'; "
@@ -226,6 +233,10 @@ def _notes(cfg: dict, rows: list[dict], params: int, neurons: int) -> list[str]:
                   "neurons = output units of each conv and FC layer before pooling; Fig. 2 lists "
                   "253,440 for conv1 although 55x55x96 = 290,400"]
     return notes
+
+
+BIAS_WORDS = {"paper": "1 in conv2, conv4, conv5, fc6, fc7, 0 elsewhere", "zero": "all 0",
+              "torch": "each layer's PyTorch default, uniform in +-1/sqrt(fan_in) (d2l)"}
 
 
 def _variant_notes(cfg: dict) -> list[str]:
@@ -244,6 +255,9 @@ def _input_note(cfg: dict) -> str:
     if cfg["model"] == "alexnet-small":
         return (f"input {side}x{side}: conv1 is 5x5 stride 1 pad 2 instead of 11x11 stride 4, "
                 "which would leave almost nothing of a 28-32 px image")
+    if cfg["model"] == "d2l-alexnet":
+        return (f"input {side}x{side}, the whole image resized (d2l's Fashion-MNIST AlexNet): conv1 pads by 1, "
+                "(224 + 2 - 11) // 4 + 1 = 54, and fc6 takes the final 5x5 maps")
     return (f"input {side}x{side}: the paper says 224, but (224 - 11) / 4 + 1 = 54.25; "
             "227 gives Fig. 2's 55x55 (Caffe's choice; torchvision pads by 2 instead)")
 

@@ -139,14 +139,15 @@ PARAMS: tuple[Param, ...] = (
     Param("remove_conv", str, "none", "leave out one middle conv layer (section 7, C15); none = all five",
           choices=("none", "conv3", "conv4", "conv5")),
     Param("width", float, 1.0, "multiplier on every conv and hidden FC width", minimum=0.01, maximum=4),
-    Param("bias_init", str, "paper", "paper = biases 1 in conv2, conv4, conv5, fc6, fc7 (C12); zero = all 0",
-          choices=("paper", "zero")),
+    Param("bias_init", str, "paper", "paper = biases 1 in conv2, conv4, conv5, fc6, fc7 (C12); zero = all 0; "
+          "torch = the layers' own default (d2l)", choices=("paper", "zero", "torch")),
     Param("weight_init", str, "paper",
           "paper = weights N(0, 0.01) (section 5); he = N(0, 2/fan_in) but the classifier, for narrow proxies "
-          "that stall otherwise", choices=("paper", "he")),
+          "that stall otherwise; xavier = Xavier-uniform (d2l's train_ch6)", choices=("paper", "he", "xavier")),
     Param("input_scale", str, "raw",
           "raw = pixels 0-255 minus the mean image (section 2); unit = also divided by their std (He init's "
-          "assumption)", choices=("raw", "unit")),
+          "assumption); zero-one = pixels / 255, nothing subtracted (ToTensor, as d2l)",
+          choices=("raw", "unit", "zero-one")),
     Param("augment", bool, True, "random crops and horizontal flips while training (C7)"),
     Param("lighting", str, "auto",
           "PCA colour lighting while training (section 4.1, C9): auto = on for colour data, off for greyscale "
@@ -182,6 +183,9 @@ BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 
 
 NETWORKS = ("alexnet", "four-layer")  # the two roles a claim's runs can take (claims.toml: network)
+# The seeds' d2l recipe (seed notes 003: d2l's Fashion-MNIST AlexNet and train_ch6), one run on the presets
+# that can afford it: the first check of a GPU path against a number its users know.
+D2L_NETWORK = "d2l"
 
 
 @dataclass(frozen=True)
@@ -240,6 +244,11 @@ PRESETS: dict[str, Preset] = {
         networks={
             "alexnet": {"model": "alexnet", "groups": 2, "bias_init": "zero", "epochs": 10},
             "four-layer": {"model": "cifar-18pct", "epochs": 3, "log_every": 5},
+            # d2l's train_ch6: Xavier-uniform weights, plain SGD (no momentum, no weight decay, no schedule),
+            # lr 0.01, batch 128, 10 epochs, the whole image resized to 224, no augmentation.
+            D2L_NETWORK: {"model": "d2l-alexnet", "lrn": False, "weight_init": "xavier", "bias_init": "torch",
+                          "input_scale": "zero-one", "momentum": 0.0, "weight_decay": 0.0, "lr_drops": 0,
+                          "augment": False, "epochs": 10},
         }),
     "paper": Preset(
         proxy="the paper's recipe, unchanged, on an ImageNet-style folder given by --data-dir "
@@ -307,7 +316,11 @@ def resolve(overrides: dict[str, Any] | None = None, preset: str | None = None,
     """Defaults, then the preset's config for `network`, then the overrides; all validated."""
     config = defaults()
     if preset is not None:
-        config.update(validate(get_preset(preset).networks[network]))
+        networks = get_preset(preset).networks
+        if network not in networks:
+            raise ParamError(f"network: {network!r} is not part of preset {preset}; expected one of "
+                             f"{', '.join(networks)}")
+        config.update(validate(networks[network]))
     config.update(validate(overrides or {}))
     return config
 

@@ -249,9 +249,12 @@ def parse_only(only: str | list[str] | tuple[str, ...] | None, registry: dict[st
 
 def grid_plan(preset: str, seeds: int, only: str | list[str] | None = None,
               overrides: dict[str, Any] | None = None) -> list[PlannedRun]:
-    """Every distinct run the chosen ablations' claims need at this preset, in priority order."""
+    """Every distinct run the chosen ablations' claims need at this preset, in priority order; the
+    whole grid of a preset that has the seeds' d2l recipe starts with its one run."""
     registry = load_registry()
     wanted = parse_only(only, registry)
+    first = [d2l_run(preset, overrides)] if not only and params.D2L_NETWORK in params.get_preset(preset).networks \
+        else []
     found: dict[str, dict[str, Any]] = {}
     for order, claim in enumerate(registry.values()):
         if not claim.trains or claim.ablation not in wanted:
@@ -267,7 +270,13 @@ def grid_plan(preset: str, seeds: int, only: str | list[str] | None = None,
                 entry["priority"] = min(entry["priority"], (_tier(claim, config, preset, overrides), seed, order))
     runs = [PlannedRun(e["config"], e["network"], tuple(dict.fromkeys(e["claims"])),
                        tuple(dict.fromkeys(e["ablations"])), e["analyse"], e["priority"]) for e in found.values()]
-    return sorted(runs, key=lambda run: run.priority)
+    return first + sorted(runs, key=lambda run: run.priority)
+
+
+def d2l_run(preset: str, overrides: dict[str, Any] | None = None) -> PlannedRun:
+    """The seeds' d2l recipe at this preset: one run (seed 0), before the baseline."""
+    config = params.resolve({**(overrides or {}), "seed": 0}, preset=preset, network=params.D2L_NETWORK)
+    return PlannedRun(config, params.D2L_NETWORK, (), (), False, (-1, 0, 0))
 
 
 def _tier(claim: Claim, config: dict[str, Any], preset: str, overrides: dict[str, Any] | None) -> int:

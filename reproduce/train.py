@@ -32,7 +32,7 @@ from reproduce.data import ImageData, load_dataset, pixel_std
 from reproduce.lighting import fit_colour_pca, lighting_on
 from reproduce.execution import (Execution, HostCopy, compiled_graphs, device_name, peak_memory, pick_device,
                                  plan_execution, prepare_device, reset_peak_memory, synchronize)
-from reproduce.models import build_model, input_size
+from reproduce.models import build_model, canvas_size, input_size
 
 
 class Diverged(Exception):
@@ -140,10 +140,10 @@ def build_trainer(config: dict[str, Any], world: World = World()) -> Trainer:
     model = build_model(model_config).to(device, memory_format=execution.memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
                                 weight_decay=config["weight_decay"])
-    scale = pixel_std(data) if config["input_scale"] == "unit" else 1.0
     pca = fit_colour_pca(data.train_x) if lighting_on(config["lighting"], data.channels) else None
-    transform = BatchTransform(input_size(config["model"]), data.stored_size, data.mean.to(device),
-                               config["augment"], scale, pca)
+    mean, scale = _input_scaling(config, data, device)
+    transform = BatchTransform(input_size(config["model"]), data.stored_size, mean, config["augment"], scale, pca,
+                               canvas_size(config["model"]))
     # DDP averages the ranks' gradients in buckets as the backward produces them; then compile.
     replicated = DistributedDataParallel(model) if world.distributed else model
     trainer = Trainer(config, device, execution, data, model, execution.compiled(replicated), optimizer,
@@ -155,6 +155,14 @@ def build_trainer(config: dict[str, Any], world: World = World()) -> Trainer:
     trainer.record["world"] = world.describe()
     trainer.record["model_parameters"] = sum(p.numel() for p in model.parameters())
     return trainer
+
+
+def _input_scaling(config: dict[str, Any], data: ImageData, device: torch.device) -> tuple[torch.Tensor, float]:
+    """(image subtracted, divisor) of input_scale: the training mean and 1 (raw), or its pixel std
+    (unit); nothing subtracted and 255 (zero-one: torchvision's ToTensor, as d2l)."""
+    if config["input_scale"] == "zero-one":
+        return torch.zeros_like(data.mean, device=device), 255.0
+    return data.mean.to(device), pixel_std(data) if config["input_scale"] == "unit" else 1.0
 
 
 def _place_splits(data: ImageData, device: torch.device) -> dict[str, torch.Tensor]:

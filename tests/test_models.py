@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from reproduce import params
 from reproduce.alexnet import BIAS_ONE
 from reproduce.layers import GroupedLRN, LocallyConnected2d, SpatialLRN
 from reproduce.models import MODELS, build_model, describe, input_size, layer_table
@@ -144,7 +145,7 @@ def test_neuron_count_of_paper_net():
 
 
 def test_input_sizes():
-    assert [input_size(m) for m in MODELS] == [227, 32, 32, 24]
+    assert [input_size(m) for m in MODELS] == [227, 32, 224, 32, 24]
 
 
 # --- the C4 rule: both pooling arms share identical FC layers ----------------------------
@@ -348,3 +349,17 @@ def test_lrn_gradient_matches_pytorchs_local_response_norm():
     GroupedLRN(groups=1)(x).pow(2).sum().backward()
     nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)(y).pow(2).sum().backward()
     assert torch.allclose(x.grad, y.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_the_d2l_net_is_the_seed_notes_net():
+    """Seed notes 003: d2l's Fashion-MNIST AlexNet, 46,764,746 parameters, 54x54 after conv1, fc6 from 6,400."""
+    config = {**params.resolve({}, preset="gpu", network=params.D2L_NETWORK), "in_channels": 1, "num_classes": 10}
+    net = build_model(config)
+    assert sum(p.numel() for p in net.parameters()) == 46_764_746
+    assert not any(isinstance(m, GroupedLRN) for m in net.modules())
+    assert net.conv1.padding == (1, 1) and net.fc6.in_features == 6400
+    assert net(torch.zeros(2, 1, 224, 224)).shape == (2, 10)
+    bound = 1 / (96 * 25) ** 0.5  # PyTorch's own bias init, kept (bias_init torch): uniform in +-1/sqrt(fan_in)
+    assert net.conv2.bias.abs().max() > 0 and net.conv2.bias.abs().max() <= bound
+    limit = (6 / (96 * 25 + 256 * 25)) ** 0.5  # Xavier-uniform's bound for conv2
+    assert net.conv2.weight.abs().max() <= limit and net.conv2.weight.abs().max() > 0.9 * limit

@@ -61,9 +61,11 @@ def test_unknown_preset_lists_the_presets():
 
 def test_every_preset_and_network_is_valid():
     for name, preset in params.PRESETS.items():
-        assert set(preset.networks) == set(params.NETWORKS)
-        for network in params.NETWORKS:
+        assert set(params.NETWORKS) <= set(preset.networks) <= {*params.NETWORKS, params.D2L_NETWORK}
+        for network in preset.networks:
             params.resolve(preset=name, network=network)
+    with pytest.raises(params.ParamError, match="network: 'd2l' is not part of preset cpu"):
+        params.resolve(preset="cpu", network=params.D2L_NETWORK)
 
 
 def test_auto_preset_follows_cuda_and_bad_presets_are_named():

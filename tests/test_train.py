@@ -179,3 +179,24 @@ def test_schedule_divides_the_lr_after_patience_at_most_max_drops_times():
         schedule.step(error, optimizer)
     assert schedule.drops == 2
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0001)
+
+
+def test_the_seeds_d2l_recipe_trains_a_few_steps_and_the_book_sets_it_beside_their_numbers(tiny_fashion, tmp_path):
+    """d2l's recipe as one planned run: whole images resized to 224 (no crop), pixels / 255 with nothing
+    subtracted, plain SGD; the environment page shows it beside the seed notes' loss, accuracies and img/s."""
+    from reproduce import book, plan
+
+    shrunk = {"epochs": 1, "train_limit": 64, "test_limit": 32}
+    config = params.resolve({"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "device": "cpu",
+                             "progress": False, **shrunk}, preset="gpu", network=params.D2L_NETWORK)
+    trainer = train.build_trainer(config)
+    assert trainer.transform.canvas == 224 and trainer.transform.scale == 255.0
+    assert not trainer.transform.mean.any() and not trainer.transform.augment
+    assert trainer.optimizer.param_groups[0]["momentum"] == 0 and trainer.optimizer.param_groups[0]["weight_decay"] == 0
+    views = trainer.transform.test(trainer.data.train_x[:2])
+    assert views.shape == (2, 1, 224, 224) and 0 <= views.min() and views.max() <= 1
+    assert plan.grid_plan("gpu", 1)[0].config == params.resolve({"seed": 0}, preset="gpu", network="d2l")
+    record = train.run(config)
+    assert record["status"] == "complete" and record["config"]["model"] == "d2l-alexnet"
+    page = "\n".join(book.d2l_section(tmp_path, shrunk))
+    assert "| test accuracy | 0.885 |" in page and f"{1 - record['epochs'][-1]['test_top1_error']:.3f}" in page
