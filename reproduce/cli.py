@@ -159,7 +159,7 @@ def command_grid(args: argparse.Namespace) -> int:
 
     preset, seeds = sweep_settings(args)
     options = given(args, list(params.GRID_BY_NAME))
-    return grid.run_grid(preset, seeds, options, given(args, list(params.BY_NAME))).exit_code
+    return grid.run_grid(preset, seeds, options, given(args, list(params.BY_NAME)), started=args.started).exit_code
 
 
 def command_ablation(args: argparse.Namespace) -> int:
@@ -170,7 +170,7 @@ def command_ablation(args: argparse.Namespace) -> int:
                                 f"{', '.join(plan.ablations())}")
     preset, seeds = sweep_settings(args)
     options = {**given(args, list(params.GRID_BY_NAME)), "only": args.name}
-    return grid.run_grid(preset, seeds, options, given(args, list(params.BY_NAME))).exit_code
+    return grid.run_grid(preset, seeds, options, given(args, list(params.BY_NAME)), started=args.started).exit_code
 
 
 def command_all(args: argparse.Namespace) -> int:
@@ -180,7 +180,7 @@ def command_all(args: argparse.Namespace) -> int:
     options = grid.parse_options(given(args, list(params.GRID_BY_NAME)))
     overrides = given(args, list(params.BY_NAME))
     names = pipeline.notebook_names(options["only"])
-    trained = grid.run_grid(preset, seeds, options, overrides)
+    trained = grid.run_grid(preset, seeds, options, overrides, started=args.started)
     if options["dry_run"]:
         return 0
     if trained.exit_code == grid.EXIT_STOPPED:
@@ -312,8 +312,10 @@ COMMANDS = {"run": command_run, "grid": command_grid, "ablation": command_ablati
             "results": command_results}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, started: float | None = None) -> int:
+    """`started`: when the command started (time.time()), where a grid's time budget counts from."""
     args = build_parser().parse_args(argv)
+    args.started = started or time.time()
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

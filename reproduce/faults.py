@@ -32,6 +32,14 @@ CASES: tuple[FaultCase, ...] = (
     FaultCase("grid-worker-killed", "interruption", "kill -9 of a grid worker in the middle of a run",
               "the grid starts a new pool; another worker resumes the run from its last whole-epoch checkpoint; "
               "its final weights are bit-identical to an uninterrupted run's; the grid exits 0"),
+    FaultCase("kill-before-analysis", "interruption", "kill -9 between a run's complete record and the measures of "
+              "its final weights (a claim's 10-crop error, neighbours)", "the next grid or notebook reuses the run and "
+              "measures it from its checkpoint, then deletes the checkpoint; where the checkpoint is gone (records "
+              "brought home from a lent GPU), the run is reported 'analysis missing' and the grid does not fail"),
+    FaultCase("grid-past-deadline", "interruption", "a grid's time budget runs out, on a device with no earlier record "
+              "(a lent GPU)", "no run starts after the deadline, nor when its first-run estimate (FLOPs at a "
+              "conservative share of the device's rate) cannot finish in time; running runs stop at an epoch end; "
+              "exit 75; scripts/gpu_session.sh packs what finished whatever happened"),
     FaultCase("submitit-job-requeued", "interruption", "a submitit job preempted (USR2, as Slurm sends before a "
               "preemption or the time limit)", "submitit checkpoints and requeues the job; it resumes the run from "
               "its last whole-epoch checkpoint, with the weights of an uninterrupted run"),

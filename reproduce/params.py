@@ -283,14 +283,14 @@ GRID_PARAMS: tuple[Param, ...] = (
     Param("workers", int, "auto", "runs trained at once: auto = per_gpu per visible GPU with CUDA, else "
           "cores / cpu_threads on the CPU (2 one-thread runs measured fastest on 2 cores); 1 = in this process",
           minimum=1, words=("auto",)),
-    Param("per_gpu", int, 1, "workers per visible GPU (each pinned to its GPU with CUDA_VISIBLE_DEVICES)",
-          minimum=1),
+    Param("per_gpu", int, "auto", "runs at once per visible GPU: auto = by network, as many as fill it (by FLOPs "
+          "per step: several four-layer runs, one paper net)", minimum=1, words=("auto",)),
     Param("executor", str, "local", "local = a pool of worker processes on this machine; submitit = one "
           "submitit job per run (Slurm where srun exists, else submitit's local executor)",
           choices=("local", "submitit")),
-    Param("time_budget", float, 0.0, "seconds: no run starts that cannot finish in time (estimated from "
-          "earlier records), and running runs stop at the epoch end that would overrun; 0 = no budget",
-          minimum=0),
+    Param("time_budget", float, 0.0, "seconds: no run starts after them or when its estimate (this grid's runs, "
+          "earlier records, or its FLOPs) overruns them; running runs stop at the epoch end that would overrun; "
+          "0 = no budget", minimum=0),
     Param("dry_run", bool, False, "print the plan and stop"),
     Param("slurm_partition", str, "", "Slurm partition; empty = the cluster's default"),
     Param("gpus_per_run", int, 1, "ranks per run with --executor submitit: a job of that many tasks on one node, "

@@ -264,13 +264,28 @@ def grid_plan(preset: str, seeds: int, only: str | list[str] | None = None,
                 entry = found.setdefault(results.run_id(config), {
                     "config": config, "network": claim.network, "claims": [], "ablations": [], "analyse": False,
                     "priority": (_tier(claim, config, preset, overrides), seed, order)})
-                entry["claims"].append(claim.id)
-                entry["ablations"].append(claim.ablation)
-                entry["analyse"] |= claim.kind == "within"
                 entry["priority"] = min(entry["priority"], (_tier(claim, config, preset, overrides), seed, order))
+    # Every claim a planned run serves, the ones not chosen too: a run trained for one ablation whose final
+    # weights another ablation measures is measured before the grid deletes its checkpoint.
+    for claim in registry.values():
+        for run_id in _run_ids(claim, preset, seeds, overrides) & found.keys():
+            found[run_id]["claims"].append(claim.id)
+            found[run_id]["ablations"].append(claim.ablation)
+            found[run_id]["analyse"] |= claim.kind == "within"
     runs = [PlannedRun(e["config"], e["network"], tuple(dict.fromkeys(e["claims"])),
                        tuple(dict.fromkeys(e["ablations"])), e["analyse"], e["priority"]) for e in found.values()]
     return first + sorted(runs, key=lambda run: run.priority)
+
+
+def _run_ids(claim: Claim, preset: str, seeds: int, overrides: dict[str, Any] | None) -> set[str]:
+    """The ids of the runs a claim needs; none where the overrides fix what it compares."""
+    if not claim.trains:
+        return set()
+    try:
+        planned = planned_runs(claim, preset, seeds, overrides)
+    except params.ParamError:
+        return set()
+    return {results.run_id(config) for by_seed in planned.values() for config in by_seed.values()}
 
 
 def d2l_run(preset: str, overrides: dict[str, Any] | None = None) -> PlannedRun:

@@ -138,6 +138,12 @@ def set_aside(results_dir: Path, config: dict[str, Any]) -> Path:
     return target
 
 
+def drop_checkpoint(config: dict[str, Any]) -> None:
+    """Delete a finished run's checkpoint: its record holds the results, and a grid of paper-net runs
+    would otherwise keep 456 MB a run (the grid calls this once the final weights are measured)."""
+    results.checkpoint_path(config["results_dir"], config).unlink(missing_ok=True)
+
+
 def check_checkpoint(path: Path) -> None:
     if not path.exists():
         return

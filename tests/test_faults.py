@@ -141,6 +141,30 @@ def test_a_killed_grid_worker_is_replaced_and_its_run_resumes_to_the_same_weight
     assert digests(results_dir) == digests(tmp_path / "straight")
 
 
+@covers("kill-before-analysis")
+def test_a_run_killed_before_its_analysis_is_measured_by_the_next_grid_or_reported(tiny_fashion, tmp_path):
+    overrides = smoke_overrides(tiny_fashion, tmp_path)
+    baseline = plan.grid_plan("smoke", 1, ["features"], overrides)[0]
+    assert baseline.analyse
+    runner.run(baseline.config)  # what a grid killed after the record, before the analysis, leaves behind
+    assert analysis.load(tmp_path, results.read_record(results.record_path(tmp_path, baseline.config))) is None
+    summary = train_ablation("features", "smoke", 1, overrides)
+    assert summary.count() == {"reused": 1} and summary.exit_code == 0
+    assert (tmp_path / "analysis" / f"{baseline.run_id}.json").exists()
+    assert not results.checkpoint_path(tmp_path, baseline.config).exists()  # measured: deleted
+    (tmp_path / "analysis" / f"{baseline.run_id}.json").unlink()  # as if the record came home from a lent GPU
+    summary = train_ablation("features", "smoke", 1, overrides)
+    assert summary.count() == {"analysis missing": 1} and summary.exit_code == 0
+    assert "is missing" in summary.results[0].detail
+
+
+@covers("grid-past-deadline")
+def test_a_grid_past_its_deadline_starts_nothing(tiny_fashion, tmp_path):
+    summary = train_ablation("lrn", "smoke", 2, smoke_overrides(tiny_fashion, tmp_path), time_budget=1e-6)
+    assert summary.count() == {"deferred": 4} and summary.exit_code == grid.EXIT_STOPPED
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*.json"))
+
+
 @covers("submitit-job-requeued")
 def test_a_preempted_submitit_job_is_requeued_and_resumes_to_the_same_weights(tiny_fashion, tmp_path):
     overrides = smoke_overrides(tiny_fashion, tmp_path / "jobs", epochs=25, progress=False)

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import claims, grid, params, plan, results, runner, train
+import torch
+
+from reproduce import claims, estimates, grid, params, plan, results, runner, train
+from reproduce.flops import training_flops_per_image
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reproduce"
 
@@ -35,7 +38,10 @@ def digests(results_dir):
 def test_runs_shared_by_two_claims_are_planned_once():
     # pooling's C4 and C4b compare the same two arms: 2 arms x 2 seeds, not 8 runs
     runs = plan.grid_plan("smoke", 2, ["pooling"])
-    assert len(runs) == 4 and all(run.claims == ("C4", "C4b") for run in runs)
+    assert len(runs) == 4 and all({"C4", "C4b"} <= set(run.claims) for run in runs)
+    # the overlapping arm is the baseline: every claim it serves is named, the ones not chosen too
+    assert {r.claims for r in runs if r.config["pooling"] == "non-overlapping"} == {("C4", "C4b")}
+    assert all("C17" in r.claims and r.analyse for r in runs if r.config["pooling"] == "overlapping")
     assert {(r.config["pooling"], r.config["seed"]) for r in runs} == {
         ("overlapping", 0), ("overlapping", 1), ("non-overlapping", 0), ("non-overlapping", 1)}
 
@@ -60,7 +66,9 @@ def test_the_named_ablations_come_next_seed_by_seed_then_the_rest():
 
 
 def test_only_names_ablations_and_refuses_others():
-    assert {a for r in plan.grid_plan("smoke", 1, "lrn, dropout") for a in r.ablations} == {"lrn", "dropout"}
+    chosen = plan.grid_plan("smoke", 1, "lrn, dropout")
+    assert all({"lrn", "dropout"} & set(r.ablations) for r in chosen)
+    assert {r.run_id for r in chosen} == {r.run_id for name in ("lrn", "dropout") for r in plan.grid_plan("smoke", 1, name)}
     with pytest.raises(params.ParamError, match="only: 'lrm' is not allowed; expected one or more of activation"):
         plan.grid_plan("smoke", 1, "lrn,lrm")
 
@@ -135,20 +143,35 @@ def test_a_run_whose_estimate_exceeds_the_budget_is_not_started(tiny_fashion, tm
         record["totals"]["train_time_s"] = 1000.0  # as if each had taken 1000 s on this machine
         results.write_record(path, record)
     runs = plan.grid_plan("smoke", 2, ["lrn"], overrides)
-    estimates = grid.estimate_seconds(runs, tmp_path, params.resolve(overrides, preset="smoke"))
-    assert [round(estimates[r.run_id]) for r in runs if r.config["seed"] == 1] == [1000, 1000]
+    estimator = estimates.Estimator.from_records(tmp_path, params.resolve(overrides, preset="smoke"))
+    assert [round(estimator.seconds(r.config)[0]) for r in runs if r.config["seed"] == 1] == [1000, 1000]
     summary = train_ablation("lrn", "smoke", 2, overrides, time_budget=60)
     assert summary.count() == {"reused": 2, "deferred": 2} and summary.exit_code == grid.EXIT_STOPPED
     assert all("needs about 1000 s" in r.detail for r in summary.results if r.status == "deferred")
 
 
-def test_a_run_stopped_by_the_budget_is_checkpointed_and_a_rerun_goes_on(tiny_fashion, tmp_path):
-    overrides = smoke_overrides(tiny_fashion, tmp_path / "budget", epochs=4)
-    stopped = train_ablation("lrn", "smoke", 1, overrides, time_budget=0.001)
-    assert stopped.count() == {"stopped": 2} and stopped.exit_code == grid.EXIT_STOPPED
+def test_the_first_run_estimate_counts_flops_steps_and_start_up(tiny_fashion, tmp_path):
+    config = params.resolve(smoke_overrides(tiny_fashion, tmp_path), preset="gpu")
+    estimator = estimates.Estimator(torch.device("cpu"), {estimates.data_key(config): estimates.Split(55_000, 5_000,
+                                                                                                      10_000)})
+    estimator._rate = 1.0  # TFLOP/s
+    flops = training_flops_per_image(config)
+    work = 10 * 55_000 * flops + (10 * 15_000 + 5_000) * flops / 3
+    assert estimator.first_run(config) == pytest.approx(estimates.START_UP_S["cpu"] + work / 1e12)
+    assert estimator.seconds(config)[1] == "first-run estimate from FLOPs"
+    estimator.finished(config, 42.0)  # a run of the same network finished in this grid: its time wins
+    assert estimator.seconds({**config, "seed": 3}) == (42.0, "runs finished in this grid")
+
+
+def test_a_run_stopped_by_the_budget_is_checkpointed_and_a_rerun_goes_on(tiny_fashion, tmp_path, monkeypatch):
+    monkeypatch.setattr(estimates.Estimator, "seconds", lambda self, config: (0.0, "said by the test"))
+    overrides = smoke_overrides(tiny_fashion, tmp_path / "budget", epochs=40)
+    stopped = train_ablation("lrn", "smoke", 1, overrides, time_budget=1)
+    assert stopped.count()["stopped"] >= 1 and stopped.exit_code == grid.EXIT_STOPPED
+    assert set(stopped.count()) <= {"stopped", "deferred"}
     finished = train_ablation("lrn", "smoke", 1, overrides)
     assert finished.count() == {"trained": 2}
-    straight = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "straight", epochs=4))
+    straight = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "straight", epochs=40))
     assert straight.count() == {"trained": 2}
     assert digests(tmp_path / "budget") == digests(tmp_path / "straight")
 
@@ -171,9 +194,28 @@ def test_with_cuda_each_worker_is_pinned_to_a_visible_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     layout = grid.worker_layout(grid.parse_options({"per_gpu": 2}), params.resolve({"device": "auto"}))
-    assert (layout.workers, layout.gpus) == (4, [3, 3, 5, 5])
+    assert (layout.workers, layout.groups) == (4, {3: 2, 5: 2})
     three = grid.worker_layout(grid.parse_options({"workers": 3}), params.resolve({"device": "cuda"}))
-    assert three.gpus == [3, 5, 3]
+    assert three.groups == {3: 2, 5: 1}
+
+
+def test_on_a_gpu_small_nets_share_it_and_the_paper_net_has_it_alone(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    runs = plan.grid_plan("gpu", 1, ["activation", "lrn"])
+    layout = grid.worker_layout(grid.parse_options({}), params.resolve({"device": "cuda"}), runs)
+    four_layer = next(r.config for r in runs if r.network == "four-layer")
+    paper_net = next(r.config for r in runs if r.network == "alexnet")
+    assert grid.runs_per_gpu(four_layer) == grid.MAX_RUNS_PER_GPU and grid.runs_per_gpu(paper_net) == 1
+    assert layout.groups == {0: grid.MAX_RUNS_PER_GPU}
+    loads = {0: 0.0}
+    for _ in range(grid.MAX_RUNS_PER_GPU):
+        assert layout.place(four_layer, loads) == 0
+        loads[0] += layout.share(four_layer, 0)
+    assert layout.place(four_layer, loads) is False and layout.place(paper_net, {0: 0.25}) is False
+    assert layout.place(paper_net, {0: 0.0}) == 0
 
 
 @pytest.mark.parametrize("values, message", [
@@ -223,9 +265,10 @@ def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
 TRAINING_SIDE = {"params", "plan", "distributed", "rank_signals", "data", "models", "alexnet", "cifar_nets", "layers",
                  "augment", "batches",
                  "lighting", "execution", "train", "runner", "results", "equivalence", "grid", "submitit_jobs",
+                 "estimates", "flops",
                  "analysis", "neighbours", "architecture", "faults"}
 REPORT_SIDE = {"claims", "stats", "registrations", "code_history", "run_pages", "figures", "notebook", "book", "pipeline"}
-ENTRY_POINTS = {"__init__", "__main__", "cli", "bench", "d2l_baseline"}
+ENTRY_POINTS = {"__init__", "__main__", "cli", "bench", "d2l_baseline", "pack"}
 
 
 def package_imports():
