@@ -3,6 +3,7 @@ this process train the same weights; the time budget; the worker layouts; the ge
 and the one-way data flow (the training side never imports the report)."""
 
 import ast
+import functools
 import json
 import os
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import claims, grid, params, plan, results, runner, train
+from reproduce import claims, grid, params, plan, results, runner, submitit_jobs, train
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reproduce"
 
@@ -28,6 +29,13 @@ def smoke_overrides(data_dir, results_dir, **more):
 def digests(results_dir):
     return {r["run_id"]: r["totals"]["weights_sha256"]
             for r in map(results.read_record, sorted((Path(results_dir) / "runs").glob("*.json")))}
+
+
+@pytest.fixture
+def local_submitit(monkeypatch):
+    """submitit's local executor, asked for by name: AutoExecutor takes Slurm wherever srun is installed,
+    cluster or not (tests/test_slurm.py runs the grid on a Slurm cluster)."""
+    monkeypatch.setattr(submitit_jobs, "run_jobs", functools.partial(submitit_jobs.run_jobs, cluster="local"))
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -97,7 +105,7 @@ def test_a_failing_run_is_named_the_others_still_train_and_the_grid_exits_1(tiny
 
 
 @pytest.mark.parametrize("how", [{"workers": 2}, {"executor": "submitit"}], ids=["pool", "submitit-local"])
-def test_the_pool_and_submitit_give_the_weights_this_process_gives(how, tiny_fashion, tmp_path):
+def test_the_pool_and_submitit_give_the_weights_this_process_gives(how, tiny_fashion, tmp_path, local_submitit):
     serial = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "serial"))
     other = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "other"), **how)
     assert serial.count() == other.count() == {"trained": 2}
@@ -105,8 +113,6 @@ def test_the_pool_and_submitit_give_the_weights_this_process_gives(how, tiny_fas
 
 
 def test_submitit_debug_executor_runs_the_jobs_in_this_process(tiny_fashion, tmp_path):
-    from reproduce import submitit_jobs
-
     runs = plan.grid_plan("smoke", 1, ["lrn"], smoke_overrides(tiny_fashion, tmp_path, progress=False))
     done = []
     submitit_jobs.run_jobs(runs, grid.parse_options({}), None, {}, tmp_path, done.append, lambda line: None,
@@ -115,7 +121,7 @@ def test_submitit_debug_executor_runs_the_jobs_in_this_process(tiny_fashion, tmp
     assert set(digests(tmp_path)) == {r.run_id for r in runs}
 
 
-def test_a_submitit_job_of_two_tasks_trains_one_run_on_two_ranks(tiny_fashion, tmp_path):
+def test_a_submitit_job_of_two_tasks_trains_one_run_on_two_ranks(tiny_fashion, tmp_path, local_submitit):
     """--gpus-per-run 2 on submitit's local executor: a job of two tasks, their ranks taken from the job's
     environment, gloo on this CPU: one record naming world size 2."""
     options = {"executor": "submitit", "gpus_per_run": 2, "slurm_gpus_per_task": 0, "workers": 2}
