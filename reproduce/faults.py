@@ -45,6 +45,9 @@ CASES: tuple[FaultCase, ...] = (
               "(`--gpus-per-run 2`) mid-epoch", "the other rank stops; the grid reports the run FAILED and exits 1; "
               "rerun, it resumes with 2 ranks from the last whole-epoch checkpoint to the weights of an "
               "uninterrupted 2-rank run"),
+    FaultCase("torchrun-node-killed", "interruption", "kill -9 of one of two torchrun nodes (launcher and rank; "
+              "`--nnodes 2`, c10d rendezvous) mid-epoch", "the other node's rank stops in one line; both launchers "
+              "started again resume from the last whole-epoch checkpoint to the weights of an uninterrupted run"),
     FaultCase("rank-killed", "interruption", "kill -9 of either rank of a 2-rank torchrun run mid-epoch",
               "torchrun stops the other rank; the rerun with 2 ranks resumes from the last whole-epoch checkpoint "
               "and ends with the weights of an uninterrupted 2-rank run"),
