@@ -43,6 +43,19 @@ CASES: tuple[FaultCase, ...] = (
     FaultCase("submitit-job-requeued", "interruption", "a submitit job preempted (USR2, as Slurm sends before a "
               "preemption or the time limit)", "submitit checkpoints and requeues the job; it resumes the run from "
               "its last whole-epoch checkpoint, with the weights of an uninterrupted run"),
+    FaultCase("slurm-job-requeued", "interruption", "a running Slurm job requeued (`scontrol requeue`, as an "
+              "administrator or a failed node does)", "Slurm starts the job again; it resumes the run from its last "
+              "whole-epoch checkpoint, with the weights of an uninterrupted run; the grid exits 0"),
+    FaultCase("slurm-time-limit", "interruption", "a Slurm job at its time limit: Slurm's USR2 90 s before it (sent "
+              "here with `scancel --signal=USR2`)", "submitit checkpoints and requeues the job (a timeout, of "
+              "1000 allowed); it resumes from the last whole-epoch checkpoint to the weights of an uninterrupted run"),
+    FaultCase("slurm-rank-killed", "interruption", "kill -9 of one task (rank) of a 2-task Slurm job "
+              "(`--gpus-per-run 2`) mid-epoch", "the other rank stops; the grid reports the run FAILED and exits 1; "
+              "rerun, it resumes with 2 ranks from the last whole-epoch checkpoint to the weights of an "
+              "uninterrupted 2-rank run"),
+    FaultCase("torchrun-node-killed", "interruption", "kill -9 of one of two torchrun nodes (launcher and rank; "
+              "`--nnodes 2`, c10d rendezvous) mid-epoch", "the other node's rank stops in one line; both launchers "
+              "started again resume from the last whole-epoch checkpoint to the weights of an uninterrupted run"),
     FaultCase("rank-killed", "interruption", "kill -9 of either rank of a 2-rank torchrun run mid-epoch",
               "torchrun stops the other rank; the rerun with 2 ranks resumes from the last whole-epoch checkpoint "
               "and ends with the weights of an uninterrupted 2-rank run"),
@@ -51,10 +64,21 @@ CASES: tuple[FaultCase, ...] = (
               "torchrun's report names the dead rank"),
     FaultCase("two-grids-at-once", "concurrency", "two `python -m reproduce grid` on one results folder, started "
               "together", "each run is trained once: the grid that finds a run locked waits for it, then reuses it"),
+    FaultCase("two-grids-on-slurm", "concurrency", "two `grid --executor submitit` on one results folder, "
+              "submitted together to Slurm", "each run is trained once: the job that finds a run locked waits for "
+              "it, then reuses it"),
     FaultCase("grid-run-raises", "bad input", "one run of a grid raises (here: a damaged checkpoint at its path)",
               "that run is reported FAILED with its error, every other run still trains, and the grid exits 1"),
     FaultCase("bad-grid-option", "bad input", "`grid --workers 0`, `--executor slurm`, `--only lrm`, ...",
               "exit 2: names the option and what it allows; nothing is trained"),
+    FaultCase("bad-slurm-option", "bad input", "`grid --executor submitit` with a partition the cluster lacks, "
+              "more CPUs than its nodes have, more time than it allows, or `--slurm-extra` setting what the grid sets",
+              "exit 2 before anything is submitted: one line naming the option and what the cluster allows"),
+    FaultCase("slurm-refuses-job", "bad input", "an option sbatch refuses (GPUs the partition lacks, an unknown "
+              "sbatch option in `--slurm-extra`)", "exit 2: one line naming the option to change, with sbatch's "
+              "reason; no traceback, nothing submitted"),
+    FaultCase("no-slurm-cluster", "bad input", "`grid --executor submitit` where Slurm's commands are installed "
+              "but no cluster answers", "exit 2: one line saying that sinfo fails and why; nothing submitted"),
     FaultCase("world-size-changed", "bad input", "a run checkpointed by 2 torchrun ranks, rerun by 1 process",
               "exit 2: the checkpoint was made by 2 ranks and this run has 1; resume with torchrun --nproc_per_node 2, "
               "or delete it (another world size draws other augmentation streams)"),

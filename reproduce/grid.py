@@ -126,23 +126,13 @@ def parse_options(values: dict[str, Any]) -> dict[str, Any]:
     """The grid's options with their defaults, each checked against params.GRID_PARAMS."""
     defaults = {p.name: p.default for p in params.GRID_PARAMS}
     options = {**defaults, **params.validate(values, params.GRID_BY_NAME, "grid option")}
-    sbatch_extra(options["slurm_extra"])
+    from reproduce import submitit_jobs  # the Slurm options' checks live with the code that submits them
+
+    submitit_jobs.check_options(options)
     if options["gpus_per_run"] > 1 and options["executor"] != "submitit":
         raise params.ParamError(f"gpus_per_run: {options['gpus_per_run']} needs --executor submitit (the local pool "
                                 "gives each run one device); expected 1 with --executor local")
     return options
-
-
-def sbatch_extra(text: str) -> dict[str, str]:
-    """slurm_extra's "key=value,key=value" as submitit's additional sbatch parameters."""
-    extra = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, equals, value = item.partition("=")
-        if not equals or not key.strip() or not value.strip():
-            raise params.ParamError(f"slurm_extra: {item!r} is not key=value; expected sbatch options as "
-                                    "key=value,key=value (e.g. account=abc,qos=high)")
-        extra[key.strip()] = value.strip()
-    return extra
 
 
 def run_grid(preset: str, seeds: int, options: dict[str, Any], overrides: dict[str, Any] | None = None,

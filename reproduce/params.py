@@ -296,10 +296,15 @@ GRID_PARAMS: tuple[Param, ...] = (
     Param("gpus_per_run", int, 1, "ranks per run with --executor submitit: a job of that many tasks on one node, "
           "one GPU each (gloo ranks on a CPU), training one run with DistributedDataParallel; with the local pool "
           "only 1 (use torchrun for one run on several GPUs)", minimum=1),
-    Param("slurm_gpus_per_task", int, 1, "GPUs per task, i.e. per rank of a run (0 for CPU-only jobs)", minimum=0),
-    Param("slurm_cpus_per_task", int, 4, "CPUs per Slurm job", minimum=1),
+    Param("slurm_gpus_per_task", int, "auto", "GPUs per task, i.e. per rank of a run: auto = 1 when the runs use "
+          "CUDA (--device cuda, or auto where the partition's nodes have GPUs), else 0", minimum=0, words=("auto",)),
+    Param("slurm_cpus_per_task", int, "auto", "CPUs per task: auto = the run's cpu_threads on the CPU, 4 beside "
+          "a GPU", minimum=1, words=("auto",)),
+    # At least 3: Slurm sends submitit's signal 90 s before the limit, checking every 30 s, so up to
+    # 120 s before it: a job of 2 minutes is signalled as it starts (measured), requeued, signalled
+    # again, and never trains.
     Param("slurm_time", int, 240, "minutes per Slurm job; a job that runs out is requeued and resumes from "
-          "its last epoch checkpoint", minimum=1),
+          "its last epoch checkpoint", minimum=3),
     Param("slurm_array_parallelism", int, 16, "Slurm jobs of the array running at once (with the local "
           "executor: jobs at once on this machine)", minimum=1),
     Param("slurm_extra", str, "", "more sbatch options, as key=value,key=value (e.g. account=abc,qos=high)"),

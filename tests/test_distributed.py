@@ -10,18 +10,37 @@ import pytest
 import torch
 
 from reproduce import distributed, params, results
-from test_faults import covers, tiny_flags
+from slurm_cluster import free_ports
+from test_faults import covers, metrics_of, tiny_flags
 
 HERE = Path(__file__).parent
 
 
+def launcher(launch, args, harness):
+    """torchrun with the options `launch`, running `python -m reproduce ARGS` (or the fault harness)."""
+    target = ["-m", "reproduce"] if harness is None else [str(HERE / "rank_harness.py"), *harness]
+    command = [sys.executable, "-m", "torch.distributed.run", *launch, *target, *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def ended(process, timeout):
+    out, err = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
 def torchrun(*args, ranks=2, harness=None, timeout=300):
     """Run `python -m reproduce ARGS` (or the fault harness) as `ranks` torchrun ranks."""
-    target = ["-m", "reproduce"] if harness is None else [str(HERE / "rank_harness.py"), *harness]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks),
-               *target, *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent, env=env)
+    return ended(launcher(["--standalone", "--nproc_per_node", str(ranks)], args, harness), timeout)
+
+
+def two_nodes(*args, harness=None, timeout=300):
+    """The same as two torchrun nodes of one rank each, as on two machines: two launchers that meet through
+    a c10d rendezvous at the first machine's address (here 127.0.0.1), exactly as docs/scale-out.md says."""
+    launch = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d", "--rdzv_endpoint",
+              f"127.0.0.1:{free_ports(1)[0]}", "--rdzv_id", "alexnet"]
+    nodes = [launcher(launch, args, harness) for _ in range(2)]
+    return [ended(node, timeout) for node in nodes]
 
 
 def run_flags(data_dir, results_dir, *more):
@@ -80,6 +99,31 @@ def test_a_rank_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(
     assert results.run_state(config["results_dir"], config).state == "running"
     resumed = torchrun(*flags)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = results.read_record(results.record_path(config["results_dir"], config))
+    expected = results.read_record(results.record_path(tmp_path / "straight", config))
+    assert record["resumed_at_epoch"] == 1
+    assert record["totals"]["weights_sha256"] == expected["totals"]["weights_sha256"]
+
+
+def test_two_nodes_of_one_rank_each_write_the_record_of_one_node_of_two_ranks(tiny_fashion, tmp_path):
+    assert torchrun(*run_flags(tiny_fashion, tmp_path / "one")).returncode == 0
+    nodes = two_nodes(*run_flags(tiny_fashion, tmp_path / "two"))
+    assert [node.returncode for node in nodes] == [0, 0], "\n---\n".join(node.stderr[-2000:] for node in nodes)
+    config = config_of(tiny_fashion, tmp_path / "one")
+    one, two = (results.read_record(results.record_path(tmp_path / name, config)) for name in ("one", "two"))
+    assert metrics_of(two) == metrics_of(one) and two["world"] == {"size": 2, "backend": "gloo"}
+
+
+@covers("torchrun-node-killed")
+def test_a_node_killed_mid_epoch_resumes_when_both_start_again(tiny_fashion, tmp_path):
+    assert torchrun(*run_flags(tiny_fashion, tmp_path / "straight", "--epochs", "3")).returncode == 0
+    flags = run_flags(tiny_fashion, tmp_path / "killed", "--epochs", "3")
+    killed = two_nodes(*flags, harness=["kill-node-at-step", "1", "9"])  # step 9 of 18: in epoch 2
+    assert sorted(node.returncode for node in killed)[0] == -9
+    assert any("another rank of this run exited" in node.stderr for node in killed)
+    resumed = two_nodes(*flags)
+    assert [node.returncode for node in resumed] == [0, 0], "\n---\n".join(n.stderr[-2000:] for n in resumed)
+    config = config_of(tiny_fashion, tmp_path / "killed", "--epochs", "3")
     record = results.read_record(results.record_path(config["results_dir"], config))
     expected = results.read_record(results.record_path(tmp_path / "straight", config))
     assert record["resumed_at_epoch"] == 1

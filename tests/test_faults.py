@@ -1,6 +1,7 @@
 """Every fault and bad input of reproduce/faults.py, tried: one test (at least) per case."""
 
 import errno
+import importlib
 import json
 import os
 import random
@@ -32,6 +33,8 @@ def covers(case_id):
 
 
 def test_every_case_has_a_test_and_every_test_a_case():
+    for module in ("test_distributed", "test_slurm"):  # cases tried there: their tests are registered on import
+        importlib.import_module(module)
     assert set(COVERED) == {case.id for case in faults.CASES}
     assert {case.kind for case in faults.CASES} <= set(faults.KINDS)
 

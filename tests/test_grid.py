@@ -3,6 +3,7 @@ this process train the same weights; the time budget; the worker layouts; the ge
 and the one-way data flow (the training side never imports the report)."""
 
 import ast
+import functools
 import json
 import os
 import time
@@ -12,7 +13,7 @@ import pytest
 
 import torch
 
-from reproduce import claims, estimates, grid, params, plan, results, runner, train
+from reproduce import claims, estimates, grid, params, plan, results, runner, submitit_jobs, train
 from reproduce.flops import training_flops_per_image
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reproduce"
@@ -31,6 +32,13 @@ def smoke_overrides(data_dir, results_dir, **more):
 def digests(results_dir):
     return {r["run_id"]: r["totals"]["weights_sha256"]
             for r in map(results.read_record, sorted((Path(results_dir) / "runs").glob("*.json")))}
+
+
+@pytest.fixture
+def local_submitit(monkeypatch):
+    """submitit's local executor, asked for by name: AutoExecutor takes Slurm wherever srun is installed,
+    cluster or not (tests/test_slurm.py runs the grid on a Slurm cluster)."""
+    monkeypatch.setattr(submitit_jobs, "run_jobs", functools.partial(submitit_jobs.run_jobs, cluster="local"))
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -105,7 +113,7 @@ def test_a_failing_run_is_named_the_others_still_train_and_the_grid_exits_1(tiny
 
 
 @pytest.mark.parametrize("how", [{"workers": 2}, {"executor": "submitit"}], ids=["pool", "submitit-local"])
-def test_the_pool_and_submitit_give_the_weights_this_process_gives(how, tiny_fashion, tmp_path):
+def test_the_pool_and_submitit_give_the_weights_this_process_gives(how, tiny_fashion, tmp_path, local_submitit):
     serial = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "serial"))
     other = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "other"), **how)
     assert serial.count() == other.count() == {"trained": 2}
@@ -113,8 +121,6 @@ def test_the_pool_and_submitit_give_the_weights_this_process_gives(how, tiny_fas
 
 
 def test_submitit_debug_executor_runs_the_jobs_in_this_process(tiny_fashion, tmp_path):
-    from reproduce import submitit_jobs
-
     runs = plan.grid_plan("smoke", 1, ["lrn"], smoke_overrides(tiny_fashion, tmp_path, progress=False))
     done = []
     submitit_jobs.run_jobs(runs, grid.parse_options({}), None, {}, tmp_path, done.append, lambda line: None,
@@ -123,7 +129,7 @@ def test_submitit_debug_executor_runs_the_jobs_in_this_process(tiny_fashion, tmp
     assert set(digests(tmp_path)) == {r.run_id for r in runs}
 
 
-def test_a_submitit_job_of_two_tasks_trains_one_run_on_two_ranks(tiny_fashion, tmp_path):
+def test_a_submitit_job_of_two_tasks_trains_one_run_on_two_ranks(tiny_fashion, tmp_path, local_submitit):
     """--gpus-per-run 2 on submitit's local executor: a job of two tasks, their ranks taken from the job's
     environment, gloo on this CPU: one record naming world size 2."""
     options = {"executor": "submitit", "gpus_per_run": 2, "slurm_gpus_per_task": 0, "workers": 2}
@@ -225,6 +231,9 @@ def test_on_a_gpu_small_nets_share_it_and_the_paper_net_has_it_alone(monkeypatch
     ({"per_gpu": 0}, "per_gpu: 0 is out of range"),
     ({"time_budget": -1}, "time_budget: -1.0 is out of range"),
     ({"slurm_extra": "account"}, "slurm_extra: 'account' is not key=value"),
+    ({"slurm_extra": "qos=high,time=10"}, "slurm_extra: time is set by --slurm-time"),
+    ({"slurm_gpus_per_task": "all"}, "slurm_gpus_per_task: 'all' is not a int; expected auto or a int"),
+    ({"slurm_time": 2}, r"slurm_time: 2 is out of range; expected a int in \[3, inf\)"),
     ({"bogus": 1}, "unknown grid option 'bogus'"),
 ])
 def test_bad_grid_options_are_named_with_what_is_allowed(values, message):
@@ -232,15 +241,43 @@ def test_bad_grid_options_are_named_with_what_is_allowed(values, message):
         grid.parse_options(values)
 
 
-def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
-    """No Slurm here: a fake srun makes submitit choose Slurm, a fake sbatch keeps the script it is given."""
-    from reproduce import submitit_jobs
+@pytest.mark.parametrize("device, gpus_here, expected", [
+    ("cpu", 1, (0, 1)), ("auto", 0, (0, 1)), ("auto", 2, (1, 4)), ("cuda", 0, (1, 4))])
+def test_auto_asks_for_a_gpu_only_where_the_runs_can_use_one(device, gpus_here, expected):
+    config = params.resolve({"device": device})
+    chosen = submitit_jobs.job_options(grid.parse_options({}), config, "local", gpus_here)
+    assert (chosen["slurm_gpus_per_task"], chosen["slurm_cpus_per_task"]) == expected
 
+
+def test_sinfo_columns_and_sbatch_refusals_are_read_as_the_grid_needs():
+    assert [submitit_jobs._gpus(g) for g in ("(null)", "gpu:4", "gpu:a100:4(S:0-1)", "gpu:a100:2,gpu:v100:2",
+                                             "gpu:4,shard:8")] == [0, 4, 4, 4, 4]
+    assert [submitit_jobs._minutes(t) for t in ("infinite", "30:00", "4:00:00", "1-00:00:00")] == [
+        float("inf"), 30, 240, 1440]
+    said = submitit_jobs.refusal(RuntimeError("sbatch: error: Invalid generic resource (gres) specification\n"))
+    assert str(said).startswith("slurm_gpus_per_task: sbatch refused the job array (Invalid generic resource")
+    other = submitit_jobs.refusal(RuntimeError("sbatch: error: Batch job submission failed: Disk quota exceeded"))
+    assert str(other) == ("slurm: sbatch refused the job array (Batch job submission failed: Disk quota exceeded); "
+                          "see the --slurm-* options")
+
+
+def test_without_accounting_job_states_come_from_squeue_and_a_job_it_forgot_has_ended():
+    watcher = submitit_jobs.SqueueWatcher()
+    for job_id in ("5_0", "5_1", "6", "7"):
+        watcher.register_job(job_id)
+    watcher._info_dict.update(watcher.read_info(b"5_0|COMPLETING\n5_1|CONFIGURING\n6|FAILED\n"))
+    assert [watcher.is_done(job_id, mode="cache") for job_id in ("5_0", "5_1", "6", "7")] == [False, False, True, True]
+
+
+def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
+    """No Slurm here: a fake srun makes submitit choose Slurm, a fake sinfo describes a partition of GPU
+    nodes, a fake sbatch keeps the script it is given."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sinfo").write_text("#!/bin/sh\necho 'cpu*|64|(null)|infinite'\necho 'gpu|32|gpu:a100:8(S:0-1)|2-00:00:00'\n")
     (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/submitted.sh\necho "Submitted batch job 4242"\n')
-    for tool in ("srun", "sbatch"):
+    for tool in ("srun", "sinfo", "sbatch"):
         (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     options = grid.parse_options({"executor": "submitit", "slurm_partition": "gpu", "gpus_per_run": 4,
