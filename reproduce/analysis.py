@@ -18,14 +18,6 @@ from reproduce import results, train
 from reproduce.batches import iterate_batches
 from reproduce.neighbours import label_agreement, nearest_neighbours
 
-MEASURES = {
-    "centre_test_top1_error": "top-1 test error on the centre crop",
-    "ten_crop_test_top1_error": "top-1 test error of the softmax averaged over the 10 crops",
-    "feature_neighbour_disagreement": "share of the 5 nearest test images (last hidden layer) with another label",
-    "pixel_neighbour_disagreement": "share of the 5 nearest test images (pixels) with another label",
-    "tower_colour_gap": "gap between the two towers' mean colour share of conv1's kernels",
-    "random_split_colour_gap": "the same gap for random halves of conv1's kernels (chance)",
-}
 
 NEIGHBOUR_IMAGES = 2_000  # test images among which neighbours are searched (all pairs: 4 million distances)
 NEIGHBOURS = 5

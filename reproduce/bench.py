@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from reproduce import params, results
 from reproduce.flops import device_peak, training_flops_per_image

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reproduce import claims, code_history, data, grid, params, plan, registrations, results, run_pages
+from reproduce import (claims, code_history, data, params, plan, registrations, results, run_pages, runs_index,
+                       wording)
 
 GENERATED = "generated"
-NOTEBOOK_ORDER = ("activation", "towers", "lrn", "pooling", "architecture", "augmentation", "lighting", "dropout",
-                  "weight_decay", "bias_init", "features", "depth")
 
 
 @dataclass
@@ -48,9 +47,10 @@ def notebooks_dir(results_dir: str | Path) -> Path:
 
 
 def executed_notebooks(results_dir: str | Path) -> list[ExecutedNotebook]:
+    """The executed notebooks of each preset, in the registry's order of their ablations (plan.ablations)."""
     found = []
     for preset in params.PRESETS:
-        for ablation in NOTEBOOK_ORDER:
+        for ablation in plan.ablations():
             path = notebooks_dir(results_dir) / preset / f"{ablation}.ipynb"
             if path.exists():
                 found.append(read_notebook(path, preset, ablation))
@@ -114,7 +114,7 @@ def _outcome(claim: claims.Claim, preset: str, notebook: ExecutedNotebook | None
     if claim.kind == "untested":
         return claims.evaluate(claim, preset, 1, results_dir)
     if notebook is None:
-        return claims.Outcome(claim, "not run", f"no executed {claim.ablation} notebook for this preset")
+        return claims.Outcome(claim, "missing", f"no executed {claim.ablation} notebook for this preset")
     if notebook.error:
         return claims.Outcome(claim, "failed", f"notebook {claim.ablation}.ipynb failed: {notebook.error}")
     return claims.evaluate(claim, preset, notebook.seeds, results_dir, notebook.overrides)
@@ -131,7 +131,8 @@ def claims_page(shown: list[PresetOutcomes]) -> str:
              "(with the seeds the observed spread would need), **not tested here** (with the reason). Every "
              "verdict is a verdict on the proxy it was measured on (the 'tested on' column), not on the paper's "
              "ImageNet runs. A claim whose runs are missing, unfinished, failed or made by other training code "
-             "shows *not run*, *incomplete*, *failed* or *stale* instead.", ""]
+             "shows the state of its runs instead: *missing*, *running*, *unmeasured* (final weights not measured), "
+             "*stale* or *failed*.", ""]
     if not shown:
         lines += ["No executed notebooks under `results/notebooks/`: run `nox -s reproduce`.", ""]
     for group in shown:
@@ -171,7 +172,7 @@ def overview(results_dir: str | Path, shown: list[PresetOutcomes]) -> str:
     lines = [f"**Results as of {str(behind['finished_at'].max())[:10]}**: {len(behind)} runs, made by commit "
              + ", ".join(f"`{c[:12]}` ({n} runs)" for c, n in commits.items()) + f", on {devices}.", ""]
     for preset in dict.fromkeys(g.preset for g in shown):
-        empty = [r for r in grid.load_grid_records(results_dir) if r["from_empty"] and r["preset"] == preset]
+        empty = [r for r in results.load_grid_records(results_dir) if r["from_empty"] and r["preset"] == preset]
         if empty:
             lines.append(f"- preset `{preset}` trained from empty by the grid in "
                          + "; ".join(f"**{r['wall_s'] / 60:.1f} min** ({r['layout']}, {r['device']}, commit "
@@ -228,7 +229,7 @@ def _glance_table(group: PresetOutcomes) -> list[str]:
             continue
         needed = "" if outcome.seeds_needed is None else str(outcome.seeds_needed)
         links = ", ".join(f"[{i}](#{i.lower()})" for i in ids)
-        tested = (plan.tested_on(group.preset, outcome.claim.network, dataset=False).split(": ", 1)[1]
+        tested = (wording.tested_on(group.preset, outcome.claim.network, dataset=False)
                   if outcome.claim.trains else "the built net")
         lines.append(f"| {links} | {_cell(outcome.claim.title)} | {_verdict_cell(outcome, group.preset)} "
                      f"| {_cell(outcome.short)} | {_cell(tested)} | {needed} |")
@@ -276,36 +277,33 @@ def _verdict_cell(outcome: claims.Outcome, preset: str) -> str:
     notes = [note for note in (
         "on this proxy" if outcome.verdict in claims.DECIDED and claim.trains else "",
         "caveat" if claim.notes.get("proxy_note") and claim.trains else "",
-        outcome.robustness.split(":")[0],
-        {"tuned": "lr tuned", "**not tuned**": "lr not tuned"}.get(_lr_flag(outcome, preset), "")) if note]
+        "stable" if outcome.robustness == "stable" else "fragile" if outcome.robustness else "",
+        _lr_flag(outcome, preset)) if note]
     return verdict_badge(outcome.verdict) + (f"<br>{', '.join(notes)}" if notes else "")
 
 
 def _lr_flag(outcome: claims.Outcome, preset: str) -> str:
     if outcome.verdict == "not tested here":
-        return "n/a"
-    text = claims.lr_fairness(outcome.claim, preset)
-    if text.startswith("tuned"):
-        return "tuned"
-    return "**not tuned**" if text.startswith("not tuned") else "n/a"
+        return ""
+    return {True: "lr tuned", False: "lr not tuned", None: ""}[wording.lr_fairness(outcome.claim, preset).tuned]
 
 
 def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str]:
     lines = [f"({claim.id.lower()})=", f"### {claim.id}: {claim.title}", "",
              f"> {claim.quote} (section {claim.section})", "", f"- **Paper:** {claim.paper_value}",
-             f"- **Rule:** {claims.rule_text(claim)}"]
+             f"- **Rule:** {wording.rule_text(claim)}"]
     lines += [f"- **{NOTE_TITLES.get(key, key)}:** {text}" for key, text in claim.notes.items()]
-    if claim.ablation and claim.ablation in NOTEBOOK_ORDER:
+    if claim.ablation:
         lines.append(f"- **Notebook:** `experiments/{claim.ablation}.ipynb`")
     for group in shown[:1]:
         if claim.trains:
-            lines.append(f"- **Learning rates ({group.preset}):** {claims.lr_fairness(claim, group.preset)}")
+            lines.append(f"- **Learning rates ({group.preset}):** {wording.lr_fairness(claim, group.preset).text}")
     for group in shown:
         outcome = group.outcomes[claim.id]
         lines.append(f"- **{group.preset}:** {verdict_badge(outcome.verdict)}"
                      + (f" {outcome.summary}" if outcome.summary and claim.kind != "untested" else ""))
         if claim.trains and outcome.interval is not None:
-            lines.append(f"  - tested on: {claims.proxy_text(claim, group.preset)}")
+            lines.append(f"  - tested on: {wording.proxy_text(claim, group.preset)}")
             lines.append(f"  - two-sided p of no effect {outcome.p_value:.3g}; leave one seed out: "
                          f"{outcome.robustness or 'n/a (fewer than 3 seeds)'}")
         versions = group.versions.get(claim.id, [])
@@ -340,10 +338,11 @@ def methods_page() -> str:
              f"the four named ablations ({', '.join(plan.NAMED_ABLATIONS)}), then the rest; seed 0 of every arm "
              "before seed 1, so that a grid stopped early leaves whole pairs.",
              "- `python -m reproduce grid` (and `nox -s reproduce`, before the notebooks) trains them: in one "
-             "process, with a pool of worker processes (on the CPU, cores / cpu_threads of them; with CUDA, "
-             "`--per-gpu` per GPU, each pinned to it), or as submitit jobs on Slurm. Every run takes a lock, so "
-             "two grids, or a grid and a notebook, never train one run twice; a killed worker's run resumes "
-             "from its last epoch checkpoint with the same weights.",
+             "process, with pools of worker processes (on the CPU, cores / cpu_threads of them; with CUDA, one pool "
+             "per GPU whose runs share it by their FLOPs per step), or as submitit jobs on Slurm. Every run takes a "
+             "lock, so two grids, or a grid and a notebook, never train one run twice; a killed worker's run resumes "
+             "from its last epoch checkpoint with the same weights. With a time budget no run starts that its "
+             "estimate says cannot finish (this grid's runs, earlier records on the device, or its FLOPs).",
              "- A run on the CPU uses a fixed number of threads (`cpu_threads`, 1 by default), whatever the number "
              "of workers: the thread count changes how reductions are split and so the last bits of the weights "
              "(measured here), and the number of workers must never change a result.",
@@ -351,6 +350,22 @@ def methods_page() -> str:
              "declared numerically equivalent (`reproduce/equivalent_code.toml`): reference runs of every model "
              "family, retrained by both codes on one machine, one thread, with bit-identical weights (the "
              "evidence is in `results/equivalence/`, and a test retrains them from git).",
+             "", "## A run's state", "",
+             "One vocabulary, the same for the runner, the grid, the claims and this book (`results.RUN_STATES`); a "
+             "claim whose runs are not all complete shows the state that most needs attention instead of a verdict.",
+             "", "| state | meaning |", "|---|---|"]
+    lines += [f"| {state} | {_cell(meaning)} |" for state, meaning in results.RUN_STATES.items()]
+    lines += ["", "## What makes a record stale", "",
+             "- Its **config hash** (the record's name) covers every parameter that decides a result "
+             "(`params.hashed_config`): another value of any of them is another run. A parameter added later "
+             "(`added_later`) is left out of the hash at its default, which reproduces what runs did before it "
+             "existed, so adding one leaves every earlier run's id as it was.",
+             f"- Its **training-code digest** covers the code of {', '.join(results.TRAINING_MODULES)} "
+             "(`results.TRAINING_MODULES`), without comments, docstrings, blank lines or trailing spaces, read with "
+             "Python's `ast` and `tokenize` and hashed as text (so every Python version gives the same digest): "
+             "editing prose never makes a record stale; any change of code does, unless declared numerically "
+             "equivalent with evidence. The environment page lists each digest behind the verdicts, with its "
+             "first commit.",
              "", "## Data splits", "",
              "The learning-rate schedule watches the error on a validation split held out of the training images, "
              "as the paper's watched its validation error; the test images are only reported, never used to steer "
@@ -429,7 +444,9 @@ def environment_page(results_dir: str | Path, shown: list[PresetOutcomes]) -> st
     lines = ["# Environment and cost", "",
              "Where and with what the runs behind the verdicts were made, and what they cost. Times are "
              "training plus evaluation, summed over a claim's runs (a run shared by two claims counts "
-             "for both).", ""]
+             "for both). Every record is one row of "
+             f"{{download}}`results/runs/index.csv <{runs_index.FILE_NAME}>` (run id, preset, network, the settings "
+             "that tell it apart, seed, the claims it serves, state, test error, commit, device): grep it.", ""]
     lines += speed_section(results_dir) + d2l_section(results_dir) + grid_section(results_dir)
     if frame.empty:
         return "\n".join(lines + ["No run records yet.", ""])
@@ -478,22 +495,22 @@ def _provenance_table(frame: Any) -> list[str]:
 
 def grid_section(results_dir: str | Path) -> list[str]:
     """Wall time of each grid that trained: the whole preset's cost, per way of running it."""
-    found = grid.load_grid_records(results_dir)
+    found = results.load_grid_records(results_dir)
     lines = ["## Wall time of the grid", "",
              "Each `python -m reproduce grid` (or `nox -s reproduce`) that trained something left a record in "
              "`results/grid/`: how the runs were spread (workers, threads per run), how many it trained and reused, "
              "and its wall time from start to last run. 'From empty' means it reused no run.", ""]
     if not found:
         return lines + ["No grid record yet.", ""]
-    lines += ["| finished | preset | runs: trained, reused, failed | how | wall time | from empty | device | commit |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["| finished | preset | runs: trained, reused, not started, failed | how | wall time | from empty | device "
+              "| commit |", "|---|---|---|---|---|---|---|---|"]
     for r in found:
-        counts = r["counts"]
+        actions, states = r.get("actions", {}), r.get("states", {})
         how = r["layout"] if r["options"]["executor"] == "local" else f"submitit ({r['layout']})"
         commit = str(r["code"].get("commit"))[:10] + (" (dirty)" if r["code"].get("dirty") else "")
         lines.append(f"| {r['finished_at'][:16].replace('T', ' ')} | {r['preset']} ({r['seeds']} seeds) | "
-                     f"{len(r['runs'])}: {counts.get('trained', 0) + counts.get('diverged', 0)}, "
-                     f"{counts.get('reused', 0)}, {counts.get('failed', 0)} | {_cell(how)} | "
+                     f"{len(r['runs'])}: {actions.get('trained', 0)}, {actions.get('reused', 0)}, "
+                     f"{actions.get('not started', 0)}, {states.get('failed', 0)} | {_cell(how)} | "
                      f"**{r['wall_s'] / 60:.1f} min** | {'yes' if r['from_empty'] else 'no'} | {_cell(r['device'])} | "
                      f"{commit} |")
     return lines + [""]
@@ -644,6 +661,8 @@ def write_sources(results_dir: str | Path, book_dir: str | Path) -> Path:
     for group in shown:
         group.forest = _save_forest(group, out)
     pages = run_pages.write(results_dir, shown, out / run_pages.RUNS)
+    if results.runs_dir(results_dir).exists():
+        shutil.copyfile(runs_index.write(results_dir), out / runs_index.FILE_NAME)
     (out / "claims.md").write_text(claims_page(shown))
     (out / "overview.md").write_text(overview(results_dir, shown))
     (out / "methods.md").write_text(methods_page())
@@ -655,6 +674,7 @@ def write_sources(results_dir: str | Path, book_dir: str | Path) -> Path:
         group = next(g for g in shown if g.preset == nb.preset)
         copy_notebook(nb, target, [o for o in group.outcomes.values() if o.claim.ablation == nb.ablation])
         chapters.append(f"{GENERATED}/{nb.preset}/{nb.ablation}")
+    copy_docs(book, out)
     (book / "_toc.yml").write_text(_toc(chapters, pages))
     return book
 
@@ -671,14 +691,11 @@ def _save_forest(group: PresetOutcomes, out: Path) -> str:
     return name
 
 
-OUTDATED = ("stale", "not run", "incomplete")
-
-
 def copy_notebook(nb: ExecutedNotebook, target: Path, outcomes: list[claims.Outcome]) -> None:
     """Copy an executed notebook into the book, with a warning on top when its outputs no longer
     match the records (other training code, other parameters, runs missing)."""
     notebook = json.loads(nb.path.read_text())
-    outdated = [o for o in outcomes if o.verdict in OUTDATED]
+    outdated = [o for o in outcomes if o.verdict in claims.NO_VERDICT and o.verdict != "failed"]
     if outdated or nb.error:
         why = (f"it failed: {nb.error}" if nb.error else
                "its outputs were made by other code or parameters than the current ones: "
@@ -715,11 +732,29 @@ def _toc(notebook_pages: list[str], runs: list[str] = ()) -> str:
         lines += [f"      - file: {page}" for page in notebook_pages if page.split("/")[1] == preset]
     lines += ["  - caption: How", "    chapters:", f"      - file: {GENERATED}/methods",
               f"      - file: {GENERATED}/environment"]
+    lines += [f"      - file: {GENERATED}/{DOCS}/{name}" for name in DOC_PAGES]
     if runs:
         lines += ["  - caption: The runs behind the verdicts", "    chapters:",
                   f"      - file: {GENERATED}/{run_pages.RUNS}/index", "        sections:"]
         lines += [f"          - file: {GENERATED}/{run_pages.RUNS}/{page}" for page in runs]
     return "\n".join(lines) + "\n"
+
+
+DOCS = "docs"  # the project's docs/ pages, copied into the book beside the generated ones
+DOC_PAGES = ("running", "scale-out", "gpu", "decisions", "code-map")
+
+
+def copy_docs(book: Path, out: Path) -> None:
+    """docs/*.md into the book, and the claims' forest plot out to docs/forest.png (the README's figure)."""
+    docs = book.resolve().parent / DOCS
+    (out / DOCS).mkdir(exist_ok=True)
+    for name in DOC_PAGES:
+        source = docs / f"{name}.md"
+        text = source.read_text() if source.exists() else f"# {name}\n\n`docs/{name}.md` is not in this copy.\n"
+        (out / DOCS / f"{name}.md").write_text(text)
+    forests = sorted(out.glob("forest-*.png"), key=lambda path: path.name != "forest-cpu.png")
+    if forests and docs.is_dir():
+        shutil.copyfile(forests[0], docs / "forest.png")
 
 
 def build(results_dir: str | Path = "results", book_dir: str | Path = "book") -> int:

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reproduce import analysis, architecture, params, plan, registrations, results, stats
-from reproduce.analysis import MEASURES as MEASURE_WORDS
-from reproduce.plan import METRIC_WORDS, Claim, arm_variants, planned_runs, sweep_label, untestable_reason, varied_names
+from reproduce.plan import Claim, arm_variants, planned_runs, sweep_label, untestable_reason, varied_names
+from reproduce.wording import METRIC_WORDS, proxy_text
 
 VERDICTS = ("reproduced", "consistent with the paper", "not reproduced", "inconclusive", "not tested here")
 # What a claim shows instead of a verdict when its evidence is not all there.
-NO_VERDICT = ("not run", "incomplete", "failed", "stale")
+# What a claim shows instead of a verdict when its runs are not all there: the state of its runs
+# (results.RUN_STATES), the one that most needs a person's attention first.
+NO_VERDICT = ("failed", "stale", "running", "unmeasured", "missing")
 
 
 # ----------------------------------------------------------------------------- metrics of a record
@@ -147,13 +149,13 @@ def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
     problems, ids, states = [], [], set()
     fixed = varied_names(claim) | {"seed"} | set(params.get_preset(preset).networks[claim.network]) | set(
         overrides or {})
-    existing = _readable_records(results_dir)
+    existing = results.readable_records(results_dir)
     for label, by_seed in planned_runs(claim, preset, seeds, overrides).items():
         records[label] = {}
         for seed, config in by_seed.items():
             ids.append(results.run_id(config))
             state, record = _run_state(results_dir, config)
-            if state == "not run":
+            if state == "missing":
                 state, record = _earlier_version(config, fixed, existing)
             if state == "complete" and claim.kind == "within":
                 state, record = _with_analysis(results_dir, record)
@@ -172,49 +174,28 @@ def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
 def _with_analysis(results_dir: str | Path, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     found = analysis.load(results_dir, record)
     if found is None:
-        return "not analysed", {"error": f"no current analysis of {record['run_id']}: run the "
+        return "unmeasured", {"error": f"no current analysis of {record['run_id']}: run the "
                                          "features notebook (or python -m reproduce ablation features)"}
     return "complete", {**record, "analysis": found}
 
 
 def _missing_verdict(states: set[str]) -> str:
-    if "failed" in states:
-        return "failed"
     if "diverged" in states and states <= {"complete", "diverged"}:
         return "inconclusive"  # every run finished, but a diverged one leaves a pair without a value
-    if "stale" in states:
-        return "stale"
-    if "not analysed" in states and states <= {"complete", "not analysed"}:
-        return "incomplete"
-    return "not run" if states == {"not run"} else "incomplete"
-
-
-# How a claim names each run state (results.run_state) when it lacks a verdict.
-STATE_WORDS = {"missing": "not run", "complete": "complete", "stale": "stale", "running": "running",
-               "failed": "failed", "diverged": "diverged"}
+    return next(state for state in NO_VERDICT if state in states)
 
 
 def _run_state(results_dir: str | Path, config: dict[str, Any]) -> tuple[str, dict | None]:
     found = results.run_state(results_dir, config)
     if found.state == "complete":
         return "complete", found.record
-    return STATE_WORDS[found.state], ({"error": found.reason} if found.reason else None)
-
-
-def _readable_records(results_dir: str | Path) -> list[dict[str, Any]]:
-    found = []
-    for path in sorted(results.runs_dir(results_dir).glob("*.json")):
-        try:
-            found.append(results.read_record(path))
-        except (OSError, ValueError):
-            continue  # named by the book's list of unreadable records
-    return found
+    return found.state, ({"error": found.reason} if found.reason else None)
 
 
 def _earlier_version(config: dict[str, Any], fixed: set[str],
                      existing: list[dict[str, Any]]) -> tuple[str, dict | None]:
     """"stale" when a record of this run exists under other defaults: the same arm, conditions,
-    preset settings and seed, other values elsewhere (a default that changed since); else "not run"."""
+    preset settings and seed, other values elsewhere (a default that changed since); else "missing"."""
     wanted = params.result_config(config)
     for record in existing:
         theirs = record.get("config") or {}
@@ -225,7 +206,7 @@ def _earlier_version(config: dict[str, Any], fixed: set[str],
             shown = ", ".join(f"{name} {params.show_value(theirs.get(name))} (now {params.show_value(wanted[name])})"
                               for name in changed)
             return "stale", {"error": f"{record.get('run_id')} was made with other parameters: {shown}"}
-    return "not run", None
+    return "missing", None
 
 
 def _evaluate_difference(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:
@@ -332,7 +313,7 @@ def _sweep_note(claim: Claim, chosen: dict[str, str], crossings: dict[str, dict[
 def _evaluate_model(claim: Claim, results_dir: str | Path) -> Outcome:
     summary = architecture.load(results_dir)
     if summary is None:
-        return Outcome(claim, "not run", f"{architecture.FILE_NAME} is missing: run the architecture notebook")
+        return Outcome(claim, "missing", f"{architecture.FILE_NAME} is missing: run the architecture notebook")
     if not results.is_current_code(summary.get("training_sha256")):
         return Outcome(claim, "stale", "made by other model code than the current")
     if claim.check == "layer_shapes":
@@ -356,47 +337,6 @@ def _ids(records: dict[str, dict[int, dict]]) -> list[str]:
 
 def _points(fraction: float) -> str:
     return "nan" if math.isnan(fraction) else f"{100 * fraction:+.2f}"
-
-
-def lr_fairness(claim: Claim, preset: str) -> str:
-    """Whether the arms' learning rates were tuned, for the book's flag on every trained claim."""
-    if not claim.trains:
-        return ""
-    if claim.kind == "within":
-        return "one set of runs measured two ways: no lr to tune"
-    if claim.lr_sweep:
-        return f"tuned: each arm at its best of lr {', '.join(f'{lr:g}' for lr in claim.lr_sweep)}"
-    lr = params.resolve({}, preset=preset, network=claim.network)["lr"]
-    return f"not tuned: both arms at lr {lr:g} (the paper tuned lr per net only for Figure 1)"
-
-
-def rule_text(claim: Claim) -> str:
-    """The claim's decision rule in words, from the same numbers `decide` uses."""
-    if claim.kind == "untested":
-        return f"not tested here: {claim.reason}"
-    if claim.kind == "model":
-        if claim.check == "layer_shapes":
-            return ("reproduced if every conv and FC layer of the built two-tower net has Figure 2's output "
-                    "shape and kernel shape; otherwise not reproduced")
-        return (f"consistent with the paper if both counts are within {claim.tolerance:.0%} of its rounded "
-                "numbers; otherwise not reproduced")
-    if claim.kind == "ratio":
-        effect, null, size = (f"the geometric mean over seeds of the ratio of iterations to "
-                              f"{claim.target_train_error:.0%} training error, {claim.other_arm.name} / "
-                              f"{claim.paper_arm.name} (its interval: a t interval on the per-seed log ratios)"
-                              + (" (each at its best lr of the sweep)" if claim.lr_sweep else "")), "1", \
-            f"{claim.threshold:g}x"
-    elif claim.kind == "within":
-        effect = (f"the mean over seeds of ({MEASURE_WORDS[claim.other_arm.measure]} minus "
-                  f"{MEASURE_WORDS[claim.paper_arm.measure]}, on the same runs)")
-        null, size = "0", f"{100 * claim.threshold:g} points"
-    else:
-        effect = (f"the mean over seeds of ({METRIC_WORDS[claim.metric]}: {claim.other_arm.name} minus "
-                  f"{claim.paper_arm.name})")
-        null, size = "0", f"{100 * claim.threshold:g} points"
-    return (f"with {effect}, reproduced if its 95% interval lies above {null} and the estimate is at least "
-            f"{size}; consistent with the paper if the interval lies above {null} with a smaller estimate; "
-            f"not reproduced if the interval lies below {size} (and not above {null}); otherwise inconclusive")
 
 
 def holm_decisions(outcomes: list[Outcome]) -> dict[str, bool]:
@@ -469,16 +409,6 @@ def as_json(outcome: Outcome, preset: str, holm: dict[str, bool],
         "versions": [{"commit": v.commit, "date": v.date, "verdict": v.verdict, "after_records": v.after_records}
                      for v in versions],
     }
-
-
-def proxy_text(claim: Claim, preset: str) -> str | None:
-    """What the verdict was measured on, and where that proxy departs from the paper in a way that
-    bears on this claim."""
-    if not claim.trains:
-        return None
-    text = plan.tested_on(preset, claim.network)
-    caveat = claim.notes.get("proxy_note")
-    return f"{text}. {caveat[0].upper()}{caveat[1:]}" if caveat else text
 
 
 def merge_identical(outcomes: Any) -> list[tuple[list[str], Outcome]]:

@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--results-dir", default="results")
     notebooks.add_argument("--book-dir", default="book")
 
+    new_notebook = commands.add_parser("new-notebook", help="write experiments/ABLATION.ipynb for a new ablation of "
+                                                            "reproduce/claims.toml (README: Add a claim)")
+    new_notebook.add_argument("ablation", help="the ablation its claims name in reproduce/claims.toml")
+
     book = commands.add_parser("book", help="write the book's pages from results/ and build the HTML")
     book.add_argument("--results-dir", default="results")
     book.add_argument("--book-dir", default="book")
@@ -232,6 +236,13 @@ def command_notebooks(args: argparse.Namespace) -> int:
     return 1 if failures or built else 0
 
 
+def command_new_notebook(args: argparse.Namespace) -> int:
+    from reproduce import pipeline
+
+    print(f"wrote {pipeline.write_notebook(args.ablation)}")
+    return 0
+
+
 def command_book(args: argparse.Namespace) -> int:
     from reproduce import book
 
@@ -307,7 +318,7 @@ def command_results(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": command_run, "grid": command_grid, "ablation": command_ablation, "all": command_all,
             "claims": command_claims, "book": command_book, "notebooks": command_notebooks, "bench": command_bench,
-            "equivalence": command_equivalence,
+            "equivalence": command_equivalence, "new-notebook": command_new_notebook,
             "describe": command_describe, "params": command_params,
             "results": command_results}
 
@@ -326,8 +337,21 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
         if _is_user_error(exc):
             if _speaks():  # under torchrun every rank meets the same error: rank 0 says it
                 print(f"error: {exc}", file=sys.stderr)
+            elif not isinstance(exc, _peer_lost()):
+                # The others wait a moment before they exit: torchrun stops every rank once one has exited,
+                # and rank 0, slower to start on a busy machine, would be stopped before it said why.
+                time.sleep(SILENT_RANK_GRACE_S)
             return USER_ERROR
         raise
+
+
+SILENT_RANK_GRACE_S = 5.0
+
+
+def _peer_lost() -> type:
+    from reproduce.distributed import PeerLost
+
+    return PeerLost
 
 
 def _is_user_error(exc: Exception) -> bool:

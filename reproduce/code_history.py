@@ -8,12 +8,11 @@ with another list of training modules (older records) is found in no commit, and
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from reproduce.results import PROJECT_ROOT, TRAINING_MODULES
+from reproduce.git import git_bytes, git_lines
+from reproduce.results import PROJECT_ROOT, TRAINING_MODULES, code_digest
 
 
 def first_commit_with(training_sha256: str | None, root: Path = PROJECT_ROOT) -> tuple[str, str] | None:
@@ -24,12 +23,9 @@ def first_commit_with(training_sha256: str | None, root: Path = PROJECT_ROOT) ->
 @lru_cache(maxsize=2)
 def _first_commits(root: str) -> dict[str, tuple[str, str]]:
     paths = [f"reproduce/{name}.py" for name in TRAINING_MODULES]
-    log = _run(root, ["git", "log", "--reverse", "--format=%H %cI", "--", *paths])
-    if log is None:
-        return {}
-    commits = [line.split(" ", 1) for line in log.decode().splitlines() if line.strip()]
+    commits = [line.split(" ", 1) for line in git_lines(root, "log", "--reverse", "--format=%H %cI", "--", *paths)]
     wanted = "".join(f"{commit}:{path}\n" for commit, _ in commits for path in paths)
-    blobs = _run(root, ["git", "cat-file", "--batch"], wanted.encode())
+    blobs = git_bytes(root, "cat-file", "--batch", stdin=wanted.encode())
     if blobs is None:
         return {}
     contents = _split_batch(blobs)
@@ -38,11 +34,9 @@ def _first_commits(root: str) -> dict[str, tuple[str, str]]:
         files = contents[index * len(paths):(index + 1) * len(paths)]
         if any(body is None for body in files):
             continue  # a training module did not exist yet at this commit
-        digest = hashlib.sha256()
-        for path, body in zip(paths, files):  # in TRAINING_MODULES' order, as results.source_digest
-            digest.update(Path(path).name.encode())
-            digest.update(body)
-        first.setdefault(digest.hexdigest(), (commit, date))
+        # in TRAINING_MODULES' order, as results.source_digest
+        digest = code_digest([(Path(path).name, body) for path, body in zip(paths, files)])
+        first.setdefault(digest, (commit, date))
     return first
 
 
@@ -60,11 +54,3 @@ def _split_batch(output: bytes) -> list[bytes | None]:
         found.append(output[end + 1:end + 1 + size])
         at = end + 1 + size + 1
     return found
-
-
-def _run(root: str, command: list[str], stdin: bytes | None = None) -> bytes | None:
-    try:
-        done = subprocess.run(command, cwd=root, input=stdin, capture_output=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None

@@ -18,20 +18,16 @@ Anything missing or unreadable raises `DataUnavailable` with a message that says
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
-import sys
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.error import URLError
 
 import numpy as np
@@ -42,9 +38,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from tqdm import tqdm
 
-DATASETS = ("fashion-mnist", "cifar10", "imagenet-folder")
-# Known without loading anything: whether a claim about colour (C9, C16) can be tested on a dataset.
-CHANNELS = {"fashion-mnist": 1, "cifar10": 3, "imagenet-folder": 3}
+from reproduce import locks
+
 
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_DIR_ENV = "REPRODUCE_FASHION_MNIST_SYSTEM_DIR"
@@ -114,7 +109,7 @@ def load_dataset(name: str, data_dir: str | Path, *, train_limit: int = 0, test_
         "imagenet-folder": _load_image_folder,
     }
     if name not in loaders:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(loaders)}")
     return loaders[name](Path(data_dir).expanduser(), train_limit, test_limit)
 
 
@@ -372,20 +367,9 @@ def _cache_is_complete(stem: Path, fingerprint: str, with_mean: bool) -> bool:
     return json.loads(manifest.read_text()).get("fingerprint") == fingerprint
 
 
-@contextmanager
-def _cache_lock(stem: Path) -> Iterator[None]:
-    """Hold the cache's build lock (a file lock: no timeout, however long the build takes)."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{stem}.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"{stem.name}: another process is building this cache; waiting for it", file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _cache_lock(stem: Path):
+    """Hold the cache's build lock (reproduce.locks: no timeout, however long the build takes)."""
+    return locks.held(f"{stem}.lock", f"{stem.name}: another process is building this cache")
 
 
 def _build_cache(stem: Path, samples: list, fingerprint: str, with_mean: bool) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from reproduce.rank_signals import launched_ranks, speaks
+from reproduce.rank_signals import launched_ranks, speaks  # noqa: F401 - speaks: distributed.speaks is what callers use
 
 RANK_SEED_STRIDE = 7_919  # rank r draws from seed + r * this; rank 0 from the one-process seed
 JOIN_TIMEOUT = timedelta(minutes=5)  # a peer that never comes fails the run in minutes, not torch's 30

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reproduce.git import git_bytes, git_text
+
 DECLARATIONS = Path(__file__).with_name("equivalent_code.toml")
 EVIDENCE_DIR = "equivalence"  # under the results folder
 
@@ -119,8 +121,9 @@ def accepted_digests(current: str, path: Path | None = None) -> frozenset[str]:
 def extract_tree(commit: str, into: Path, repo: Path) -> Path:
     """The package and pyproject.toml as they were at `commit` (git archive), ready to import."""
     into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "archive", commit, "reproduce", "pyproject.toml"], cwd=repo,
-                             capture_output=True, check=True).stdout
+    archive = git_bytes(repo, "archive", commit, "reproduce", "pyproject.toml")
+    if archive is None:
+        raise DeclarationError(f"git cannot archive commit {commit!r} of {repo}")
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
 
@@ -167,8 +170,10 @@ def check(earlier_commit: str, later_commit: str, data_dir: Path, repo: Path,
 
 
 def _full_commit(commit: str, repo: Path) -> str:
-    return subprocess.run(["git", "rev-parse", commit], cwd=repo, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    found = git_text(repo, "rev-parse", commit)
+    if not found:
+        raise DeclarationError(f"{commit!r} is not a commit of {repo}")
+    return found.strip()
 
 
 def evidence_path(results_dir: str | Path, evidence: dict[str, Any]) -> Path:

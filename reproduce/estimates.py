@@ -122,15 +122,7 @@ def data_key(config: dict[str, Any]) -> tuple:
 
 
 def complete_records(results_dir: str | Path) -> list[dict[str, Any]]:
-    found = []
-    for path in results.runs_dir(results_dir).glob("*.json"):
-        try:
-            record = results.read_record(path)
-        except (OSError, ValueError):
-            continue
-        if record.get("status") == "complete" and record.get("totals"):
-            found.append(record)
-    return found
+    return [r for r in results.readable_records(results_dir) if r.get("status") == "complete" and r.get("totals")]
 
 
 def _kind_of(device: str) -> str:

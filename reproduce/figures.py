@@ -10,7 +10,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
-from reproduce import claims, plan
+from reproduce import claims, plan, wording
 
 ARM_COLOURS = ("#1f77b4", "#d62728")
 
@@ -97,9 +97,7 @@ def _pairs(ax: plt.Axes, outcome: claims.Outcome) -> None:
         ax.plot([0, 1], [values[arms[0]][seed], values[arms[1]][seed]], color="grey", marker="o")
     ax.set_xticks([0, 1], [textwrap.fill(arm, 18) for arm in arms], fontsize=8)
     ax.set_xlim(-0.3, 1.3)
-    label = {"ratio": "iterations to target", "within": "measure (see the rule)"}.get(
-        outcome.claim.kind) or claims.METRIC_WORDS[outcome.claim.metric].split(" after")[0]
-    ax.set(ylabel=label, title=f"per seed (n = {len(seeds)})")
+    ax.set(ylabel=wording.metric_axis(outcome.claim), title=f"per seed (n = {len(seeds)})")
 
 
 def kernel_grid(kernels: torch.Tensor, groups: int, title: str) -> plt.Figure:

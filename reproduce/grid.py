@@ -29,7 +29,6 @@ where a claim needs its final weights) has its checkpoint deleted: a paper-net c
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import sys
@@ -44,33 +43,20 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from reproduce import analysis, distributed, params, plan, results, runner
+from reproduce import params, plan, results, runner, runs_index
 from reproduce.data import load_dataset
 from reproduce.estimates import Estimator, Split, data_key
+from reproduce.runner import RunResult, train_planned
 from reproduce.execution import device_kind, pick_device
 from reproduce.flops import training_flops_per_image
 
 MAX_POOL_DEATHS = 3
 EXIT_FAILED, EXIT_STOPPED = 1, 75  # 75: EX_TEMPFAIL, "try again later" (the time budget ran out)
-STATUSES = ("trained", "reused", "diverged", "analysis missing", "failed", "stopped", "deferred")
-GRID_DIR = "grid"  # under the results folder: one record per grid that trained
 # A GPU is kept busy by one training step of about this many FLOPs: a net whose step is smaller shares
 # it with other runs (the four-layer net's step is ~8 GFLOP, the paper net's ~490), up to MAX_RUNS_PER_GPU.
 # Memory never binds first for these nets: the paper net at batch 128 peaked at 2.2 GB on an H100.
 GPU_STEP_FLOPS = 200e9
 MAX_RUNS_PER_GPU = 4
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What one planned run came to: status is one of trained, reused, diverged, failed, stopped
-    (at the deadline, checkpointed), deferred (not started: it could not finish in the budget) or
-    analysis missing (complete, but the final weights a claim measures are not here any more)."""
-    run_id: str
-    status: str
-    seconds: float
-    detail: str
-    settings: str
 
 
 @dataclass
@@ -112,14 +98,19 @@ class GridSummary:
     wall_s: float = 0.0
 
     def count(self) -> Counter:
-        return Counter(r.status for r in self.results)
+        """How many runs the grid left in each state (results.RUN_STATES)."""
+        return Counter(r.state for r in self.results)
+
+    def actions(self) -> Counter:
+        """How many runs it trained, reused, or did not start."""
+        return Counter(r.action for r in self.results)
 
     @property
     def exit_code(self) -> int:
         counts = self.count()
         if counts["failed"]:
             return EXIT_FAILED
-        return EXIT_STOPPED if counts["stopped"] or counts["deferred"] else 0
+        return EXIT_STOPPED if counts["running"] or counts["missing"] else 0
 
 
 def parse_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +158,7 @@ def run_grid(preset: str, seeds: int, options: dict[str, Any], overrides: dict[s
         def finished(run: plan.PlannedRun, result: RunResult) -> None:
             summary.results.append(result)
             progress.done(result)
-            if result.status == "trained":
+            if result.action == "trained" and result.state == "complete":
                 estimator.finished(run.config, result.seconds)
 
         if options["executor"] == "submitit":
@@ -186,8 +177,9 @@ def run_grid(preset: str, seeds: int, options: dict[str, Any], overrides: dict[s
     summary.wall_s = time.perf_counter() - started
     for line in summary_lines(summary, layout, options):
         say(line)
-    if set(summary.count()) - {"reused"}:  # a grid that only found its runs done measured nothing
-        write_grid_record(results_dir, preset, seeds, options, layout, sample, summary, deadline)
+    if set(summary.actions()) - {"reused"}:  # a grid that only found its runs done measured nothing
+        results.write_grid_record(results_dir, grid_record(preset, seeds, options, layout, sample, summary, deadline))
+        runs_index.write(results_dir)
     return summary
 
 
@@ -227,63 +219,9 @@ class Budget:
 
 
 def deferred(run: plan.PlannedRun, why: str) -> RunResult:
-    return RunResult(run.run_id, "deferred", 0.0, why, plan.describe_run(run.config))
-
-
-# ----------------------------------------------------------------------------- one run, in a worker
-
-def train_planned(run: plan.PlannedRun, deadline: float | None, estimate: float | None = None) -> RunResult:
-    """Train (or reuse) one planned run, measure its final weights when a claim needs that, then
-    delete its checkpoint. Whatever happens is returned, never raised: the grid goes on with the
-    other runs. `estimate` (submitit's jobs, which start when Slurm says): not started when the
-    deadline has passed or the estimate overruns it."""
-    started = time.perf_counter()
-    settings = plan.describe_run(run.config)
-    late = deadline is not None and (time.time() >= deadline or time.time() + (estimate or 0.0) > deadline)
-    if late and not results.run_state(run.config["results_dir"], run.config).done:
-        left = max(0.0, deadline - time.time())
-        return RunResult(run.run_id, "deferred", 0.0, f"needs about {estimate or 0:.0f} s, {left:.0f} s left",
-                         settings)
-    try:
-        record, trained = runner.run(run.config, deadline)
-        status, detail = _status(record, trained), _detail(record)
-        if record["status"] in ("complete", "diverged") and distributed.speaks():  # once, not per rank
-            missing = _measure(run) if record["status"] == "complete" else None
-            if missing:
-                status, detail = "analysis missing", missing
-            else:
-                runner.drop_checkpoint(run.config)
-    except Exception as exc:  # noqa: BLE001 - reported by the grid, which goes on
-        return RunResult(run.run_id, "failed", time.perf_counter() - started, f"{type(exc).__name__}: {exc}",
-                         settings)
-    return RunResult(run.run_id, status, time.perf_counter() - started, detail, settings)
-
-
-def _measure(run: plan.PlannedRun) -> str | None:
-    """Measure the run's final weights where a claim needs them; why that cannot be done, or None.
-    A run killed between its record and this step is measured by the next grid from its checkpoint;
-    where the checkpoint is gone (a run trained on a lent GPU), it is reported, not failed."""
-    if not run.analyse:
-        return None
-    try:
-        analysis.ensure(run.config)
-    except analysis.AnalysisUnavailable as exc:
-        return f"complete, but its final weights cannot be measured: {exc}"
-    return None
-
-
-def _status(record: dict[str, Any], trained: bool) -> str:
-    if not trained:
-        return "reused"
-    return {"running": "stopped", "diverged": "diverged"}.get(record["status"], "trained")
-
-
-def _detail(record: dict[str, Any]) -> str:
-    if record["status"] == "running":
-        return f"stopped after epoch {len(record['epochs'])} of {record['config']['epochs']}, checkpointed"
-    if record["status"] != "complete":
-        return f"{record['status']}: {record.get('error')}"
-    return f"test top-1 error {record['epochs'][-1]['test_top1_error']:.4f}"
+    """A run the budget does not start: it stays as it was (missing, or running from a checkpoint)."""
+    return RunResult(run.run_id, results.run_state(run.config["results_dir"], run.config).state, "not started", 0.0,
+                     why, run.settings)
 
 
 # ----------------------------------------------------------------------------- the pool
@@ -331,9 +269,9 @@ def run_pool(runs: list[plan.PlannedRun], layout: Layout, budget: Budget,
         deaths = 1 if progressed else deaths + 1
         if deaths > MAX_POOL_DEATHS:
             for run in pending:
-                finished(run, RunResult(run.run_id, "failed", 0.0, f"workers died {deaths} times in a row with no "
+                finished(run, RunResult(run.run_id, "failed", "trained", 0.0, f"workers died {deaths} times in a row with no "
                                         "run finished in between (killed, or out of memory?)",
-                                        plan.describe_run(run.config)))
+                                        run.settings))
             break
         say(f"a worker died (killed, or out of memory): new pools take the {len(pending)} runs not finished; "
             "the ones in flight resume from their last epoch checkpoint")
@@ -466,8 +404,8 @@ class _Progress:
 
     def done(self, result: RunResult) -> None:
         self.count += 1
-        spent = "" if result.status in ("reused", "deferred") else f" ({result.seconds:.0f} s)"
-        line = f"[{self.count}/{self.total}] {result.status}: {result.settings}: {result.detail}{spent}"
+        spent = f", {result.seconds:.0f} s" if result.action == "trained" else ""
+        line = f"[{self.count}/{self.total}] {result.state} ({result.action}{spent}): {result.settings}: {result.detail}"
         if self.log is not None:
             self.log(line)
         else:
@@ -476,44 +414,30 @@ class _Progress:
 
 
 def summary_lines(summary: GridSummary, layout: Layout, options: dict[str, Any]) -> list[str]:
-    counts = summary.count()
-    shown = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s] or s in ("trained", "reused", "failed"))
-    lines = [f"grid: {len(summary.results)} runs: {shown}, in {summary.wall_s / 60:.1f} min "
-             f"({layout.why if options['executor'] == 'local' else 'submitit'})"]
-    lines += [f"  FAILED {r.run_id} ({r.settings}): {r.detail}" for r in summary.results if r.status == "failed"]
-    lines += [f"  analysis missing {r.run_id} ({r.settings}): {r.detail}" for r in summary.results
-              if r.status == "analysis missing"]
-    if counts["stopped"] or counts["deferred"]:
-        lines.append(f"  the time budget ran out: {counts['stopped']} runs stopped at an epoch end (checkpointed), "
-                     f"{counts['deferred']} not started; rerun the same command to go on")
+    counts, actions = summary.count(), summary.actions()
+    states = ", ".join(f"{counts[state]} {state}" for state in results.RUN_STATES if counts[state])
+    done = ", ".join(f"{actions[action]} {action}" for action in runner.ACTIONS if actions[action])
+    lines = [f"grid: {len(summary.results)} runs: {states or 'none'} ({done or 'nothing done'}), in "
+             f"{summary.wall_s / 60:.1f} min ({layout.why if options['executor'] == 'local' else 'submitit'})"]
+    lines += [f"  {r.state.upper()} {r.run_id} ({r.settings}): {r.detail}" for r in summary.results
+              if r.state in ("failed", "unmeasured")]
+    if counts["running"] or counts["missing"]:
+        lines.append(f"  the time budget ran out: {counts['running']} runs stopped at an epoch end (checkpointed), "
+                     f"{actions['not started']} not started; rerun the same command to go on")
     return lines
 
 
-def write_grid_record(results_dir: str | Path, preset: str, seeds: int, options: dict[str, Any], layout: Layout,
-                      config: dict[str, Any], summary: GridSummary, deadline: float | None = None) -> Path:
-    """What this grid did and how long it took, beside the run records (the book's environment page)."""
-    counts = summary.count()
-    record = {
+def grid_record(preset: str, seeds: int, options: dict[str, Any], layout: Layout, config: dict[str, Any],
+                summary: GridSummary, deadline: float | None = None) -> dict[str, Any]:
+    """What this grid did and how long it took (results.write_grid_record keeps it for the book)."""
+    return {
         "preset": preset, "seeds": seeds, "options": options, "workers": layout.workers, "layout": layout.why,
         "cpu_threads": config["cpu_threads"], "device": device_kind(pick_device(config["device"])),
-        "finished_at": results.now_utc(), "wall_s": summary.wall_s, "counts": dict(counts),
+        "finished_at": results.now_utc(), "wall_s": summary.wall_s, "states": dict(summary.count()),
+        "actions": dict(summary.actions()),
         "deadline": None if deadline is None else datetime.fromtimestamp(deadline, timezone.utc).isoformat(
             timespec="seconds"),
-        "from_empty": counts["reused"] == 0,
+        "from_empty": summary.actions()["reused"] == 0,
         "runs": [asdict(r) for r in summary.results], "code": results.git_state(),
         "versions": results.package_versions(),
     }
-    stamp = record["finished_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
-    path = Path(results_dir) / GRID_DIR / f"{preset}-{stamp}.json"
-    results.atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
-    return path
-
-
-def load_grid_records(results_dir: str | Path) -> list[dict[str, Any]]:
-    found = []
-    for path in sorted((Path(results_dir) / GRID_DIR).glob("*.json")):
-        try:
-            found.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return found

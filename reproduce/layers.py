@@ -12,10 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = ("relu", "tanh")
-POOLINGS = ("overlapping", "non-overlapping")
-BIAS_INITS = ("paper", "zero", "torch")
-WEIGHT_INITS = ("paper", "he", "xavier")
+from reproduce.params import BY_NAME
 
 # Pool window (kernel, stride) of each pooling arm of C4: z=3, s=2 versus z=2, s=2.
 POOL_WINDOWS = {"overlapping": (3, 2), "non-overlapping": (2, 2)}
@@ -29,8 +26,8 @@ PAPER_LRN = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
 PAPER_WEIGHT_STD = 0.01  # section 5: weights drawn from N(0, 0.01)
 
 
-def _choice_error(key: str, value, allowed) -> ValueError:
-    return ValueError(f"{key} must be one of {list(allowed)}, got {value!r}")
+def _choice_error(key: str, value) -> ValueError:
+    return ValueError(f"{key} must be one of {list(BY_NAME[key].choices)}, got {value!r}")
 
 
 def cross_channel_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
@@ -179,19 +176,19 @@ def make_activation(name: str) -> nn.Module:
         return nn.ReLU()
     if name == "tanh":
         return nn.Tanh()
-    raise _choice_error("activation", name, ACTIVATIONS)
+    raise _choice_error("activation", name)
 
 
 def make_pool(pooling: str, op: str = "max", ceil_mode: bool = False) -> nn.Module:
     """Pooling of the C4 arm `pooling`; ceil_mode imitates cuda-convnet's output size."""
     if pooling not in POOL_WINDOWS:
-        raise _choice_error("pooling", pooling, POOLINGS)
+        raise _choice_error("pooling", pooling)
     kernel, stride = POOL_WINDOWS[pooling]
     if op == "max":
         return nn.MaxPool2d(kernel, stride, ceil_mode=ceil_mode)
     if op == "avg":
         return nn.AvgPool2d(kernel, stride, ceil_mode=ceil_mode)
-    raise _choice_error("op", op, ("max", "avg"))
+    raise ValueError(f"op must be one of ['max', 'avg'], got {op!r}")
 
 
 def conv_output_side(side: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -246,10 +243,9 @@ def init_paper(model: nn.Module, bias_one: tuple[str, ...], bias_init: str = "pa
     unit-scale inputs: use it with input_scale="unit". "xavier" is d2l's train_ch6: Xavier-uniform
     weights in every conv and linear layer.
     """
-    if bias_init not in BIAS_INITS:
-        raise _choice_error("bias_init", bias_init, BIAS_INITS)
-    if weight_init not in WEIGHT_INITS:
-        raise _choice_error("weight_init", weight_init, WEIGHT_INITS)
+    for key, value in (("bias_init", bias_init), ("weight_init", weight_init)):
+        if value not in BY_NAME[key].choices:
+            raise _choice_error(key, value)
     weighted = [(name, module) for name, module in model.named_modules()
                 if isinstance(module, (nn.Conv2d, nn.Linear, LocallyConnected2d))]
     for index, (name, module) in enumerate(weighted):

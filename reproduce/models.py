@@ -1,19 +1,19 @@
 """The model registry: build a network from a config, and describe it layer by layer.
 
-A config is a plain dict; only the keys in MODEL_DEFAULTS are read (others, such as the
-learning rate, are ignored here), and a missing key takes the paper's value, so
-build_model({"model": "alexnet", "groups": 2}) is the paper's two-GPU net.
+A config is a plain dict; only the model keys of reproduce.params are read (others, such as the
+learning rate, are ignored here), and a missing key takes its declared default, the paper's value,
+so build_model({"model": "alexnet", "groups": 2}) is the paper's two-GPU net. The names, choices
+and defaults are params' (the one declaration); this module adds the builders.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from reproduce import alexnet, cifar_nets
-from reproduce.layers import (ACTIVATIONS, BIAS_INITS, POOLINGS, WEIGHT_INITS, GroupedLRN, LocallyConnected2d,
-                              SpatialLRN, conv_output_side, pool_output_side)
+from reproduce import alexnet, cifar_nets, params
+from reproduce.layers import GroupedLRN, LocallyConnected2d, SpatialLRN, conv_output_side, pool_output_side
 
-MODELS = {
+BUILDERS = {
     "alexnet": alexnet.build_alexnet,
     "alexnet-small": alexnet.build_alexnet_small,
     "d2l-alexnet": alexnet.build_d2l_alexnet,
@@ -29,16 +29,13 @@ INPUT_SIZES = {
     "cifar-11pct": cifar_nets.CIFAR_11PCT_INPUT,
 }
 
-# The paper's choices; a config that leaves a key out gets these.
-MODEL_DEFAULTS = {
-    "model": "alexnet", "activation": "relu", "lrn": True, "pooling": "overlapping",
-    "dropout": 0.5, "groups": 1, "width": 1.0, "bias_init": "paper",
-    "weight_init": "paper", "in_channels": 3, "num_classes": 1000, "kernels": "paper", "remove_conv": "none",
-}
-
-CHOICES = {"model": tuple(MODELS), "activation": ACTIVATIONS, "pooling": POOLINGS,
-           "bias_init": BIAS_INITS, "weight_init": WEIGHT_INITS, "groups": (1, 2), "lrn": (True, False),
-           "kernels": tuple(alexnet.KERNEL_PLANS), "remove_conv": ("none", *alexnet.MIDDLE_CONVS)}
+# The run parameters that decide the network, with params' defaults (the paper's choices); a network
+# also needs its input channels and classes, which come from the data (the paper's: RGB, 1000).
+MODEL_KEYS = ("model", "activation", "lrn", "pooling", "dropout", "groups", "width", "bias_init", "weight_init",
+              "kernels", "remove_conv")
+MODEL_DEFAULTS = {**{key: params.BY_NAME[key].default for key in MODEL_KEYS}, "in_channels": 3, "num_classes": 1000}
+CHOICES = {key: (True, False) if params.BY_NAME[key].type is bool else params.BY_NAME[key].choices
+           for key in MODEL_KEYS if params.BY_NAME[key].choices is not None or params.BY_NAME[key].type is bool}
 # The AlexNet family's variants; the cuda-convnet nets have their own fixed layer plans.
 ALEXNET_ONLY = {"kernels": "paper", "remove_conv": "none"}
 
@@ -70,7 +67,7 @@ def resolve_config(cfg: dict) -> dict:
 def build_model(cfg: dict) -> nn.Module:
     """The network named by cfg["model"], initialised as the paper says."""
     resolved = resolve_config(cfg)
-    return MODELS[resolved["model"]](resolved)
+    return BUILDERS[resolved["model"]](resolved)
 
 
 def canvas_size(model_name: str) -> int | None:
@@ -82,7 +79,7 @@ def canvas_size(model_name: str) -> int | None:
 def input_size(model_name: str) -> int:
     """Side in pixels of the square images the model is built for."""
     if model_name not in INPUT_SIZES:
-        raise ValueError(f"model must be one of {list(MODELS)}, got {model_name!r}")
+        raise ValueError(f"model must be one of {list(params.MODELS)}, got {model_name!r}")
     return INPUT_SIZES[model_name]
 
 

@@ -22,7 +22,7 @@ from IPython.display import Markdown
 warnings.filterwarnings("ignore", message="IProgress not found")
 pandas.set_option("display.max_colwidth", None)  # verdict sentences are read whole, not cut at 50
 
-from reproduce import analysis, architecture, claims, data, figures, grid, params, plan, results  # noqa: E402
+from reproduce import analysis, architecture, claims, data, figures, grid, params, plan, results, wording  # noqa: E402
 
 # What IPython itself puts in a kernel's namespace: never a parameter.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -47,7 +47,7 @@ class Study:
         rows = []
         for run in plan.grid_plan(self.preset, self.seeds, [self.ablation], self.overrides):
             found = results.run_state(self.results_dir, run.config)
-            rows.append({"run": run.run_id, "settings": plan.describe_run(run.config), "claims": ", ".join(run.claims),
+            rows.append({"run": run.run_id, "settings": run.settings, "claims": ", ".join(run.claims),
                          "state": found.state if found.state != "missing" else "to train"})
         return pandas.DataFrame(rows, columns=["run", "settings", "claims", "state"])  # columns even when empty
 
@@ -66,7 +66,7 @@ class Study:
         overrides = {"progress": False, **self.overrides}
         summary = grid.run_grid(self.preset, self.seeds, {"only": self.ablation, "workers": workers}, overrides,
                                 log=print)
-        failed = [r for r in summary.results if r.status == "failed"]
+        failed = [r for r in summary.results if r.state == "failed"]
         if failed:
             raise RuntimeError(f"{len(failed)} of {len(summary.results)} runs failed:\n"
                                + "\n".join(f"{r.run_id}: {r.detail}" for r in failed))
@@ -218,7 +218,7 @@ def headline_text(outcome: claims.Outcome, preset: str) -> str:
     lines = [f"**{claim.id}: {claim.title}** (section {claim.section})", "", f"> {claim.quote}", "",
              f"**Verdict: {outcome.verdict}**" + (" on this proxy" if outcome.verdict in claims.DECIDED and claim.trains
                                                   else "") + f": {outcome.summary}"]
-    proxy = claims.proxy_text(claim, preset)
+    proxy = wording.proxy_text(claim, preset)
     if proxy and outcome.interval is not None:
         lines += ["", f"Tested on {proxy}"]
     return "\n".join(lines)

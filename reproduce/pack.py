@@ -6,15 +6,16 @@ out, since its checkpoint dies with the machine), the grid's records, the bench 
 measures of final weights and the session's log. Paths inside the archive start with the results
 folder's name, so `tar -xzf results.tgz` in the project root puts every file where it belongs.
 
-Standard library only: it must pack even where the training code would not import.
+Nothing here imports torch: it packs even where the training code would not import.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import tarfile
 from pathlib import Path
+
+from reproduce.results import record_files
 
 FINISHED = ("complete", "diverged")
 FOLDERS = ("grid", "bench", "analysis", "sessions")  # packed whole: their files are written atomically
@@ -22,15 +23,7 @@ FOLDERS = ("grid", "bench", "analysis", "sessions")  # packed whole: their files
 
 def finished_records(results_dir: Path) -> list[Path]:
     """Run records whose status says the run is over; one that does not parse is left out."""
-    found = []
-    for path in sorted((results_dir / "runs").glob("*.json")):
-        try:
-            status = json.loads(path.read_text()).get("status")
-        except (OSError, ValueError):
-            continue
-        if status in FINISHED:
-            found.append(path)
-    return found
+    return [path for path, record, _ in record_files(results_dir) if record and record.get("status") in FINISHED]
 
 
 def pack(archive: Path, results_dir: Path) -> list[Path]:

@@ -16,8 +16,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from reproduce.data import DATASETS
-from reproduce.models import MODELS
+# The networks reproduce.models builds, and the datasets reproduce.data loads with their channels
+# (known without loading anything: whether a claim about colour, C9 or C16, can be tested on them).
+MODELS = ("alexnet", "alexnet-small", "d2l-alexnet", "cifar-18pct", "cifar-11pct")
+DATASETS = {"fashion-mnist": 1, "cifar10": 3, "imagenet-folder": 3}
 
 
 class ParamError(ValueError):
@@ -36,6 +38,9 @@ class Param:
     max_exclusive: bool = False
     affects_result: bool = True
     words: tuple[str, ...] = ()  # values taken as they are besides the typed range, e.g. "auto"
+    # A parameter added after runs existed, whose default reproduces what those runs did: at that default
+    # it is left out of the config hash, so they keep their ids. Its default must then never change.
+    added_later: bool = False
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values, for error messages."""
@@ -111,72 +116,42 @@ def show_value(value: Any) -> str:
 # The paper's recipe is the default (section 5): SGD, batch 128, momentum 0.9, weight decay
 # 5e-4, lr 0.01 divided by 10 when validation error stops improving, about 90 epochs.
 PARAMS: tuple[Param, ...] = (
-    Param("model", str, "alexnet", "network to train (see `python -m reproduce describe`)",
-          choices=tuple(MODELS)),
-    Param("dataset", str, "fashion-mnist", "training data", choices=DATASETS),
-    Param("epochs", int, 90, "passes over the training set (the paper: about 90)", minimum=1),
-    Param("batch_size", int, 128, "SGD minibatch size (the paper: 128)", minimum=1),
-    Param("lr", float, 0.01, "initial learning rate (the paper: 0.01)", minimum=0, max_exclusive=True,
-          maximum=10.0),
-    Param("momentum", float, 0.9, "SGD momentum (the paper: 0.9)", minimum=0, maximum=1, max_exclusive=True),
-    Param("weight_decay", float, 5e-4, "L2 weight decay (the paper: 5e-4)", minimum=0, maximum=1),
-    Param("lr_patience", int, 2,
-          "epochs without a lower validation error before the lr is divided by 10 (the paper gives no number)",
-          minimum=0),
-    Param("lr_drops", int, 3, "at most this many divisions by 10 (the paper: three)", minimum=0),
-    Param("activation", str, "relu", "non-linearity after every conv and hidden FC layer (C1)",
-          choices=("relu", "tanh")),
+    Param("model", str, "alexnet", "network to train", choices=MODELS),
+    Param("dataset", str, "fashion-mnist", "training data", choices=tuple(DATASETS)),
+    Param("epochs", int, 90, "passes over the training set", minimum=1),
+    Param("batch_size", int, 128, "SGD minibatch size", minimum=1),
+    Param("lr", float, 0.01, "initial learning rate", minimum=0, maximum=10.0, max_exclusive=True),
+    Param("momentum", float, 0.9, "SGD momentum", minimum=0, maximum=1, max_exclusive=True),
+    Param("weight_decay", float, 5e-4, "L2 weight decay", minimum=0, maximum=1),
+    Param("lr_patience", int, 2, "epochs without a lower validation error before the lr drops tenfold", minimum=0),
+    Param("lr_drops", int, 3, "most tenfold lr drops", minimum=0),
+    Param("activation", str, "relu", "non-linearity of every hidden layer (C1)", choices=("relu", "tanh")),
     Param("lrn", bool, True, "local response normalisation after conv1 and conv2 (C3)"),
-    Param("pooling", str, "overlapping", "max-pooling: overlapping 3x3 stride 2, or 2x2 stride 2 (C4)",
-          choices=("overlapping", "non-overlapping")),
-    Param("dropout", float, 0.5, "dropout probability on the two hidden FC layers; 0 = off (C10)",
-          minimum=0, maximum=1, max_exclusive=True),
-    Param("groups", int, 1, "2 = the paper's two-GPU connectivity in conv2, conv4, conv5 (C2)",
-          choices=(1, 2)),
-    Param("kernels", str, "paper",
-          "conv kernels: paper = 96-256-384-384-256; half = section 3.2's one-tower net, half the kernels in "
-          "conv1-conv4 (C2)", choices=("paper", "half")),
-    Param("remove_conv", str, "none", "leave out one middle conv layer (section 7, C15); none = all five",
-          choices=("none", "conv3", "conv4", "conv5")),
-    Param("width", float, 1.0, "multiplier on every conv and hidden FC width", minimum=0.01, maximum=4),
-    Param("bias_init", str, "paper", "paper = biases 1 in conv2, conv4, conv5, fc6, fc7 (C12); zero = all 0; "
-          "torch = the layers' own default (d2l)", choices=("paper", "zero", "torch")),
-    Param("weight_init", str, "paper",
-          "paper = weights N(0, 0.01) (section 5); he = N(0, 2/fan_in) but the classifier, for narrow proxies "
-          "that stall otherwise; xavier = Xavier-uniform (d2l's train_ch6)", choices=("paper", "he", "xavier")),
-    Param("input_scale", str, "raw",
-          "raw = pixels 0-255 minus the mean image (section 2); unit = also divided by their std (He init's "
-          "assumption); zero-one = pixels / 255, nothing subtracted (ToTensor, as d2l)",
-          choices=("raw", "unit", "zero-one")),
-    Param("augment", bool, True, "random crops and horizontal flips while training (C7)"),
-    Param("lighting", str, "auto",
-          "PCA colour lighting while training (section 4.1, C9): auto = on for colour data, off for greyscale "
-          "(one channel has no colour to perturb)", choices=("auto", "on", "off")),
+    Param("pooling", str, "overlapping", "max-pooling windows (C4)", choices=("overlapping", "non-overlapping")),
+    Param("dropout", float, 0.5, "dropout probability of fc6 and fc7; 0 = none (C10)", minimum=0, maximum=1,
+          max_exclusive=True),
+    Param("groups", int, 1, "towers of conv2, conv4, conv5 (C2)", choices=(1, 2)),
+    Param("kernels", str, "paper", "conv kernel counts (C2)", choices=("paper", "half")),
+    Param("remove_conv", str, "none", "middle conv layer left out (C15)", choices=("none", "conv3", "conv4", "conv5")),
+    Param("width", float, 1.0, "multiplier on every layer's width", minimum=0.01, maximum=4),
+    Param("bias_init", str, "paper", "initial biases (C12)", choices=("paper", "zero", "torch")),
+    Param("weight_init", str, "paper", "initial weights", choices=("paper", "he", "xavier")),
+    Param("input_scale", str, "raw", "scale of the input pixels", choices=("raw", "unit", "zero-one")),
+    Param("augment", bool, True, "random crops and flips while training (C7)"),
+    Param("lighting", str, "auto", "PCA colour lighting while training (C9)", choices=("auto", "on", "off")),
     Param("seed", int, 0, "seed of weights, data order, augmentation and dropout", minimum=0),
     Param("train_limit", int, 0, "use only the first N training images; 0 = all", minimum=0),
     Param("test_limit", int, 0, "use only the first N test images; 0 = all", minimum=0),
-    Param("log_every", int, 50, "record training loss and error every N iterations", minimum=1),
+    Param("log_every", int, 50, "iterations between training-curve points", minimum=1),
     Param("data_dir", str, "data", "where datasets live or are unpacked", affects_result=False),
-    Param("results_dir", str, "results", "where run records and checkpoints go", affects_result=False),
-    Param("device", str, "auto", "auto = cuda when available, else cpu", choices=("auto", "cpu", "cuda"),
+    Param("results_dir", str, "results", "where records and checkpoints go", affects_result=False),
+    Param("device", str, "auto", "where to train", choices=("auto", "cpu", "cuda"), affects_result=False),
+    Param("precision", str, "auto", "arithmetic of the forward and backward pass", choices=("auto", "fp32", "bf16")),
+    Param("cpu_threads", int, 1, "torch threads of one run on the CPU", minimum=1, affects_result=False),
+    Param("compile", str, "auto", "torch.compile the model", choices=("auto", "on", "off"), affects_result=False),
+    Param("dist_backend", str, "auto", "how torchrun's ranks talk", choices=("auto", "nccl", "gloo"),
           affects_result=False),
-    Param("precision", str, "auto",
-          "arithmetic of the forward and backward pass: auto = bf16 autocast on CUDA, fp32 on the CPU "
-          "(bf16 is 5-8x slower on CPUs without AMX)", choices=("auto", "fp32", "bf16")),
-    Param("cpu_threads", int, 1,
-          "torch threads of one run on the CPU. Fixed rather than taken from the machine or the number of grid "
-          "workers: the thread count changes how reductions are split, and so the weights' last bits (measured: "
-          "1 and 2 threads give other weights on one CPU); the grid runs cores / cpu_threads runs at once",
-          minimum=1, affects_result=False),
-    Param("compile", str, "auto",
-          "torch.compile the model: auto = on with CUDA, off on the CPU (where it compiled for ~100 s and "
-          "then ran slower); the same arithmetic either way", choices=("auto", "on", "off"),
-          affects_result=False),
-    Param("dist_backend", str, "auto",
-          "how torchrun's ranks talk (a run started with torchrun --nproc_per_node N): auto = nccl with CUDA, "
-          "gloo on the CPU; ignored without torchrun", choices=("auto", "nccl", "gloo"), affects_result=False),
-    Param("progress", bool, True, "show per-batch progress bars (notebooks show one bar per run instead)",
-          affects_result=False),
+    Param("progress", bool, True, "per-batch progress bars", affects_result=False),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
@@ -263,34 +238,24 @@ PRESETS: dict[str, Preset] = {
 
 # What a notebook or `nox -s reproduce` takes besides the run parameters above.
 SWEEP_PARAMS: tuple[Param, ...] = (
-    Param("preset", str, "auto", "scale of the runs; auto = gpu when CUDA is available, else cpu",
-          choices=("auto", *PRESETS), affects_result=False),
-    Param("seeds", int, 0, "seeds per arm (0, 1, ...); 0 = the preset's number", minimum=0,
-          affects_result=False),
+    Param("preset", str, "auto", "scale of the runs", choices=("auto", *PRESETS), affects_result=False),
+    Param("seeds", int, 0, "seeds per arm; 0 = the preset's", minimum=0, affects_result=False),
 )
 SWEEP_BY_NAME: dict[str, Param] = {p.name: p for p in SWEEP_PARAMS}
 
 # What a notebook (and `python -m reproduce notebooks`) takes besides the sweep's and the runs'.
 NOTEBOOK_PARAMS: tuple[Param, ...] = (
-    Param("train", bool, True, "train the runs the notebook lacks; off = only read what the results folder holds "
-          "(after a grid, or the records of runs made on a GPU, read on a CPU)", affects_result=False),
+    Param("train", bool, True, "train the runs the notebook lacks; off = only read the records", affects_result=False),
 )
 NOTEBOOK_BY_NAME: dict[str, Param] = {p.name: p for p in NOTEBOOK_PARAMS}
 
 # What `python -m reproduce grid` (and `nox -s reproduce`) takes besides the sweep's and the runs'.
 GRID_PARAMS: tuple[Param, ...] = (
-    Param("only", str, "", "train only these ablations, comma-separated (e.g. lrn,dropout); empty = all"),
-    Param("workers", int, "auto", "runs trained at once: auto = per_gpu per visible GPU with CUDA, else "
-          "cores / cpu_threads on the CPU (2 one-thread runs measured fastest on 2 cores); 1 = in this process",
-          minimum=1, words=("auto",)),
-    Param("per_gpu", int, "auto", "runs at once per visible GPU: auto = by network, as many as fill it (by FLOPs "
-          "per step: several four-layer runs, one paper net)", minimum=1, words=("auto",)),
-    Param("executor", str, "local", "local = a pool of worker processes on this machine; submitit = one "
-          "submitit job per run (Slurm where srun exists, else submitit's local executor)",
-          choices=("local", "submitit")),
-    Param("time_budget", float, 0.0, "seconds: no run starts after them or when its estimate (this grid's runs, "
-          "earlier records, or its FLOPs) overruns them; running runs stop at the epoch end that would overrun; "
-          "0 = no budget", minimum=0),
+    Param("only", str, "", "ablations to train, comma-separated; empty = all"),
+    Param("workers", int, "auto", "runs trained at once; 1 = in this process", minimum=1, words=("auto",)),
+    Param("per_gpu", int, "auto", "runs at once per visible GPU", minimum=1, words=("auto",)),
+    Param("executor", str, "local", "how runs are launched", choices=("local", "submitit")),
+    Param("time_budget", float, 0.0, "seconds the grid may take; 0 = no limit", minimum=0),
     Param("dry_run", bool, False, "print the plan and stop"),
     Param("slurm_partition", str, "", "Slurm partition; empty = the cluster's default"),
     Param("gpus_per_run", int, 1, "ranks per run with --executor submitit: a job of that many tasks on one node, "
@@ -358,5 +323,14 @@ def validate(values: dict[str, Any], declared: dict[str, Param] | None = None,
 
 
 def result_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a config that decides the result: what the config hash covers."""
-    return {name: config[name] for name in BY_NAME if BY_NAME[name].affects_result}
+    """The part of a config that decides the result. A parameter added later is at its default in a
+    config written before it existed (an old record's)."""
+    return {name: config[name] if name in config or not param.added_later else param.default
+            for name, param in BY_NAME.items() if param.affects_result}
+
+
+def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What the config hash covers: the result-deciding values, less the parameters added later that
+    sit at their default (so that adding one leaves every earlier run's id as it was)."""
+    return {name: value for name, value in result_config(config).items()
+            if not (BY_NAME[name].added_later and value == BY_NAME[name].default)}

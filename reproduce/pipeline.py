@@ -17,7 +17,7 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 def notebook_names(only: str | None) -> list[str]:
     """The notebooks to run, in book order; `only` is a comma-separated subset."""
-    known = [name for name in book.NOTEBOOK_ORDER if name in plan.ablations()]
+    known = plan.ablations()
     if not only:
         return known
     wanted = [name.strip() for name in only.split(",") if name.strip()]
@@ -53,3 +53,45 @@ def run_notebooks(names: list[str], preset: str, seeds: int, overrides: dict | N
             continue
         print(f"    done in {time.perf_counter() - started:.0f} s", flush=True)
     return failures
+
+
+# ----------------------------------------------------------------------------- a new ablation's notebook
+
+STANDARD_CELLS = (  # (tags, source) of the code cells every ablation notebook runs
+    (("hide-output",), 'from reproduce import notebook\n\nstudy = notebook.start("{ablation}", globals())\nstudy.run()'),
+    ((), "study.headline()"),
+    ((), "study.figures();"),
+    ((), "study.per_seed_figures();"),
+    ((), "notebook.describe_preset(study)"),
+    (("hide-output",), "study.verdicts()"),
+    (("hide-output",), "study.plan()"),
+)
+PARAMETERS_CELL = ('preset = "auto"\nseeds = 0\nresults_dir = "results"\ndata_dir = "data"\ndevice = "auto"\n'
+                   "train = True  # off: only read the results folder (after a grid)")
+
+
+def write_notebook(ablation: str, folder: Path = EXPERIMENTS) -> Path:
+    """experiments/<ablation>.ipynb for an ablation of the registry: a title from its claims, the
+    parameters cell and the standard calls into reproduce.notebook (`python -m reproduce new-notebook`)."""
+    import nbformat
+
+    claims = plan.claims_of(ablation)
+    if not claims:
+        raise params.ParamError(f"ablation: {ablation!r} is in no claim of reproduce/claims.toml; add its claims "
+                                "there first (README: Add a claim)")
+    path = Path(folder) / f"{ablation}.ipynb"
+    if path.exists():
+        raise params.ParamError(f"ablation: {path} exists already; edit it, or delete it to write it anew")
+    ids = ", ".join(claim.id for claim in claims)
+    intro = [f"# {ablation.replace('_', ' ').capitalize()} ({ids})", ""]
+    intro += [f"**{c.id}** (section {c.section}): {c.title}.\n\n> {c.quote}\n" for c in claims]
+    intro.append(f"Decides {ids} by the rule in `reproduce/claims.toml`.")
+    cells = [nbformat.v4.new_markdown_cell("\n".join(intro)),
+             nbformat.v4.new_code_cell(PARAMETERS_CELL, metadata={"tags": ["parameters"]})]
+    cells += [nbformat.v4.new_code_cell(source.format(ablation=ablation), metadata={"tags": list(tags)})
+              for tags, source in STANDARD_CELLS]
+    notebook = nbformat.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}})
+    nbformat.write(notebook, str(path))
+    return path
+

@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from reproduce import params, results
-from reproduce.analysis import MEASURES
-from reproduce.data import CHANNELS
 
 REGISTRY_PATH = Path(__file__).with_name("claims.toml")
 KINDS = ("difference", "ratio", "within", "model", "untested")
 NAMED_ABLATIONS = ("activation", "lrn", "pooling", "dropout")  # C1, C3, C4, C10: trained right after the baseline
 REQUIREMENTS = {"colour": "needs colour images"}
-METRIC_WORDS = {
-    "final_test_top1_error": "top-1 test error after the last epoch",
-    "final_fit_error": "top-1 error on training images (centre view, no dropout) after the last epoch",
-    "final_fit_gap": "test error minus training error after the last epoch (overfitting)",
-}
+# A difference claim's metric (reproduce.claims computes each from a record; reproduce.wording says each).
+METRICS = ("final_test_top1_error", "final_fit_error", "final_fit_gap")
+# What reproduce.analysis measures of a finished run's final weights: a "within" claim's arms name two.
+MEASURES = ("centre_test_top1_error", "ten_crop_test_top1_error", "feature_neighbour_disagreement",
+            "pixel_neighbour_disagreement", "tower_colour_gap", "random_split_colour_gap")
 NOTE_KEYS = ("target_note", "threshold_note", "lr_note", "proxy_note")
 
 
@@ -132,8 +131,8 @@ def _check_claim(claim: Claim) -> None:
             params.validate(claim.conditions)
         except params.ParamError as exc:
             problems.append(f"conditions: {exc}")
-    if claim.kind == "difference" and claim.metric not in METRIC_WORDS:
-        problems.append(f"metric {claim.metric!r} is not one of {', '.join(METRIC_WORDS)}")
+    if claim.kind == "difference" and claim.metric not in METRICS:
+        problems.append(f"metric {claim.metric!r} is not one of {', '.join(METRICS)}")
     if claim.kind == "within" and any(arm.measure not in MEASURES for arm in claim.arms):
         problems.append(f"each arm needs a measure, one of {', '.join(MEASURES)}")
     if claim.requires is not None and claim.requires not in REQUIREMENTS:
@@ -168,8 +167,15 @@ def varied_names(claim: Claim) -> set[str]:
 
 def compared_anywhere(registry: dict[str, Claim] | None = None) -> set[str]:
     """The parameters some claim varies: a record differing only in these is another claim's run."""
-    registry = registry or load_registry()
+    if registry is None:
+        return set(_compared_in(REGISTRY_PATH, REGISTRY_PATH.stat().st_mtime_ns))
     return {name for claim in registry.values() if claim.trains for name in varied_names(claim)}
+
+
+@lru_cache(maxsize=4)
+def _compared_in(path: Path, modified: int) -> frozenset[str]:
+    """compared_anywhere of the registry file as last modified (read once per version of the file)."""
+    return frozenset(compared_anywhere(load_registry(path)))
 
 
 def arm_config(claim: Claim, arm: Arm, preset: str, seed: int,
@@ -203,7 +209,7 @@ def untestable_reason(claim: Claim, preset: str, overrides: dict[str, Any] | Non
     if claim.requires != "colour" or not claim.trains:
         return None
     dataset = params.resolve(overrides or {}, preset=preset, network=claim.network)["dataset"]
-    if CHANNELS[dataset] == 3:
+    if params.DATASETS[dataset] == 3:
         return None
     return (f"{REQUIREMENTS[claim.requires]}: {dataset} is greyscale; the {claim.ablation} notebook runs it "
             "with dataset cifar10 or on the paper preset's ImageNet folder")
@@ -230,6 +236,7 @@ class PlannedRun:
     ablations: tuple[str, ...]
     analyse: bool  # a "within" claim measures its final weights (reproduce.analysis)
     priority: tuple[int, int, int]
+    settings: str = ""  # what tells it apart from its preset's network (describe_run)
 
     @property
     def run_id(self) -> str:
@@ -273,7 +280,9 @@ def grid_plan(preset: str, seeds: int, only: str | list[str] | None = None,
             found[run_id]["ablations"].append(claim.ablation)
             found[run_id]["analyse"] |= claim.kind == "within"
     runs = [PlannedRun(e["config"], e["network"], tuple(dict.fromkeys(e["claims"])),
-                       tuple(dict.fromkeys(e["ablations"])), e["analyse"], e["priority"]) for e in found.values()]
+                       tuple(dict.fromkeys(e["ablations"])), e["analyse"], e["priority"],
+                       describe_run(e["config"], params.resolve(overrides, preset=preset, network=e["network"])))
+            for e in found.values()]
     return first + sorted(runs, key=lambda run: run.priority)
 
 
@@ -291,7 +300,7 @@ def _run_ids(claim: Claim, preset: str, seeds: int, overrides: dict[str, Any] | 
 def d2l_run(preset: str, overrides: dict[str, Any] | None = None) -> PlannedRun:
     """The seeds' d2l recipe at this preset: one run (seed 0), before the baseline."""
     config = params.resolve({**(overrides or {}), "seed": 0}, preset=preset, network=params.D2L_NETWORK)
-    return PlannedRun(config, params.D2L_NETWORK, (), (), False, (-1, 0, 0))
+    return PlannedRun(config, params.D2L_NETWORK, (), (), False, (-1, 0, 0), describe_run(config, config))
 
 
 def _tier(claim: Claim, config: dict[str, Any], preset: str, overrides: dict[str, Any] | None) -> int:
@@ -301,28 +310,13 @@ def _tier(claim: Claim, config: dict[str, Any], preset: str, overrides: dict[str
     return 1 if claim.ablation in NAMED_ABLATIONS else 2
 
 
-def describe_run(config: dict[str, Any]) -> str:
-    """The settings that tell a run apart from the defaults, for progress lines."""
-    base = params.defaults()
-    shown = ("model", "activation", "lrn", "pooling", "dropout", "groups", "kernels", "remove_conv", "lr", "augment",
-             "weight_decay", "lighting", "seed")
-    return " ".join(f"{k}={params.show_value(config[k])}" for k in shown if k == "seed" or config[k] != base[k]
-                    or k == "model")
-
-
-MODEL_WORDS = {"alexnet": "AlexNet at 227 px", "alexnet-small": "AlexNet at 32 px", "cifar-18pct": "four-layer net"}
-
-
-def tested_on(preset: str, network: str, dataset: bool = True) -> str:
-    """What a claim's runs of this preset train, in a few words derived from the preset's config."""
-    config = params.resolve({}, preset=preset, network=network)
-    width = config["width"]
-    net = MODEL_WORDS.get(config["model"], config["model"])
-    if config["groups"] == 2:
-        net = f"two-tower {net}"
-    if width != 1:
-        net = (f"1/{round(1 / width)}-width " if (1 / width).is_integer() else f"{width:g}x-width ") + net
-    images = f"{config['train_limit']:,} images" if config["train_limit"] else "all training images"
-    epochs = f"{config['epochs']} epoch{'s' if config['epochs'] > 1 else ''}"
-    data = f"{config['dataset']}, " if dataset else ""
-    return f"{preset}: {net}, {data}{images}, {epochs}"
+def describe_run(config: dict[str, Any], baseline: dict[str, Any] | None = None, seed: bool = True) -> str:
+    """The settings that tell a run apart, for progress lines, tables and the run pages: its model, then
+    each parameter some claim compares (compared_anywhere, so a new claim's switch is named without a
+    list to update) where the run differs from `baseline` (the preset's network; the paper's defaults
+    when not given), then its seed."""
+    baseline = baseline or params.defaults()
+    compared = compared_anywhere()
+    shown = [name for name in params.BY_NAME if name in compared and config[name] != baseline[name]]
+    words = [f"model={config['model']}"] + [f"{name}={params.show_value(config[name])}" for name in shown]
+    return " ".join(words + ([f"seed={config['seed']}"] if seed else []))

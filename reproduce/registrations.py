@@ -9,13 +9,13 @@ The working tree's registry, if it differs from the last commit, is the last ver
 
 from __future__ import annotations
 
-import subprocess
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from reproduce.git import git_lines, git_text
 from reproduce.plan import REGISTRY_PATH
 
 # What decides a verdict; a change of anything else (title, quote, notes) is not a new rule.
@@ -28,10 +28,6 @@ class Version:
     commit: str  # full hash, or "working tree"
     date: str  # ISO 8601, the commit's
     entry: dict[str, Any]  # the claim's whole registry entry at that commit
-
-    @property
-    def rule(self) -> dict[str, Any]:
-        return rule_of(self.entry)
 
 
 def rule_of(entry: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +50,7 @@ def first_records_date(registry: Path = REGISTRY_PATH) -> str | None:
     """When run records were first committed beside this registry: rules changed later were changed
     with results on the table."""
     root = Path(registry).resolve().parent.parent
-    dates = _git(root, "log", "--reverse", "--diff-filter=A", "--format=%cI", "--", "results/runs")
+    dates = git_lines(root, "log", "--reverse", "--diff-filter=A", "--format=%cI", "--", "results/runs")
     return dates[0] if dates else None
 
 
@@ -65,9 +61,9 @@ def _history(registry: str) -> list[dict[str, dict[str, Any]]]:
     root = path.parent.parent
     relative = str(path.relative_to(root))
     history = []
-    for line in _git(root, "log", "--reverse", "--format=%H %cI", "--", relative):
+    for line in git_lines(root, "log", "--reverse", "--format=%H %cI", "--", relative):
         commit, date = line.split(" ", 1)
-        text = _git_text(root, "show", f"{commit}:{relative}")
+        text = git_text(root, "show", f"{commit}:{relative}")
         if text is not None:
             history.append(_entries(text, commit, date))
     if history:  # a registry edited but not committed yet is the newest version
@@ -82,16 +78,3 @@ def _entries(text: str, commit: str, date: str) -> dict[str, dict[str, Any]]:
         return {}
     return {claim_id: {"commit": commit, "date": date, "entry": entry} for claim_id, entry in raw.items()
             if isinstance(entry, dict)}
-
-
-def _git(root: Path, *args: str) -> list[str]:
-    text = _git_text(root, *args)
-    return [line for line in (text or "").splitlines() if line.strip()]
-
-
-def _git_text(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None

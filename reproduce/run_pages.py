@@ -8,14 +8,13 @@ to download. The claims page links each run id to its entry here.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 
-from reproduce import plan, results
+from reproduce import params, plan, results
 
 RUNS = "runs"  # the run pages' folder under the book's generated pages
 RECORDS = "records"  # the records, copied beside the run pages for download
@@ -47,7 +46,8 @@ def write(results_dir: str | Path, groups: list[Any], folder: Path) -> list[str]
             name = page_name(outcome.claim.id, group.preset)
             for record in records:
                 shutil.copyfile(_record_path(results_dir, record["run_id"]), folder / RECORDS / f"{record['run_id']}.json")
-            _curves(outcome.claim, records).savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
+            _curves(outcome.claim, group.preset, records).savefig(folder / f"{name}.png", dpi=100,
+                                                                 bbox_inches="tight")
             plt.close("all")
             (folder / f"{name}.md").write_text(_page(outcome, group.preset, records, name))
             names.append(name)
@@ -90,15 +90,16 @@ def _page(outcome: Any, preset: str, records: list[dict[str, Any]], name: str) -
              "Every run of this claim: " + ("training error by iteration (the log window's mean)."
                                              if claim.kind == "ratio" else "top-1 test error by epoch."), "```", ""]
     for record in records:
-        lines += _entry(claim.id, preset, record)
+        lines += _entry(claim, preset, record)
     return "\n".join(lines)
 
 
-def _entry(claim_id: str, preset: str, record: dict[str, Any]) -> list[str]:
+def _entry(claim: Any, preset: str, record: dict[str, Any]) -> list[str]:
+    claim_id = claim.id
     config, code, last = record.get("config", {}), record.get("code", {}), (record.get("epochs") or [{}])[-1]
     versions = record.get("versions", {})
     world = record.get("world", {"size": 1})
-    settings = _varies(config) if config else ""
+    settings = _varies(config, claim, preset) if config else ""
     return [f"({label(claim_id, preset, record['run_id'])})=", f"## {settings}, seed {config.get('seed')}", "",
             f"- **run:** `{record['run_id']}`",
             f"- **status:** {record.get('status')}; {len(record.get('epochs', []))} epochs, "
@@ -116,11 +117,11 @@ def _entry(claim_id: str, preset: str, record: dict[str, Any]) -> list[str]:
             f"- **record:** {{download}}`{record['run_id']}.json <{RECORDS}/{record['run_id']}.json>`", ""]
 
 
-def _curves(claim: Any, records: list[dict[str, Any]]) -> plt.Figure:
+def _curves(claim: Any, preset: str, records: list[dict[str, Any]]) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(10, 3.8))
     colours: dict[str, str] = {}
     for record in records:
-        tag = _varies(record.get("config", {})) or "baseline"
+        tag = _varies(record.get("config", {}), claim, preset)
         colour = colours.setdefault(tag, f"C{len(colours) % 10}")  # one colour per arm, every seed in it
         if claim.kind == "ratio":
             points = record.get("iterations", [])
@@ -138,6 +139,9 @@ def _curves(claim: Any, records: list[dict[str, Any]]) -> plt.Figure:
     return fig
 
 
-def _varies(config: dict[str, Any]) -> str:
-    """What tells the run apart from the defaults, without its seed (shown on its own)."""
-    return re.sub(r" ?seed=\d+", "", plan.describe_run(config)).strip()
+def _varies(config: dict[str, Any], claim: Any, preset: str) -> str:
+    """What tells the run apart from its preset's network (plan.describe_run), without its seed (shown on
+    its own): the arms of every claim differ in what the registry compares."""
+    config = {**params.defaults(), **config}  # a record made before a parameter existed: its default
+    baseline = params.resolve({}, preset=preset, network=claim.network)
+    return plan.describe_run(config, baseline, seed=False)

@@ -17,19 +17,20 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import shutil
-import sys
 import tempfile
-from contextlib import ExitStack, contextmanager
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import torch
 
-from reproduce import distributed, results, train
+from reproduce import analysis, distributed, locks, results, train
+from reproduce.plan import PlannedRun
 
 
 class ResultsUnwritable(Exception):
@@ -43,9 +44,12 @@ class CheckpointUnreadable(Exception):
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
 
 
-def run(config: dict[str, Any], deadline: float | None = None) -> tuple[dict[str, Any], bool]:
+def run(config: dict[str, Any], deadline: float | None = None,
+        finish: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, Any], bool]:
     """(record, trained): train the run `config` describes, or reuse its record. With a deadline
     (time.time() seconds) the run may stop early at an epoch end: its record then says "running".
+    `finish(record)` runs on rank 0 while the run's lock is still held (a grid measures the final
+    weights and deletes the checkpoint there, so that no other process reads them meanwhile).
 
     Under torchrun every rank calls this: rank 0 takes the lock and decides (reuse, or train from
     what is there), every rank learns the decision, and a refusal on rank 0 stops every rank with
@@ -64,16 +68,21 @@ def run(config: dict[str, Any], deadline: float | None = None) -> tuple[dict[str
         kind, payload = world.share(decision)
         if kind == "raise":
             raise payload
-        if kind == "reuse":
-            return payload, False
-        try:
-            return train.run(config, deadline, world), True
-        except OSError as error:
-            if error.errno in WRITE_ERRORS and _inside(error.filename, results_dir):
-                raise ResultsUnwritable(
-                    f"results: cannot write {error.filename}: {error.strerror}. The last whole-epoch "
-                    f"checkpoint is kept; free space (or fix permissions) and rerun to resume.") from None
-            raise
+        record, trained = (payload, False) if kind == "reuse" else (_train(config, deadline, world), True)
+        if finish is not None and world.leader:
+            finish(record)
+        return record, trained
+
+
+def _train(config: dict[str, Any], deadline: float | None, world: distributed.World) -> dict[str, Any]:
+    try:
+        return train.run(config, deadline, world)
+    except OSError as error:
+        if error.errno in WRITE_ERRORS and _inside(error.filename, Path(config["results_dir"])):
+            raise ResultsUnwritable(
+                f"results: cannot write {error.filename}: {error.strerror}. The last whole-epoch "
+                f"checkpoint is kept; free space (or fix permissions) and rerun to resume.") from None
+        raise
 
 
 def _decide(results_dir: Path, config: dict[str, Any]) -> tuple[str, Any]:
@@ -97,34 +106,19 @@ def check_writable(results_dir: Path) -> None:
                                 "choose another with --results-dir") from None
 
 
-@contextmanager
-def run_lock(results_dir: Path, run_id: str) -> Iterator[None]:
-    """Hold the run's lock; its file names the holder's pid, so that people (and tests) can find it."""
-    locks = Path(results_dir) / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{run_id}.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"{run_id}: another process (pid {lock_holder(results_dir, run_id)}) is training this run; "
-                  "waiting for it", file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def run_lock(results_dir: Path, run_id: str):
+    """Hold the run's lock (reproduce.locks): its file names the holder's pid, so that people (and tests)
+    can find it."""
+    return locks.held(lock_path(results_dir, run_id), f"{run_id}: another process is training this run")
+
+
+def lock_path(results_dir: str | Path, run_id: str) -> Path:
+    return Path(results_dir) / "locks" / f"{run_id}.lock"
 
 
 def lock_holder(results_dir: str | Path, run_id: str) -> int | None:
     """The pid that last took the run's lock (it may have finished since)."""
-    try:
-        return int((Path(results_dir) / "locks" / f"{run_id}.lock").read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return locks.holder(lock_path(results_dir, run_id))
 
 
 def set_aside(results_dir: Path, config: dict[str, Any]) -> Path:
@@ -159,3 +153,80 @@ def _inside(filename: str | None, folder: Path) -> bool:
     if not filename:
         return False
     return Path(os.path.abspath(filename)).is_relative_to(Path(os.path.abspath(folder)))
+
+
+# ----------------------------------------------------------------------------- one planned run, in a grid
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one planned run came to in a grid: the state it was left in (results.RUN_STATES), what the
+    grid did with it (ACTIONS), the seconds that took, and a line saying more."""
+    run_id: str
+    state: str
+    action: str
+    seconds: float
+    detail: str
+    settings: str
+
+
+ACTIONS = ("trained", "reused", "not started")
+
+
+def train_planned(planned: PlannedRun, deadline: float | None, estimate: float | None = None) -> RunResult:
+    """Train (or reuse) one planned run, measure its final weights when a claim needs that, then delete
+    its checkpoint. Whatever happens is returned, never raised: the grid goes on with the other runs.
+    `estimate` (submitit's jobs, which start when Slurm says): not started when the deadline has passed
+    or the estimate overruns it."""
+    started = time.perf_counter()
+    config = planned.config
+    late = deadline is not None and (time.time() >= deadline or time.time() + (estimate or 0.0) > deadline)
+    found = results.run_state(config["results_dir"], config)
+    if late and not found.done:
+        left = max(0.0, deadline - time.time())
+        return RunResult(planned.run_id, found.state, "not started", 0.0,
+                         f"needs about {estimate or 0:.0f} s, {left:.0f} s left", planned.settings)
+    missing: list[str] = []
+
+    def finish(record: dict[str, Any]) -> None:  # under the run's lock, on rank 0 alone
+        if record["status"] not in ("complete", "diverged"):
+            return
+        why = _measure(planned) if record["status"] == "complete" else None
+        if why:
+            missing.append(why)
+        else:
+            drop_checkpoint(config)
+
+    try:
+        record, trained = run(config, deadline, finish)
+    except Exception as exc:  # noqa: BLE001 - reported by the grid, which goes on
+        return RunResult(planned.run_id, "failed", "trained", time.perf_counter() - started,
+                         f"{type(exc).__name__}: {exc}", planned.settings)
+    state, detail = ("unmeasured", missing[0]) if missing else (_state(record), _detail(record))
+    return RunResult(planned.run_id, state, "trained" if trained else "reused", time.perf_counter() - started,
+                     detail, planned.settings)
+
+
+def _measure(planned: PlannedRun) -> str | None:
+    """Measure the run's final weights where a claim needs them; why that cannot be done, or None.
+    A run killed between its record and this step is measured by the next grid from its checkpoint;
+    where the checkpoint is gone (a run trained on a lent GPU), it is reported, not failed."""
+    if not planned.analyse:
+        return None
+    try:
+        analysis.ensure(planned.config)
+    except analysis.AnalysisUnavailable as exc:
+        return f"its final weights cannot be measured: {exc}"
+    return None
+
+
+def _state(record: dict[str, Any]) -> str:
+    return "running" if record["status"] == "running" else record["status"]
+
+
+def _detail(record: dict[str, Any]) -> str:
+    if record["status"] == "running":
+        return f"stopped at the deadline after epoch {len(record['epochs'])} of {record['config']['epochs']}, " \
+               "checkpointed"
+    if record["status"] != "complete":
+        return f"{record.get('error')}"
+    return f"test top-1 error {record['epochs'][-1]['test_top1_error']:.4f}"

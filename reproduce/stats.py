@@ -38,9 +38,6 @@ class Interval:
     sd: float = math.nan
     log_scale: bool = False
 
-    def excludes(self, value: float) -> bool:
-        return self.low > value or self.high < value
-
 
 def t_quantile(df: int, probability: float = 0.5 + CONFIDENCE / 2) -> float:
     """Student t's quantile (two-sided 95% by default)."""

@@ -35,7 +35,7 @@ import submitit
 from submitit.core.utils import FailedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from reproduce import grid, params, plan, results
+from reproduce import params, plan, results, runner
 
 MAX_TIMEOUTS = 1000
 POLL_S = 1.0
@@ -67,12 +67,12 @@ REFUSALS = (
 class RunJob(submitit.helpers.Checkpointable):
     """One planned run as a submitit job."""
 
-    def __call__(self, run: plan.PlannedRun, deadline: float | None, estimate: float | None) -> grid.RunResult:
+    def __call__(self, run: plan.PlannedRun, deadline: float | None, estimate: float | None) -> runner.RunResult:
         if submitit.JobEnvironment().num_tasks > 1:
             # Several tasks train this run together: each learns its rank from the job's environment,
             # as torchrun's ranks do from torchrun's (they all see the node's GPUs: rank r takes GPU r).
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-        return grid.train_planned(run, deadline, estimate)
+        return runner.train_planned(run, deadline, estimate)
 
     def checkpoint(self, run: plan.PlannedRun, deadline: float | None,
                    estimate: float | None) -> submitit.helpers.DelayedSubmission:
@@ -228,7 +228,7 @@ def make_executor(options: dict[str, Any], results_dir: str | Path, cluster: str
 
 
 def run_jobs(runs: list[plan.PlannedRun], options: dict[str, Any], deadline: float | None,
-             estimates: dict[str, float | None], results_dir: str | Path, finished: Callable[[grid.RunResult], None],
+             estimates: dict[str, float | None], results_dir: str | Path, finished: Callable[[runner.RunResult], None],
              say: Callable[[str], None], local_limit: int, gpus_here: int = 0, cluster: str | None = None) -> None:
     """Submit every run and report each as its job ends."""
     executor = make_executor(options, results_dir, cluster, gpus_here, runs[0].config)
@@ -258,7 +258,7 @@ def run_jobs(runs: list[plan.PlannedRun], options: dict[str, Any], deadline: flo
             time.sleep(POLL_S)
 
 
-def _reuse_here(runs: list[plan.PlannedRun], finished: Callable[[grid.RunResult], None]) -> list[plan.PlannedRun]:
+def _reuse_here(runs: list[plan.PlannedRun], finished: Callable[[runner.RunResult], None]) -> list[plan.PlannedRun]:
     """Report the runs already done from this process (the runner reuses them in a moment) rather than queue
     a job for each, which could wait hours on a busy cluster to say so. Not a run whose final weights are
     measured: if its measures are missing, a job takes them, not the machine the grid runs on. Returns the
@@ -266,7 +266,7 @@ def _reuse_here(runs: list[plan.PlannedRun], finished: Callable[[grid.RunResult]
     left = []
     for run in runs:
         if not run.analyse and results.run_state(run.config["results_dir"], run.config).done:
-            finished(grid.train_planned(run, None, None))
+            finished(runner.train_planned(run, None, None))
         else:
             left.append(run)
     return left
@@ -325,7 +325,7 @@ def watch_with_squeue(jobs: list[Any]) -> None:
             one.watcher = watcher
 
 
-def _collect(jobs: list[tuple[plan.PlannedRun, Any]], finished: Callable[[grid.RunResult], None],
+def _collect(jobs: list[tuple[plan.PlannedRun, Any]], finished: Callable[[runner.RunResult], None],
              wait: bool = True) -> list[tuple[plan.PlannedRun, Any]]:
     """Report the jobs that are done; with `wait`, until all are. Returns those still running."""
     while True:
@@ -341,9 +341,9 @@ def _collect(jobs: list[tuple[plan.PlannedRun, Any]], finished: Callable[[grid.R
         time.sleep(POLL_S)
 
 
-def _result(run: plan.PlannedRun, job: Any) -> grid.RunResult:
+def _result(run: plan.PlannedRun, job: Any) -> runner.RunResult:
     try:
         return job.task(0).result()  # with several tasks (ranks of one run), rank 0's account of it
     except Exception as exc:  # noqa: BLE001 - a job that died (killed, node failure): reported, the grid goes on
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        return grid.RunResult(run.run_id, "failed", 0.0, f"job {job.job_id}: {last}", plan.describe_run(run.config))
+        return runner.RunResult(run.run_id, "failed", "trained", 0.0, f"job {job.job_id}: {last}", run.settings)

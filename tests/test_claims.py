@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import architecture, claims, params, plan, results, stats
+from reproduce import architecture, book, claims, params, plan, results, stats, wording
 
 CLAIMS_MD = Path(__file__).resolve().parents[2] / "shared" / "paper" / "claims.md"
 REGISTRY = plan.load_registry()
@@ -36,11 +36,11 @@ def test_every_claim_of_the_paper_is_in_the_registry():
     assert listed <= set(REGISTRY)
 
 
-def test_every_ablation_and_the_architecture_have_notebooks():
-    assert plan.ablations() == ["activation", "towers", "lrn", "pooling", "architecture", "augmentation",
-                                  "features", "lighting", "dropout", "weight_decay", "bias_init", "depth"]
-    for name in plan.ablations():
-        assert (Path(__file__).resolve().parents[1] / "experiments" / f"{name}.ipynb").exists()
+def test_every_ablation_of_the_registry_has_a_notebook_and_every_notebook_an_ablation():
+    """The book shows the notebooks in the registry's order (plan.ablations): none can be left out."""
+    found = {path.stem for path in (Path(__file__).resolve().parents[1] / "experiments").glob("*.ipynb")}
+    assert found == set(plan.ablations())
+    assert book.executed_notebooks.__doc__ and "registry" in book.executed_notebooks.__doc__
 
 
 def test_untested_claims_give_a_reason():
@@ -73,8 +73,8 @@ def test_a_lower_bound_can_reproduce_but_never_rule_out_or_shrink():
 
 
 def test_rule_text_states_the_numbers_decide_uses():
-    assert "0.5 points" in claims.rule_text(REGISTRY["C3"])
-    assert "2x" in claims.rule_text(REGISTRY["C1"]) and "25%" in claims.rule_text(REGISTRY["C1"])
+    assert "0.5 points" in wording.rule_text(REGISTRY["C3"])
+    assert "2x" in wording.rule_text(REGISTRY["C1"]) and "25%" in wording.rule_text(REGISTRY["C1"])
 
 
 def test_arms_and_seeds_cannot_be_overridden():
@@ -128,11 +128,11 @@ def test_overfitting_is_test_minus_fit_error(tmp_path):
 
 def test_missing_failed_and_stale_runs_give_no_verdict(tmp_path):
     claim = REGISTRY["C4"]
-    assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "not run"
+    assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "missing"
     runs = plan.planned_runs(claim, "smoke", 2)
     first = runs[claim.paper_arm.name][0]
     fake_run(tmp_path, first, 0.2)
-    assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "incomplete"
+    assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "missing"
     fake_run(tmp_path, runs[claim.other_arm.name][1], 0.2, status="failed")
     assert claims.evaluate(claim, "smoke", 2, tmp_path).verdict == "failed"
 
@@ -181,14 +181,14 @@ def test_each_arm_of_an_lr_sweep_is_judged_at_its_own_best_lr(tmp_path):
     assert outcome.interval.estimate == pytest.approx(4.0) and not outcome.censored
     assert "tanh, lr 0.08: at the grid's edge" in outcome.summary
     assert "never reached the target (counted at their last iteration): ReLU, lr 0.08 in 3 of 3 seeds" in outcome.summary
-    assert len(outcome.run_ids) == 36 and "best lr of the sweep" in claims.rule_text(claim)
+    assert len(outcome.run_ids) == 36 and "best lr of the sweep" in wording.rule_text(claim)
 
 
 def test_every_trained_claim_says_whether_its_lrs_were_tuned():
-    assert claims.lr_fairness(REGISTRY["C1"], "cpu").startswith("tuned")
-    assert claims.lr_fairness(REGISTRY["C3"], "cpu") == (
+    assert wording.lr_fairness(REGISTRY["C1"], "cpu").tuned is True
+    assert wording.lr_fairness(REGISTRY["C3"], "cpu").text == (
         "not tuned: both arms at lr 0.01 (the paper tuned lr per net only for Figure 1)")
-    assert claims.lr_fairness(REGISTRY["C5"], "cpu") == ""
+    assert wording.lr_fairness(REGISTRY["C5"], "cpu") == wording.LrFairness(None, "")
 
 
 def test_a_colour_claim_is_not_tested_on_greyscale_data_and_runs_on_colour():
@@ -198,14 +198,14 @@ def test_a_colour_claim_is_not_tested_on_greyscale_data_and_runs_on_colour():
     assert plan.planned_runs(claim, "cpu", 3) == {}
     on_cifar = plan.planned_runs(claim, "cpu", 2, {"dataset": "cifar10"})
     assert {c["lighting"] for by_seed in on_cifar.values() for c in by_seed.values()} == {"on", "off"}
-    assert claims.evaluate(claim, "paper", 1).verdict == "not run"  # the ImageNet folder has colour
+    assert claims.evaluate(claim, "paper", 1).verdict == "missing"  # the ImageNet folder has colour
 
 
 def test_another_claims_arm_is_not_taken_for_a_changed_default(tmp_path):
     towers = REGISTRY["C2"]
     half = plan.planned_runs(towers, "smoke", 1)[towers.other_arm.name][0]
     fake_run(tmp_path, half, 0.2)
-    assert claims.evaluate(REGISTRY["C3"], "smoke", 1, tmp_path).verdict == "not run"
+    assert claims.evaluate(REGISTRY["C3"], "smoke", 1, tmp_path).verdict == "missing"
 
 
 def write_analysed_runs(results_dir, claim, measures_by_seed, seeds=3):
@@ -225,7 +225,7 @@ def write_analysed_runs(results_dir, claim, measures_by_seed, seeds=3):
 
 def test_a_within_claim_compares_two_measures_of_the_same_runs(tmp_path):
     claim = REGISTRY["C8"]
-    assert claims.evaluate(claim, "smoke", 3, tmp_path).verdict == "not run"
+    assert claims.evaluate(claim, "smoke", 3, tmp_path).verdict == "missing"
     write_analysed_runs(tmp_path, claim, lambda s: {"centre_test_top1_error": 0.30 + 0.01 * s,
                                                     "ten_crop_test_top1_error": 0.28 + 0.01 * s - 0.001 * s})
     outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
@@ -233,14 +233,14 @@ def test_a_within_claim_compares_two_measures_of_the_same_runs(tmp_path):
     assert len(outcome.run_ids) == 3 and outcome.seeds_needed is not None
 
 
-def test_a_within_claim_without_a_current_analysis_is_incomplete(tmp_path):
+def test_a_within_claim_without_a_current_analysis_is_unmeasured(tmp_path):
     claim = REGISTRY["C17"]
     write_analysed_runs(tmp_path, claim, lambda s: {"feature_neighbour_disagreement": 0.1,
                                                     "pixel_neighbour_disagreement": 0.2})
     for path in (tmp_path / "analysis").glob("*.json"):
         path.write_text(path.read_text().replace('"weights-0"', '"other-weights"'))
     outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
-    assert outcome.verdict == "incomplete" and "no current analysis" in outcome.summary
+    assert outcome.verdict == "unmeasured" and "no current analysis" in outcome.summary
 
 
 def test_a_slow_arm_that_never_reaches_the_target_is_a_lower_bound(tmp_path):
@@ -256,7 +256,7 @@ def test_a_slow_arm_that_never_reaches_the_target_is_a_lower_bound(tmp_path):
 
 
 def test_architecture_claims_come_from_the_saved_table(tmp_path):
-    assert claims.evaluate(REGISTRY["C5"], "smoke", 1, tmp_path).verdict == "not run"
+    assert claims.evaluate(REGISTRY["C5"], "smoke", 1, tmp_path).verdict == "missing"
     summary = architecture.save(tmp_path)
     assert summary["parameters"] == 60_965_224 and summary["neurons"] == 659_272
     assert claims.evaluate(REGISTRY["C5"], "smoke", 1, tmp_path).verdict == "reproduced"
@@ -290,3 +290,24 @@ def test_a_diverged_run_makes_the_claim_inconclusive_and_is_named(tmp_path):
     outcome = claims.evaluate(claim, "smoke", 2, tmp_path)
     assert outcome.verdict == "inconclusive"
     assert "no LRN, seed 1: diverged (training loss became nan" in outcome.summary
+
+
+def test_every_metric_and_measure_the_schema_allows_is_computed_and_worded():
+    assert set(claims.METRICS) == set(plan.METRICS) == set(wording.METRIC_WORDS)
+    assert set(plan.MEASURES) == set(wording.MEASURE_WORDS)
+    assert set(params.MODELS) == set(wording.MODEL_WORDS) | {"cifar-11pct"}  # no preset trains cifar-11pct
+
+
+def test_the_settings_that_name_a_run_come_from_what_the_registry_compares(tmp_path):
+    """Every claim's arms get different names (C12's two arms differ only in bias_init, which a hand-made
+    list once left out), and a switch a new claim compares is named without a list to update."""
+    for claim in REGISTRY.values():
+        planned = plan.planned_runs(claim, "cpu", 1) if claim.kind in ("difference", "ratio") else {}
+        baseline = params.resolve({}, preset="cpu", network=claim.network) if planned else None
+        names = {plan.describe_run(by_seed[0], baseline, seed=False) for by_seed in planned.values()}
+        assert len(names) == len(planned), claim.id
+    c12 = {plan.describe_run(by_seed[0], params.resolve({}, preset="cpu"), seed=False)
+           for by_seed in plan.planned_runs(REGISTRY["C12"], "cpu", 1).values()}
+    assert c12 == {"model=alexnet-small", "model=alexnet-small bias_init=paper"}
+    compared = plan.compared_anywhere()
+    assert {"bias_init", "lrn", "remove_conv", "lr"} <= compared and "epochs" not in compared

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
-import pickle
 import tarfile
 from pathlib import Path
 

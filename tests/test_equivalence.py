@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import equivalence, results
+from reproduce import equivalence
 
 ROOT = Path(__file__).resolve().parents[1]
 DECLARED = equivalence.load_declarations()

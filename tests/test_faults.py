@@ -137,7 +137,7 @@ def test_a_killed_grid_worker_is_replaced_and_its_run_resumes_to_the_same_weight
     os.kill(runner.lock_holder(results_dir, run_id), signal.SIGKILL)  # the worker training that run
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
-    assert "a worker died" in out and "grid: 2 runs: 2 trained" in out
+    assert "a worker died" in out and "grid: 2 runs: 2 complete (2 trained)" in out
     record = results.read_record(results_dir / "runs" / f"{run_id}.json")
     assert record["status"] == "complete" and record.get("resumed_at_epoch", 0) >= 1
     train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "straight", epochs=25))
@@ -152,19 +152,20 @@ def test_a_run_killed_before_its_analysis_is_measured_by_the_next_grid_or_report
     runner.run(baseline.config)  # what a grid killed after the record, before the analysis, leaves behind
     assert analysis.load(tmp_path, results.read_record(results.record_path(tmp_path, baseline.config))) is None
     summary = train_ablation("features", "smoke", 1, overrides)
-    assert summary.count() == {"reused": 1} and summary.exit_code == 0
+    assert summary.count() == {"complete": 1} and summary.actions() == {"reused": 1} and summary.exit_code == 0
     assert (tmp_path / "analysis" / f"{baseline.run_id}.json").exists()
     assert not results.checkpoint_path(tmp_path, baseline.config).exists()  # measured: deleted
     (tmp_path / "analysis" / f"{baseline.run_id}.json").unlink()  # as if the record came home from a lent GPU
     summary = train_ablation("features", "smoke", 1, overrides)
-    assert summary.count() == {"analysis missing": 1} and summary.exit_code == 0
+    assert summary.count() == {"unmeasured": 1} and summary.exit_code == 0
     assert "is missing" in summary.results[0].detail
 
 
 @covers("grid-past-deadline")
 def test_a_grid_past_its_deadline_starts_nothing(tiny_fashion, tmp_path):
     summary = train_ablation("lrn", "smoke", 2, smoke_overrides(tiny_fashion, tmp_path), time_budget=1e-6)
-    assert summary.count() == {"deferred": 4} and summary.exit_code == grid.EXIT_STOPPED
+    assert summary.count() == {"missing": 4} and summary.actions() == {"not started": 4}
+    assert summary.exit_code == grid.EXIT_STOPPED
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*.json"))
 
 
@@ -177,7 +178,7 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_to_the_same_weights(ti
     wait_for(lambda: results.checkpoint_path(tmp_path / "jobs", run.config).exists())
     # What Slurm sends the job's processes before it preempts the job or its time runs out.
     os.kill(runner.lock_holder(tmp_path / "jobs", run.run_id), signal.SIGUSR2)
-    assert job.result().status == "trained"
+    assert (job.result().state, job.result().action) == ("complete", "trained")
     assert "this job is preempted" in job.stderr() and "Requeued job" in job.stdout()
     record = results.read_record(results.record_path(tmp_path / "jobs", run.config))
     assert record["status"] == "complete" and record.get("resumed_at_epoch", 0) >= 1
@@ -195,7 +196,7 @@ def test_two_grids_on_one_results_folder_train_each_run_once(tiny_fashion, tmp_p
     outputs = [process.communicate(timeout=300) for process in both]
     assert [process.returncode for process in both] == [0, 0], "\n---\n".join(err[-1500:] for _, err in outputs)
     said = "".join(out for out, _ in outputs)
-    assert said.count("] trained: ") == 2 and said.count("] reused: ") == 2
+    assert said.count("] complete (trained") == 2 and said.count("] complete (reused)") == 2
     assert len(list((tmp_path / "runs").glob("*.json"))) == 2
 
 
@@ -376,7 +377,7 @@ def test_diverged_runs_are_recorded_the_grid_goes_on_and_the_claim_names_them(ti
     overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False, "lr": 9.9,
                  "input_scale": "raw", "batch_size": 16, "log_every": 1}
     assert train_ablation("lrn", "smoke", 1, overrides).count() == {"diverged": 2}
-    assert train_ablation("lrn", "smoke", 1, overrides).count() == {"reused": 2}  # a result: not retrained
+    assert train_ablation("lrn", "smoke", 1, overrides).actions() == {"reused": 2}  # a result: not retrained
     outcome = claims.evaluate(plan.load_registry()["C3"], "smoke", 1, tmp_path, overrides)
     assert outcome.verdict == "inconclusive" and "diverged" in outcome.summary
 
@@ -390,7 +391,7 @@ def test_other_training_code_makes_claims_stale_and_only_those_runs_retrain(tiny
     monkeypatch.setattr(results, "training_digest", lambda: "0" * 64)  # as after an edit of train.py
     claim = plan.load_registry()["C3"]
     assert claims.evaluate(claim, "smoke", 1, tmp_path, overrides).verdict == "stale"
-    assert train_ablation("lrn", "smoke", 1, overrides).count() == {"trained": 2}
+    assert train_ablation("lrn", "smoke", 1, overrides).actions() == {"trained": 2}
     assert len(list((tmp_path / "stale").glob("*/*.json"))) == 2
     assert claims.evaluate(claim, "smoke", 1, tmp_path, overrides).verdict != "stale"
 
@@ -410,7 +411,7 @@ def test_a_changed_default_makes_its_claims_stale_and_retrains_only_changed_runs
     assert c1.verdict == "stale" and "weight_init paper (now he)" in c1.summary
     assert claims.evaluate(registry["C3"], "smoke", 1, tmp_path, overrides).verdict != "stale"
     for ablation, expected in (("lrn", "reused"), ("activation", "trained")):
-        assert set(train_ablation(ablation, "smoke", 1, overrides).count()) == {expected}
+        assert set(train_ablation(ablation, "smoke", 1, overrides).actions()) == {expected}
 
 
 # ----------------------------------------------------------------------------- safety

@@ -42,7 +42,7 @@ def test_a_rehearsal_packs_finished_records_only_and_starts_nothing_after_the_de
     grid = [json.loads(p.read_text()) for p in (unpacked / "grid").glob("*.json")]
     assert records, "a budget of 30 s trains at least one smoke run: the test would prove nothing otherwise"
     assert {r["status"] for r in records} <= {"complete", "diverged"}
-    assert len(grid) == 1 and grid[0]["counts"].get("deferred", 0) + grid[0]["counts"].get("stopped", 0) > 0
+    assert len(grid) == 1 and grid[0]["actions"].get("not started", 0) + grid[0]["states"].get("running", 0) > 0
     deadline = datetime.fromisoformat(grid[0]["deadline"])
     assert all(datetime.fromisoformat(r["started_at"]) <= deadline for r in records)
     assert any(name.startswith("results/sessions/") and name.endswith("-cpu.log") for name in names)

@@ -4,16 +4,16 @@ and the one-way data flow (the training side never imports the report)."""
 
 import ast
 import functools
-import json
 import os
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import torch
 
-from reproduce import claims, estimates, grid, params, plan, results, runner, submitit_jobs, train
+from reproduce import claims, estimates, grid, params, plan, results, submitit_jobs, train
 from reproduce.flops import training_flops_per_image
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reproduce"
@@ -86,12 +86,12 @@ def test_only_names_ablations_and_refuses_others():
 def test_a_rerun_reuses_finished_runs_and_says_so(tiny_fashion, tmp_path):
     lines = []
     first = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path), lines.append)
-    assert first.count() == {"trained": 2} and first.exit_code == 0
+    assert first.actions() == {"trained": 2} and first.count() == {"complete": 2} and first.exit_code == 0
     assert any(line.startswith("grid: preset smoke, 1 seeds: 2 distinct runs, 0 done, 2 to train") for line in lines)
     lines.clear()
     again = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path), lines.append)
-    assert again.count() == {"reused": 2}
-    assert sum("] reused: " in line for line in lines) == 2
+    assert again.actions() == {"reused": 2}
+    assert sum("] complete (reused)" in line for line in lines) == 2
     assert len(list((tmp_path / "grid").glob("*.json"))) == 1  # only the grid that trained left a record
 
 
@@ -106,17 +106,17 @@ def test_a_failing_run_is_named_the_others_still_train_and_the_grid_exits_1(tiny
     monkeypatch.setattr(train, "run", flaky)
     lines = []
     summary = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path), lines.append)
-    assert summary.count() == {"trained": 1, "failed": 1} and summary.exit_code == grid.EXIT_FAILED
+    assert summary.count() == {"complete": 1, "failed": 1} and summary.exit_code == grid.EXIT_FAILED
     assert any(line.startswith("  FAILED ") and "disk full" in line for line in lines)
     # it raised before train.run could write a record: the claim has a run missing
-    assert claims.evaluate(plan.load_registry()["C3"], "smoke", 1, tmp_path).verdict == "incomplete"
+    assert claims.evaluate(plan.load_registry()["C3"], "smoke", 1, tmp_path).verdict == "missing"
 
 
 @pytest.mark.parametrize("how", [{"workers": 2}, {"executor": "submitit"}], ids=["pool", "submitit-local"])
 def test_the_pool_and_submitit_give_the_weights_this_process_gives(how, tiny_fashion, tmp_path, local_submitit):
     serial = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "serial"))
     other = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "other"), **how)
-    assert serial.count() == other.count() == {"trained": 2}
+    assert serial.actions() == other.actions() == {"trained": 2}
     assert digests(tmp_path / "other") == digests(tmp_path / "serial") and len(digests(tmp_path / "serial")) == 2
 
 
@@ -125,7 +125,7 @@ def test_submitit_debug_executor_runs_the_jobs_in_this_process(tiny_fashion, tmp
     done = []
     submitit_jobs.run_jobs(runs, grid.parse_options({}), None, {}, tmp_path, done.append, lambda line: None,
                            local_limit=1, cluster="debug")
-    assert [r.status for r in done] == ["trained", "trained"]
+    assert [(r.state, r.action) for r in done] == [("complete", "trained")] * 2
     assert set(digests(tmp_path)) == {r.run_id for r in runs}
 
 
@@ -134,7 +134,7 @@ def test_a_submitit_job_of_two_tasks_trains_one_run_on_two_ranks(tiny_fashion, t
     environment, gloo on this CPU: one record naming world size 2."""
     options = {"executor": "submitit", "gpus_per_run": 2, "slurm_gpus_per_task": 0, "workers": 2}
     summary = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path, batch_size=32), **options)
-    assert summary.count() == {"trained": 2}, [r.detail for r in summary.results]
+    assert summary.actions() == {"trained": 2}, [r.detail for r in summary.results]
     worlds = [r["world"] for r in map(results.read_record, (tmp_path / "runs").glob("*.json"))]
     assert worlds == [{"size": 2, "backend": "gloo"}] * 2
 
@@ -152,8 +152,8 @@ def test_a_run_whose_estimate_exceeds_the_budget_is_not_started(tiny_fashion, tm
     estimator = estimates.Estimator.from_records(tmp_path, params.resolve(overrides, preset="smoke"))
     assert [round(estimator.seconds(r.config)[0]) for r in runs if r.config["seed"] == 1] == [1000, 1000]
     summary = train_ablation("lrn", "smoke", 2, overrides, time_budget=60)
-    assert summary.count() == {"reused": 2, "deferred": 2} and summary.exit_code == grid.EXIT_STOPPED
-    assert all("needs about 1000 s" in r.detail for r in summary.results if r.status == "deferred")
+    assert summary.actions() == {"reused": 2, "not started": 2} and summary.exit_code == grid.EXIT_STOPPED
+    assert all("needs about 1000 s" in r.detail for r in summary.results if r.action == "not started")
 
 
 def test_the_first_run_estimate_counts_flops_steps_and_start_up(tiny_fashion, tmp_path):
@@ -173,12 +173,12 @@ def test_a_run_stopped_by_the_budget_is_checkpointed_and_a_rerun_goes_on(tiny_fa
     monkeypatch.setattr(estimates.Estimator, "seconds", lambda self, config: (0.0, "said by the test"))
     overrides = smoke_overrides(tiny_fashion, tmp_path / "budget", epochs=40)
     stopped = train_ablation("lrn", "smoke", 1, overrides, time_budget=1)
-    assert stopped.count()["stopped"] >= 1 and stopped.exit_code == grid.EXIT_STOPPED
-    assert set(stopped.count()) <= {"stopped", "deferred"}
+    assert stopped.count()["running"] >= 1 and stopped.exit_code == grid.EXIT_STOPPED
+    assert set(stopped.count()) <= {"running", "missing"}
     finished = train_ablation("lrn", "smoke", 1, overrides)
-    assert finished.count() == {"trained": 2}
+    assert finished.actions() == {"trained": 2} and finished.count() == {"complete": 2}
     straight = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path / "straight", epochs=40))
-    assert straight.count() == {"trained": 2}
+    assert straight.actions() == {"trained": 2}
     assert digests(tmp_path / "budget") == digests(tmp_path / "straight")
 
 
@@ -302,9 +302,10 @@ def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
 TRAINING_SIDE = {"params", "plan", "distributed", "rank_signals", "data", "models", "alexnet", "cifar_nets", "layers",
                  "augment", "batches",
                  "lighting", "execution", "train", "runner", "results", "equivalence", "grid", "submitit_jobs",
-                 "estimates", "flops",
+                 "estimates", "flops", "git", "locks", "runs_index",
                  "analysis", "neighbours", "architecture", "faults"}
-REPORT_SIDE = {"claims", "stats", "registrations", "code_history", "run_pages", "figures", "notebook", "book", "pipeline"}
+REPORT_SIDE = {"claims", "stats", "registrations", "code_history", "run_pages", "figures", "notebook", "book", "pipeline",
+               "wording"}
 ENTRY_POINTS = {"__init__", "__main__", "cli", "bench", "d2l_baseline", "pack"}
 
 
@@ -335,8 +336,26 @@ def test_every_module_has_a_side_and_the_training_side_never_reaches_the_report(
         assert not reached & REPORT_SIDE, f"{module} reaches {reached & REPORT_SIDE}"
 
 
+def test_the_import_graph_has_no_cycle_lazy_imports_included():
+    graph = package_imports()
+
+    def reaches(start, target, seen=()):
+        return any(n == target or (n not in seen and reaches(n, target, (*seen, n))) for n in graph[start])
+
+    assert not [module for module in graph if reaches(module, module)]
+
+
+def test_the_declarations_import_no_torch():
+    """The claims schema and the parameters sit at the bottom: reading them needs neither torch nor the trainer."""
+    code = "import sys, reproduce.plan, reproduce.params; print(sorted(m for m in sys.modules if m == 'torch' or " \
+           "m.startswith('reproduce')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['reproduce', 'reproduce.params', 'reproduce.plan', 'reproduce.results']"
+
+
 def test_the_runner_alone_decides_reuse():
     """The training loop trains whatever it is given; only runner.py reads a run's state to skip it."""
     graph_text = {path.stem: path.read_text() for path in PACKAGE.glob("*.py")}
     assert "run_state" not in graph_text["train"]
-    assert "runner.run(" in graph_text["grid"] and "train.run(" not in graph_text["grid"]
+    assert "train_planned" in graph_text["grid"] and "train.run(" not in graph_text["grid"]
+    assert "record, trained = run(config, deadline, finish)" in graph_text["runner"]

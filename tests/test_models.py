@@ -7,7 +7,8 @@ from torch import nn
 from reproduce import params
 from reproduce.alexnet import BIAS_ONE
 from reproduce.layers import GroupedLRN, LocallyConnected2d, SpatialLRN
-from reproduce.models import MODELS, build_model, describe, input_size, layer_table
+from reproduce.alexnet import KERNEL_PLANS, MIDDLE_CONVS
+from reproduce.models import BUILDERS, CHOICES, MODEL_KEYS, build_model, describe, input_size, layer_table
 
 PAPER_NET = {"model": "alexnet", "groups": 2}
 SMALL_NET = {"model": "alexnet-small", "width": 0.25, "in_channels": 1, "num_classes": 10}
@@ -145,7 +146,7 @@ def test_neuron_count_of_paper_net():
 
 
 def test_input_sizes():
-    assert [input_size(m) for m in MODELS] == [227, 32, 224, 32, 24]
+    assert [input_size(m) for m in params.MODELS] == [227, 32, 224, 32, 24]
 
 
 # --- the C4 rule: both pooling arms share identical FC layers ----------------------------
@@ -363,3 +364,11 @@ def test_the_d2l_net_is_the_seed_notes_net():
     assert net.conv2.bias.abs().max() > 0 and net.conv2.bias.abs().max() <= bound
     limit = (6 / (96 * 25 + 256 * 25)) ** 0.5  # Xavier-uniform's bound for conv2
     assert net.conv2.weight.abs().max() <= limit and net.conv2.weight.abs().max() > 0.9 * limit
+
+
+def test_the_models_read_the_one_declaration_of_names_choices_and_defaults():
+    assert tuple(BUILDERS) == params.MODELS == params.BY_NAME["model"].choices
+    assert params.BY_NAME["kernels"].choices == tuple(KERNEL_PLANS)
+    assert params.BY_NAME["remove_conv"].choices == ("none", *MIDDLE_CONVS)
+    assert set(MODEL_KEYS) <= set(params.BY_NAME) and CHOICES["lrn"] == (True, False)
+    assert build_model({"model": "alexnet-small", "in_channels": 1, "num_classes": 10}).conv1.out_channels == 96

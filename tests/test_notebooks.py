@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import book, cli, notebook, params
+from reproduce import book, notebook, params
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "experiments").glob("*.ipynb"))
@@ -125,6 +125,6 @@ def test_a_failed_notebook_shows_its_claims_as_failed(smoke_book, tmp_path):
     shown = book.all_outcomes(results_dir, book.executed_notebooks(results_dir))
     outcomes = shown[0].outcomes
     assert outcomes["C4"].verdict == "failed" and "1 of 4 runs failed" in outcomes["C4"].summary
-    assert outcomes["C3"].verdict not in ("failed", "not run")
-    assert outcomes["C1"].verdict == "not run"
+    assert outcomes["C3"].verdict not in ("failed", "missing")
+    assert outcomes["C1"].verdict == "missing"
     assert "v-failed\">failed</span>" in book.claims_page(shown)

@@ -1,10 +1,14 @@
 """Run records: hashing, atomic writes, loading into one DataFrame."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from reproduce import params, results
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_hash_ignores_execution_details_but_not_the_experiment(tmp_path):
@@ -94,3 +98,34 @@ def test_record_describes_its_environment(tmp_path):
     assert saved == json.loads(json.dumps(record))
     assert {"torch", "torchvision", "python"} <= set(saved["versions"])
     assert {"commit", "dirty"} <= set(saved["code"])
+
+
+def test_a_parameter_added_at_its_default_leaves_every_committed_config_hash_unchanged(monkeypatch):
+    """A new switch whose default reproduces what the runs before it did keeps their ids: no record is
+    orphaned by adding it. At another value it names another run."""
+    added = params.Param("new_switch", bool, False, "a switch added after the runs", added_later=True)
+    monkeypatch.setattr(params, "PARAMS", (*params.PARAMS, added))
+    monkeypatch.setitem(params.BY_NAME, added.name, added)
+    committed = results.readable_records(ROOT / "results")
+    assert committed
+    for record in committed:
+        written_before = dict(record["config"])  # a config without the new parameter
+        assert results.config_hash(written_before) == record["config_hash"]
+        assert results.config_hash({**written_before, "new_switch": False}) == record["config_hash"]
+        assert results.config_hash({**written_before, "new_switch": True}) != record["config_hash"]
+
+
+def test_editing_prose_in_a_training_module_leaves_the_training_digest_unchanged(tmp_path, monkeypatch):
+    shutil.copytree(ROOT / "reproduce", tmp_path / "reproduce")
+    monkeypatch.setattr(results, "PROJECT_ROOT", tmp_path)
+    before = results.training_digest()
+    module = tmp_path / "reproduce" / "train.py"
+    code = module.read_text()
+    reworded = code.replace('"""Training: one readable loop', '"""Training, in other words: one readable loop', 1)
+    reworded = reworded.replace("# the loss in fp32 whatever the autocast", "# fp32, whatever autocast does", 1)
+    reworded = reworded.replace('    """Train one epoch, evaluate', '    """Train one epoch, then evaluate', 1)
+    assert reworded.count("\n") == code.count("\n") and reworded != code
+    module.write_text(reworded + "\n\n# a comment at the end\n")
+    assert results.training_digest() == before
+    module.write_text(code.replace("group[\"lr\"] /= 10", "group[\"lr\"] /= 10.0", 1))
+    assert results.training_digest() != before

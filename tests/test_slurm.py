@@ -105,7 +105,7 @@ def test_a_rank_killed_in_a_two_task_job_fails_its_run_and_a_rerun_resumes_it(sl
     os.kill(rank_1[0], signal.SIGKILL)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 1 and "another rank of this run exited" in out, out[-2000:] + err[-3000:]
-    assert "] trained: " in grid(tiny_fashion, tmp_path / "killed", *two_ranks)
+    assert "] complete (trained" in grid(tiny_fashion, tmp_path / "killed", *two_ranks)
     assert records(tmp_path / "killed")[0]["resumed_at_epoch"] >= 1
     assert digests(tmp_path / "killed") == digests(tmp_path / "straight")
 
@@ -116,7 +116,7 @@ def test_two_grids_on_one_results_folder_train_each_run_once(slurm, tiny_fashion
     outputs = [process.communicate(timeout=300) for process in both]
     assert [process.returncode for process in both] == [0, 0], "\n---\n".join(err[-1500:] for _, err in outputs)
     said = "".join(out for out, _ in outputs)
-    assert said.count("] trained: ") == 1 and said.count("] reused: ") == 1
+    assert said.count("] complete (trained") == 1 and said.count("] complete (reused)") == 1
     assert len(records(tmp_path)) == 1
 
 

@@ -1,0 +1,112 @@
+"""How results are put in words: one place for the report's sentences (claims, notebooks, book).
+
+What a metric or measure means, what a claim's runs were trained on, its decision rule, whether its
+learning rates were tuned. Each is derived from the declarations (the registry, the presets), so that
+the book cannot say one thing while the code does another; and each returns what callers need to
+branch on as data, not as a sentence to parse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reproduce import params
+from reproduce.plan import Claim
+
+METRIC_WORDS = {
+    "final_test_top1_error": "top-1 test error after the last epoch",
+    "final_fit_error": "top-1 error on training images (centre view, no dropout) after the last epoch",
+    "final_fit_gap": "test error minus training error after the last epoch (overfitting)",
+}
+MEASURE_WORDS = {
+    "centre_test_top1_error": "top-1 test error on the centre crop",
+    "ten_crop_test_top1_error": "top-1 test error of the softmax averaged over the 10 crops",
+    "feature_neighbour_disagreement": "share of the 5 nearest test images (last hidden layer) with another label",
+    "pixel_neighbour_disagreement": "share of the 5 nearest test images (pixels) with another label",
+    "tower_colour_gap": "gap between the two towers' mean colour share of conv1's kernels",
+    "random_split_colour_gap": "the same gap for random halves of conv1's kernels (chance)",
+}
+MODEL_WORDS = {"alexnet": "AlexNet at 227 px", "alexnet-small": "AlexNet at 32 px", "cifar-18pct": "four-layer net",
+               "d2l-alexnet": "d2l's AlexNet at 224 px"}
+
+
+def tested_on(preset: str, network: str, dataset: bool = True) -> str:
+    """What a claim's runs of this preset train, in a few words derived from the preset's config
+    (without the preset's name: see proxy_text)."""
+    config = params.resolve({}, preset=preset, network=network)
+    width = config["width"]
+    net = MODEL_WORDS.get(config["model"], config["model"])
+    if config["groups"] == 2:
+        net = f"two-tower {net}"
+    if width != 1:
+        net = (f"1/{round(1 / width)}-width " if (1 / width).is_integer() else f"{width:g}x-width ") + net
+    images = f"{config['train_limit']:,} images" if config["train_limit"] else "all training images"
+    epochs = f"{config['epochs']} epoch{'s' if config['epochs'] > 1 else ''}"
+    data = f"{config['dataset']}, " if dataset else ""
+    return f"{net}, {data}{images}, {epochs}"
+
+
+def proxy_text(claim: Claim, preset: str) -> str | None:
+    """What the verdict was measured on, and where that proxy departs from the paper in a way that
+    bears on this claim."""
+    if not claim.trains:
+        return None
+    text = f"{preset}: {tested_on(preset, claim.network)}"
+    caveat = claim.notes.get("proxy_note")
+    return f"{text}. {caveat[0].upper()}{caveat[1:]}" if caveat else text
+
+
+@dataclass(frozen=True)
+class LrFairness:
+    tuned: bool | None  # None: no learning rate to tune (a claim that trains nothing, or measures one set of runs)
+    text: str
+
+
+def lr_fairness(claim: Claim, preset: str) -> LrFairness:
+    """Whether the arms' learning rates were tuned, for the book's flag on every trained claim."""
+    if not claim.trains:
+        return LrFairness(None, "")
+    if claim.kind == "within":
+        return LrFairness(None, "one set of runs measured two ways: no lr to tune")
+    if claim.lr_sweep:
+        return LrFairness(True, f"tuned: each arm at its best of lr {', '.join(f'{lr:g}' for lr in claim.lr_sweep)}")
+    lr = params.resolve({}, preset=preset, network=claim.network)["lr"]
+    return LrFairness(False, f"not tuned: both arms at lr {lr:g} (the paper tuned lr per net only for Figure 1)")
+
+
+def rule_text(claim: Claim) -> str:
+    """The claim's decision rule in words, from the same numbers claims.decide uses."""
+    if claim.kind == "untested":
+        return f"not tested here: {claim.reason}"
+    if claim.kind == "model":
+        if claim.check == "layer_shapes":
+            return ("reproduced if every conv and FC layer of the built two-tower net has Figure 2's output "
+                    "shape and kernel shape; otherwise not reproduced")
+        return (f"consistent with the paper if both counts are within {claim.tolerance:.0%} of its rounded "
+                "numbers; otherwise not reproduced")
+    if claim.kind == "ratio":
+        effect, null, size = (f"the geometric mean over seeds of the ratio of iterations to "
+                              f"{claim.target_train_error:.0%} training error, {claim.other_arm.name} / "
+                              f"{claim.paper_arm.name} (its interval: a t interval on the per-seed log ratios)"
+                              + (" (each at its best lr of the sweep)" if claim.lr_sweep else "")), "1", \
+            f"{claim.threshold:g}x"
+    elif claim.kind == "within":
+        effect = (f"the mean over seeds of ({MEASURE_WORDS[claim.other_arm.measure]} minus "
+                  f"{MEASURE_WORDS[claim.paper_arm.measure]}, on the same runs)")
+        null, size = "0", f"{100 * claim.threshold:g} points"
+    else:
+        effect = (f"the mean over seeds of ({METRIC_WORDS[claim.metric]}: {claim.other_arm.name} minus "
+                  f"{claim.paper_arm.name})")
+        null, size = "0", f"{100 * claim.threshold:g} points"
+    return (f"with {effect}, reproduced if its 95% interval lies above {null} and the estimate is at least "
+            f"{size}; consistent with the paper if the interval lies above {null} with a smaller estimate; "
+            f"not reproduced if the interval lies below {size} (and not above {null}); otherwise inconclusive")
+
+
+def metric_axis(claim: Claim) -> str:
+    """A short label for the axis of a claim's per-seed values."""
+    if claim.kind == "ratio":
+        return "iterations to target"
+    if claim.kind == "within":
+        return "measure (see the rule)"
+    return METRIC_WORDS[claim.metric].split(" after")[0]
