@@ -72,7 +72,7 @@ def compute(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     centre, ten_crop = crop_errors(trainer, test_x, test_y)
     count = min(NEIGHBOUR_IMAGES, len(test_y))
     features = hidden_features(trainer, test_x[:count]).cpu()
-    pixels = test_x[:count].flatten(1).float().cpu()
+    pixels = trainer.data.test_x[:count].flatten(1).float().cpu()  # the raw pixels, not the network's canvases
     labels = test_y[:count].cpu()
     kernels = trainer.model.conv1.weight.detach().float().cpu()
     measures = {

@@ -77,8 +77,16 @@ class BatchTransform:
         views += [view.flip(-1) for view in views]
         return torch.stack(views)
 
+    def canvases(self, images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """Every image's centred canvas, worked out once (what each batch would otherwise redo): the
+        same numbers, since the centring and the resize act on each image alone."""
+        return torch.cat([self._centred_canvas(images[start:start + chunk]) for start in range(0, len(images), chunk)])
+
     def _centred_canvas(self, x: torch.Tensor) -> torch.Tensor:
-        """float32, minus the training mean at stored size, resized to the canvas."""
+        """float32, minus the training mean at stored size, resized to the canvas; a batch of canvases
+        (canvases()) as it is."""
+        if x.is_floating_point():
+            return x
         centred = x.float() - self._mean_for(x.device)
         if self.scale != 1.0:
             centred = centred / self.scale

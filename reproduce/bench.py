@@ -1,22 +1,29 @@
 """`nox -s bench`: the trainer's training throughput against the seeds' d2l loop, side by side.
 
-Same network, data (Fashion-MNIST), batch size and device for both loops. Each loop runs in
-a fresh process, so neither inherits the other's warm caches, threads or peak memory:
-warm-up steps (compilation, cuDNN autotuning, DataLoader workers starting) are not timed; a
-3-step probe sets how many steps fill the timed window; timings are synchronised with the
-device. The record goes to results/bench/<device>/<network>-b<batch>.json; the last line
-printed is `ratio <number>` for the paper's AlexNet.
+Same network, data (Fashion-MNIST), batch size and device for both loops, and for a third where asked:
+the trainer of another commit (`--against REV`, e.g. the code before a speed change), in the same run.
+Each loop runs in a fresh process, so none inherits another's warm caches, threads or peak memory:
+warm-up steps (compilation, cuDNN autotuning, DataLoader workers starting) are not timed; a 3-step
+probe sets how many steps fill the timed window; timings are synchronised with the device.
+
+The networks as the studies run them: on a CPU the cpu preset's 32 px AlexNet and four-layer net with
+one thread per run, alone and two runs at once (the grid's layout on two cores), and the paper's net
+with all threads; on a GPU one run of each. A record per network and layout goes to
+results/bench/<device>/<network>-<layout>-b<batch>.json; the last line printed is `ratio <number>`,
+the paper net's trainer over the d2l loop.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,35 +31,66 @@ from typing import Any
 import torch
 
 from reproduce import params, results
-from reproduce.flops import device_peak, training_flops_per_image
-from reproduce.execution import (device_name, peak_memory, pick_device, prepare_device, reset_peak_memory,
-                                 synchronize)
+from reproduce.flops import device_peak, measured_gemm_tflops, training_flops_per_image
+from reproduce.execution import (device_kind, device_name, peak_memory, pick_device, prepare_device,
+                                 reset_peak_memory, synchronize)
 from reproduce.params import Param
 
 BENCH_PARAMS: tuple[Param, ...] = (
-    Param("networks", str, "all", "paper = the paper's AlexNet (groups 2, LRN) at 227 px, as in the gpu preset; "
-          "small = the cpu preset's 32 px AlexNet; all = both, the paper's last",
-          choices=("all", "paper", "small")),
-    Param("device", str, "auto", "auto = cuda when available, else cpu", choices=("auto", "cpu", "cuda")),
-    Param("batch_size", int, 128, "minibatch of both loops (the paper's 128)", minimum=1),
-    Param("warmup", int, 0, "untimed steps first (compiling, cuDNN autotuning, workers starting); "
-          "0 = 20 with CUDA, 2 on the CPU", minimum=0),
-    Param("seconds", float, 20.0, "timed seconds per loop; a 3-step probe sets the step count",
-          minimum=1.0, maximum=600.0),
-    Param("compile", str, "auto", "torch.compile the trainer's model: auto = on with CUDA, off on the CPU",
-          choices=("auto", "on", "off")),
+    Param("networks", str, "all", "networks to time; all = small, four-layer, then paper",
+          choices=("all", "small", "four-layer", "paper")),
+    Param("device", str, "auto", "where to time", choices=("auto", "cpu", "cuda")),
+    Param("batch_size", int, 128, "minibatch of every loop", minimum=1),
+    Param("warmup", int, 0, "untimed steps first; 0 = 20 with CUDA, 2 on the CPU", minimum=0),
+    Param("seconds", float, 20.0, "timed seconds per loop", minimum=1.0, maximum=600.0),
+    Param("compile", str, "auto", "torch.compile the trainer's model", choices=("auto", "on", "off")),
+    Param("against", str, "", "a git revision whose trainer is timed beside this one; empty = none"),
     Param("profile", bool, False, "also print and save a torch.profiler table of the trainer's top kernels"),
     Param("data_dir", str, "data", "where Fashion-MNIST lives or is unpacked"),
-    Param("results_dir", str, "results", "bench records go to <results_dir>/bench/"),
+    Param("results_dir", str, "results", "where bench records go (bench/ under it)"),
 )
 BENCH_BY_NAME = {p.name: p for p in BENCH_PARAMS}
 
-# Which preset's config each network takes (its "alexnet" role).
-NETWORK_PRESETS = {"small": "cpu", "paper": "gpu"}
-NETWORK_TITLES = {"paper": "the paper's AlexNet (groups 2, LRN, 227 px)", "small": "the cpu preset's 32 px AlexNet"}
 
-# The issue's targets: on a CPU, 2x the baseline; on an H100, 5x and 40% of the peak.
-CPU_TARGET_RATIO, GPU_TARGET_RATIO, GPU_TARGET_MFU = 2.0, 5.0, 0.40
+@dataclass(frozen=True)
+class Network:
+    preset: str
+    role: str  # the preset's network
+    title: str
+
+
+NETWORKS = {
+    "small": Network("cpu", "alexnet", "the cpu preset's 32 px AlexNet"),
+    "four-layer": Network("cpu", "four-layer", "the cpu preset's four-layer net (cuda-convnet 18%)"),
+    "paper": Network("gpu", "alexnet", "the paper's AlexNet (groups 2, LRN, 227 px)"),
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    key: str
+    words: str
+    runs: int  # processes timed at once; their images/s add up
+    threads: int  # torch threads of each; 0 = all the machine's
+
+
+ONE, TWO, ALL = (Layout("one", "one run, 1 thread", 1, 1), Layout("two", "two runs at once, 1 thread each", 2, 1),
+                 Layout("all", "one run, all threads", 1, 0))
+
+
+def layouts(network: str, device: torch.device) -> tuple[Layout, ...]:
+    """How each network is timed: as the studies run it."""
+    if device.type == "cuda" or network == "paper":
+        return (ALL,)
+    return (ONE, TWO)
+
+
+# Targets (issue 22 on a CPU; earlier issues on a GPU): the trainer over the d2l loop, its share of the peak
+# (the measured fp32 GEMM rate on a CPU, the datasheet on a GPU), and its speed over the `--against` trainer.
+TARGETS = {("cpu", "small"): {"ratio": 4.5, "share": 0.45, "speedup": 2.0},
+           ("cpu", "four-layer"): {"speedup": 2.0},
+           ("cpu", "paper"): {"share": 0.50},
+           ("cuda", "paper"): {"ratio": 5.0, "share": 0.40}}
 
 PROBE_STEPS, MAX_STEPS = 3, 5000
 
@@ -62,32 +100,36 @@ def parse_settings(values: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **params.validate(values, BENCH_BY_NAME, "bench option")}
 
 
-def network_config(network: str, settings: dict[str, Any], results_dir: str) -> dict[str, Any]:
-    # All the machine's threads, as the d2l loop has them: the bench measures speed, not bits.
+def network_config(network: str, settings: dict[str, Any], results_dir: str, threads: int) -> dict[str, Any]:
+    declared = NETWORKS[network]
     overrides = {"batch_size": settings["batch_size"], "device": settings["device"], "seed": 0,
-                 "compile": settings["compile"],
-                 "cpu_threads": torch.get_num_threads(),
+                 "compile": settings["compile"], "cpu_threads": threads or (os.cpu_count() or 1),
                  "data_dir": settings["data_dir"], "results_dir": results_dir, "progress": False}
-    return params.resolve(overrides, preset=NETWORK_PRESETS[network], network="alexnet")
+    return params.resolve(overrides, preset=declared.preset, network=declared.role)
 
 
 def run_bench(values: dict[str, Any]) -> list[dict[str, Any]]:
-    """Measure each chosen network, write and print its record; the last line is `ratio <number>`."""
+    """Measure each chosen network in each of its layouts, write and print the records; the last line is
+    `ratio <number>` (the paper net's, where it was timed)."""
     settings = parse_settings(values)
     device = pick_device(settings["device"])
-    networks = ["small", "paper"] if settings["networks"] == "all" else [settings["networks"]]
-    records = [bench_network(network, settings, device) for network in networks]
+    chosen = list(NETWORKS) if settings["networks"] == "all" else [settings["networks"]]
+    with _against_tree(settings["against"]) as tree:
+        records = [bench_network(network, layout, settings, device, tree)
+                   for network in chosen for layout in layouts(network, device)]
     print(f"ratio {records[-1]['ratio']:.2f}")
     return records
 
 
-def bench_network(network: str, settings: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    config = network_config(network, settings, tempfile.gettempdir())
-    print(f"\n{NETWORK_TITLES[network]}: {config['model']}, batch {config['batch_size']}, on {device_name(device)}",
-          flush=True)
-    baseline = _measure_in_child("baseline", network, settings)
-    trainer = _measure_in_child("trainer", network, settings)
-    record = make_record(network, config, device, baseline, trainer)
+def bench_network(network: str, layout: Layout, settings: dict[str, Any], device: torch.device,
+                  against: Path | None) -> dict[str, Any]:
+    config = network_config(network, settings, tempfile.gettempdir(), layout.threads)
+    print(f"\n{NETWORKS[network].title}: {config['model']}, batch {config['batch_size']}, {layout.words}, on "
+          f"{device_name(device)}", flush=True)
+    baseline = _measure(["baseline", network], settings, layout, "the d2l loop")
+    trainer = _measure(["trainer", network], settings, layout, "the trainer")
+    other = _measure_tree(against, config, settings, layout) if against is not None else None
+    record = make_record(network, layout, config, device, baseline, trainer, other, settings["against"])
     path = write_record(record, settings["results_dir"])
     for line in summary_lines(record):
         print(line)
@@ -99,21 +141,29 @@ def bench_network(network: str, settings: dict[str, Any], device: torch.device) 
     return record
 
 
-def _measure_in_child(arm: str, network: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Run one loop in a fresh interpreter; its last line of output is its measurement as JSON."""
-    label = "d2l loop" if arm == "baseline" else "trainer"
-    print(f"  measuring the {label} ...", flush=True)
-    command = [sys.executable, "-m", "reproduce.bench", arm, network, json.dumps(settings)]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=results.PROJECT_ROOT)
-    if done.returncode != 0:
-        raise RuntimeError(f"bench: the {label} on {network} failed (exit {done.returncode}); its output is above")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _measure(child_args: list[str], settings: dict[str, Any], layout: Layout, label: str) -> dict[str, Any]:
+    """Run the loop in `layout.runs` fresh interpreters at once; their images/s add up."""
+    print(f"  measuring {label} ...", flush=True)
+    command = [sys.executable, "-m", "reproduce.bench", *child_args, json.dumps({**settings, "threads": layout.threads})]
+    return _together([command] * layout.runs, results.PROJECT_ROOT, layout, label)
+
+
+def _together(commands: list[list[str]], cwd: Path, layout: Layout, label: str,
+              env: dict[str, str] | None = None) -> dict[str, Any]:
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd, env=env) for command in commands]
+    outputs = [child.communicate()[0] for child in children]
+    if any(child.returncode for child in children):
+        raise RuntimeError(f"bench: {label} failed (exit {[c.returncode for c in children]}); its output is above")
+    found = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    return {**found[0], "images_per_s": sum(f["images_per_s"] for f in found), "runs": layout.runs,
+            "per_run_images_per_s": [f["images_per_s"] for f in found],
+            "peak_memory_bytes": max(f["peak_memory_bytes"] for f in found)}
 
 
 def measure_arm(arm: str, network: str, settings: dict[str, Any]) -> dict[str, Any]:
     """In the child: build the loop, warm it up, probe, then time whole steps."""
     with tempfile.TemporaryDirectory() as scratch:
-        config = network_config(network, settings, scratch)
+        config = network_config(network, settings, scratch, settings["threads"])
         device = pick_device(config["device"])
         prepare_device(device, config["cpu_threads"])
         loop = BaselineLoop(config, device) if arm == "baseline" else TrainerLoop(config)
@@ -137,6 +187,59 @@ def _timed(loop, steps: int, device: torch.device) -> float:
     loop.run(steps)
     synchronize(device)
     return time.perf_counter() - started
+
+
+# ----------------------------------------------------------------------------- another commit's trainer
+
+# Runs in the other commit's tree: the trainer API every version has (params.resolve, train.build_trainer,
+# train.train_one_epoch), on the same config less the parameters that version does not know.
+_AGAINST_DRIVER = """
+import json, math, sys, time, torch
+from reproduce import params, train
+config, seconds, warmup = json.loads(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+config = params.resolve({k: v for k, v in config.items() if k in params.BY_NAME})
+torch.set_num_threads(config["cpu_threads"])
+trainer = train.build_trainer(config)
+draw, augment = torch.Generator().manual_seed(0), torch.Generator(device=trainer.device).manual_seed(0)
+def run(steps):
+    order = torch.randint(len(trainer.data.train_y), (steps * config["batch_size"],), generator=draw)
+    train.train_one_epoch(trainer, 0, order, augment)
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+run(warmup)
+started = time.perf_counter(); run(3); probe = (time.perf_counter() - started) / 3
+steps = max(3, min(5000, math.ceil(seconds / probe)))
+started = time.perf_counter(); run(steps); elapsed = time.perf_counter() - started
+print(json.dumps({"images_per_s": steps * config["batch_size"] / elapsed, "steps": steps, "seconds": elapsed,
+                  "peak_memory_bytes": 0}))
+"""
+
+
+class _against_tree:
+    """The package of another revision, extracted from git into a scratch folder for the bench's run."""
+
+    def __init__(self, revision: str):
+        self.revision, self.scratch = revision, None
+
+    def __enter__(self) -> Path | None:
+        if not self.revision:
+            return None
+        from reproduce.equivalence import extract_tree
+
+        self.scratch = tempfile.TemporaryDirectory()
+        return extract_tree(self.revision, Path(self.scratch.name), results.PROJECT_ROOT)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.scratch is not None:
+            self.scratch.cleanup()
+
+
+def _measure_tree(tree: Path, config: dict[str, Any], settings: dict[str, Any], layout: Layout) -> dict[str, Any]:
+    warmup = settings["warmup"] or (20 if config["device"] == "cuda" else 2)
+    command = [sys.executable, "-c", _AGAINST_DRIVER, json.dumps(config), str(settings["seconds"]), str(warmup)]
+    print(f"  measuring the trainer of {settings['against']} ...", flush=True)
+    env = {**os.environ, "PYTHONPATH": str(tree)}  # that tree's package, not this one
+    return _together([command] * layout.runs, tree, layout, f"the trainer of {settings['against']}", env)
 
 
 class BaselineLoop:
@@ -188,13 +291,14 @@ def profile_table(loop: TrainerLoop, device: torch.device, steps: int = 3) -> st
     return profiler.key_averages().table(sort_by=sort_by, row_limit=15, max_name_column_width=60)
 
 
-def make_record(network: str, config: dict[str, Any], device: torch.device, baseline: dict[str, Any],
-                trainer: dict[str, Any]) -> dict[str, Any]:
-    name = device_name(device)
+def make_record(network: str, layout: Layout, config: dict[str, Any], device: torch.device,
+                baseline: dict[str, Any], trainer: dict[str, Any], other: dict[str, Any] | None,
+                against: str) -> dict[str, Any]:
+    name = device_kind(device)  # the threads are the layout's, said apart
     flops = training_flops_per_image(config)
     record = {
         "network": network, "model": config["model"], "model_config": params.result_config(config),
-        "device": name, "device_type": device.type, "batch": config["batch_size"],
+        "layout": asdict(layout), "device": name, "device_type": device.type, "batch": config["batch_size"],
         "images_per_s": trainer["images_per_s"], "baseline_images_per_s": baseline["images_per_s"],
         "ratio": trainer["images_per_s"] / baseline["images_per_s"],
         "peak_memory": trainer["peak_memory_bytes"], "baseline_peak_memory": baseline["peak_memory_bytes"],
@@ -202,13 +306,25 @@ def make_record(network: str, config: dict[str, Any], device: torch.device, base
         "flops_per_image": flops, "tflops": flops * trainer["images_per_s"] / 1e12,
         "baseline_tflops": flops * baseline["images_per_s"] / 1e12,
         "trainer": {k: v for k, v in trainer.items() if k != "profile"}, "baseline": baseline,
+        "against": None if other is None else {"revision": against, "images_per_s": other["images_per_s"],
+                                               "speedup": trainer["images_per_s"] / other["images_per_s"]},
         "versions": results.package_versions(), "code": results.git_state(),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    peak, source = device_peak(device, name, trainer["how"]["precision"])
+    peak, source = layout_peak(device, name, trainer["how"]["precision"], layout)
     record.update(peak_tflops=peak, peak_source=source, mfu=record["tflops"] / peak if peak else None,
                   baseline_mfu=record["baseline_tflops"] / peak if peak else None)
     return record
+
+
+def layout_peak(device: torch.device, name: str, precision: str, layout: Layout) -> tuple[float | None, str]:
+    """The peak the layout's runs share: the datasheet's on a GPU; on a CPU the fp32 GEMM rate measured
+    with a run's threads, times the runs at once."""
+    if device.type == "cuda" or not layout.threads:
+        return device_peak(device, name, precision)
+    torch.set_num_threads(layout.threads)
+    rate = measured_gemm_tflops() * layout.runs
+    return rate, f"measured fp32 GEMM (2048x2048), {layout.threads} thread(s) x {layout.runs} run(s), on this CPU"
 
 
 def summary_lines(record: dict[str, Any]) -> list[str]:
@@ -219,12 +335,22 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
         f"  trainer   {record['images_per_s']:10.1f} images/s   peak memory "
         f"{record['peak_memory'] / gb:.2f} GB   ({record['tflops']:.3f} TFLOP/s; "
         f"{describe_how(record['trainer']['how'])}, {record['trainer']['how']['memory_format']})",
-        f"  ratio {record['ratio']:.2f}; {record['flops_per_image'] / 1e9:.2f} GFLOP per training image; "
-        + (f"MFU {record['mfu']:.1%} (d2l loop {record['baseline_mfu']:.1%}) of {record['peak_tflops']:.3g} "
-           f"TFLOP/s, {record['peak_source']}" if record["mfu"] is not None else record["peak_source"]),
+    ]
+    if record.get("against"):
+        lines.append(f"  trainer of {record['against']['revision']} {record['against']['images_per_s']:10.1f} "
+                     f"images/s: this trainer is {record['against']['speedup']:.2f}x as fast")
+    lines += [
+        f"  ratio {record['ratio']:.2f}; {record['flops_per_image'] / 1e9:.3f} GFLOP per training image; "
+        + (f"{share_word(record)} {record['mfu']:.1%} (d2l loop {record['baseline_mfu']:.1%}) of "
+           f"{record['peak_tflops']:.3g} TFLOP/s, {record['peak_source']}" if record["mfu"] is not None
+           else record["peak_source"]),
         "  " + target_verdict(record),
     ]
     return lines
+
+
+def share_word(record: dict[str, Any]) -> str:
+    return "MFU" if record["device_type"] == "cuda" else "share of the GEMM rate"
 
 
 def describe_how(how: dict[str, Any]) -> str:
@@ -232,22 +358,25 @@ def describe_how(how: dict[str, Any]) -> str:
 
 
 def target_verdict(record: dict[str, Any]) -> str:
-    if record["device_type"] != "cuda":
-        return _versus("ratio", record["ratio"], CPU_TARGET_RATIO, "x")
-    parts = [_versus("ratio", record["ratio"], GPU_TARGET_RATIO, "x")]
-    if record["mfu"] is not None:
-        parts.append(_versus("MFU", record["mfu"] * 100, GPU_TARGET_MFU * 100, "%"))
-    return "; ".join(parts)
+    targets = TARGETS.get((record["device_type"], record["network"]), {})
+    measured = {"ratio": record["ratio"], "share": record["mfu"],
+                "speedup": (record.get("against") or {}).get("speedup")}
+    parts = [_versus(what, measured[what], target) for what, target in targets.items()]
+    return "; ".join(parts) if parts else "no target for this network here"
 
 
-def _versus(what: str, value: float, target: float, unit: str) -> str:
-    met = "met" if value >= target else f"missed by {target - value:.2f}{unit}"
-    return f"target {what} >= {target:g}{unit}: {met}"
+def _versus(what: str, value: float | None, target: float) -> str:
+    shown = f"{target:.0%}" if what == "share" else f"{target:g}x"
+    if value is None:
+        return f"target {what} >= {shown}: not measured" + (" (no --against)" if what == "speedup" else "")
+    gap = f"{(target - value):.0%}" if what == "share" else f"{target - value:.2f}x"
+    return f"target {what} >= {shown}: {'met' if value >= target else f'missed by {gap}'}"
 
 
 def record_path(results_dir: str, record: dict[str, Any]) -> Path:
     device = re.sub(r"[^A-Za-z0-9]+", "-", record["device"]).strip("-").lower()
-    return Path(results_dir) / "bench" / device / f"{record['network']}-b{record['batch']}.json"
+    layout = record.get("layout", {}).get("key", "all")
+    return Path(results_dir) / "bench" / device / f"{record['network']}-{layout}-b{record['batch']}.json"
 
 
 def write_record(record: dict[str, Any], results_dir: str) -> Path:
@@ -268,6 +397,6 @@ def load_bench_records(results_dir: str | Path) -> tuple[list[dict[str, Any]], l
 
 
 if __name__ == "__main__":
-    # The child process of _measure_in_child: python -m reproduce.bench ARM NETWORK SETTINGS_JSON
+    # The child process of _measure: python -m reproduce.bench ARM NETWORK SETTINGS_JSON
     arm_name, network_name, settings_json = sys.argv[1:4]
     print(json.dumps(measure_arm(arm_name, network_name, json.loads(settings_json))))

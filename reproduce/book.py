@@ -528,33 +528,37 @@ def _unreadable_list(unreadable: Any) -> list[str]:
 
 
 def speed_section(results_dir: str | Path) -> list[str]:
-    """The bench records: the trainer against the seeds' d2l loop, per device and network."""
+    """The bench records: the trainer against the seeds' d2l loop, per device, network and layout."""
     from reproduce import bench
 
     found, problems = bench.load_bench_records(results_dir)
     lines = ["## Speed: the trainer against the seeds' d2l loop", "",
              "Measured by `nox -s bench` (records in `results/bench/`): training images per second of the "
              "project's trainer and of the d2l loop the seed notes use (a DataLoader doing per-image Resize + "
-             "ToTensor, eager fp32), same network, data, batch and device, each loop in a fresh process. "
-             f"Targets: at least {bench.CPU_TARGET_RATIO:g}x on a CPU; at least {bench.GPU_TARGET_RATIO:g}x "
-             f"and {bench.GPU_TARGET_MFU:.0%} MFU on an H100. MFU is achieved FLOP/s over the peak: a GPU's "
-             "datasheet peak, or on a CPU the fp32 matrix-multiply rate measured on it. Peak memory is the device "
-             "memory allocated on a GPU, the process's peak resident memory on a CPU.", ""]
+             "ToTensor, eager fp32), same network, data, batch and device, each loop in a fresh process; on a CPU "
+             "the study's nets as the grid runs them (one thread per run, alone and two runs at once) and the "
+             "paper's net with all threads; with `--against REV`, the trainer of another commit in the same run. "
+             "The share is achieved FLOP/s over the peak: a GPU's datasheet peak, or on a CPU the fp32 "
+             "matrix-multiply rate measured there with the runs' threads. Peak memory is the device memory "
+             "allocated on a GPU, the process's peak resident memory on a CPU.", ""]
     lines += [f"- **{problem}**" for problem in problems]
     if not found:
         return lines + ["No bench records yet.", ""]
-    lines += ["| device | network, batch | d2l loop | trainer | ratio | MFU (d2l loop) | peak memory (d2l loop) "
-              "| against the target | measured |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(found, key=lambda r: (r["device"], r["network"])):
+    lines += ["| device | network, batch | how it runs | d2l loop | trainer | ratio | over an earlier trainer | "
+              "share of peak (d2l loop) | peak memory | against the targets | measured |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(found, key=lambda r: (r["device"], r["network"], (r.get("layout") or {}).get("key", ""))):
         how = r["trainer"]["how"]
-        mfu = f"{r['mfu']:.1%} ({r['baseline_mfu']:.1%})" if r.get("mfu") is not None else "no peak on file"
-        target = bench.target_verdict(r).replace("target ", "")
+        share = f"{r['mfu']:.1%} ({r['baseline_mfu']:.1%})" if r.get("mfu") is not None else "no peak on file"
+        layout = (r.get("layout") or {}).get("words", "one run, all threads")
+        earlier = (f"{r['against']['speedup']:.2f}x `{r['against']['revision']}`" if r.get("against") else "")
         lines.append(
-            f"| {_cell(r['device'])} | {r['network']} ({r['model']}), {r['batch']} "
+            f"| {_cell(r['device'])} | {r['network']} ({r['model']}), {r['batch']} | {layout} "
             f"| {r['baseline_images_per_s']:,.1f}/s | {r['images_per_s']:,.1f}/s ({bench.describe_how(how)}) "
-            f"| **{r['ratio']:.2f}x** | {mfu} "
+            f"| **{r['ratio']:.2f}x** | {earlier} | {share} "
             f"| {r['peak_memory'] / 1e9:.2f} GB ({r['baseline_peak_memory'] / 1e9:.2f} GB) "
-            f"| {_cell(target)} | {r['measured_at'][:10]}, torch {r['versions']['torch'].split('+')[0]} |")
+            f"| {_cell(bench.target_verdict(r).replace('target ', ''))} "
+            f"| {r['measured_at'][:10]}, torch {r['versions']['torch'].split('+')[0]} |")
     if not any(r["device_type"] == "cuda" for r in found):
         lines += ["", "No GPU record: the GPU targets are unmeasured."]
     return lines + [""]

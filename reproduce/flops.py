@@ -24,7 +24,8 @@ def training_flops_per_image(config: dict[str, Any], in_channels: int = 1, num_c
     (forward, weight gradients, input gradients), less the first layer's input gradient, which the
     images do not need. Not FlopCounterMode on the backward pass: it counts a grouped conv's
     backward as if ungrouped (measured: 3x the forward for conv2 at groups 2, not 2x), which would
-    inflate the paper net's count by 21%."""
+    inflate the paper net's count by 21%. Nor the LRN layers' matrix products: their band matrix is
+    mostly zeros, a way to add up a few neighbours fast, not the network's arithmetic."""
     return _training_flops(_architecture_key(config), in_channels, num_classes)
 
 
@@ -39,6 +40,7 @@ def _architecture_key(config: dict[str, Any]) -> tuple:
 def _training_flops(architecture: tuple, in_channels: int, num_classes: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
+    from reproduce.layers import GroupedLRN
     from reproduce.models import build_model, input_size
 
     config = dict(architecture)
@@ -49,7 +51,10 @@ def _training_flops(architecture: tuple, in_channels: int, num_classes: int) -> 
         model(images)
     with torch.no_grad(), FlopCounterMode(display=False) as stem:
         next(iter(model.children()))(images)
-    return (3 * whole.get_total_flops() - stem.get_total_flops()) / 2
+    counts = whole.get_flop_counts()
+    lrn = sum(sum(counts.get(f"Sequential.{name}", {}).values()) for name, module in model.named_children()
+              if isinstance(module, GroupedLRN))
+    return (3 * (whole.get_total_flops() - lrn) - stem.get_total_flops()) / 2
 
 
 def peak_tflops(name: str, precision: str) -> float | None:

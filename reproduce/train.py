@@ -148,8 +148,9 @@ def build_trainer(config: dict[str, Any], world: World = World()) -> Trainer:
     replicated = DistributedDataParallel(model) if world.distributed else model
     trainer = Trainer(config, device, execution, data, model, execution.compiled(replicated), optimizer,
                       Schedule(config["lr_patience"], config["lr_drops"]), transform,
-                      _place_splits(data, device), graphs_before=compiled_graphs(), world=world)
+                      _place_splits(data, device, transform), graphs_before=compiled_graphs(), world=world)
     trainer.record = results.new_record(config, device_name(device))
+    trainer.record["code"]["training_sha256"] = IMPORTED_TRAINING_CODE
     trainer.record["execution"] = execution.describe()
     trainer.record["data"] = data.splits
     trainer.record["world"] = world.describe()
@@ -165,12 +166,22 @@ def _input_scaling(config: dict[str, Any], data: ImageData, device: torch.device
     return data.mean.to(device), pixel_std(data) if config["input_scale"] == "unit" else 1.0
 
 
-def _place_splits(data: ImageData, device: torch.device) -> dict[str, torch.Tensor]:
+CANVAS_BYTES = 1 << 30  # on the CPU, images up to this much as centred canvases, worked out once per run
+
+
+def _place_splits(data: ImageData, device: torch.device, transform: BatchTransform) -> dict[str, torch.Tensor]:
     """Images and labels on the device when they fit in half its free memory, so that
-    batches never wait on the host; a dataset too big for that stays on the host."""
+    batches never wait on the host; a dataset too big for that stays on the host. On the CPU,
+    small images are kept as their centred canvases (float32, resized once: the per-batch resize
+    was 3% of the small net's step); the raw images stay in `data` (the pixels C17 compares)."""
     budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else 0
     names = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
-    return {name: to_device_if_fits(getattr(data, name), device, budget) for name in names}
+    splits = {name: to_device_if_fits(getattr(data, name), device, budget) for name in names}
+    images = [name for name in names if name.endswith("_x")]
+    size = sum(len(splits[name]) for name in images) * data.channels * transform.canvas ** 2 * 4
+    if device.type == "cpu" and size <= CANVAS_BYTES and all(isinstance(splits[n], torch.Tensor) for n in images):
+        splits.update({name: transform.canvases(splits[name]) for name in images})
+    return splits
 
 
 def _epoch_seed(config: dict[str, Any], epoch: int) -> int:
@@ -424,3 +435,8 @@ def _finish(trainer: Trainer, status: str, error: str | None = None) -> dict[str
     if trainer.world.leader:
         results.write_record(results.record_path(trainer.config["results_dir"], trainer.config), record)
     return record
+
+
+# The training code this process runs: its digest as the modules were when imported (all of them are,
+# by now), so that a record names the code that made it even if a file is edited while a grid runs.
+IMPORTED_TRAINING_CODE = results.training_digest()

@@ -57,7 +57,7 @@ def test_datasheet_peaks(name, precision, peak):
 
 
 @pytest.mark.parametrize("values,message", [
-    ({"networks": "imagenet"}, "networks: imagenet is not allowed; expected one of all, paper, small"),
+    ({"networks": "imagenet"}, "networks: imagenet is not allowed; expected one of all, small, four-layer, paper"),
     ({"seconds": "0"}, "seconds: 0.0 is out of range"),
     ({"batch": 4}, "unknown bench option 'batch'"),
 ])
@@ -67,27 +67,37 @@ def test_bad_bench_options_are_named(values, message):
 
 
 def test_targets_say_by_how_much_they_are_missed():
-    cpu = {"device_type": "cpu", "ratio": 1.5, "mfu": 0.4}
-    assert bench.target_verdict(cpu) == "target ratio >= 2x: missed by 0.50x"
-    gpu = {"device_type": "cuda", "ratio": 6.0, "mfu": 0.3}
-    assert bench.target_verdict(gpu) == "target ratio >= 5x: met; target MFU >= 40%: missed by 10.00%"
+    small = {"device_type": "cpu", "network": "small", "ratio": 3.5, "mfu": 0.40, "against": {"speedup": 2.1}}
+    assert bench.target_verdict(small) == ("target ratio >= 4.5x: missed by 1.00x; target share >= 45%: missed by 5%; "
+                                           "target speedup >= 2x: met")
+    four = {"device_type": "cpu", "network": "four-layer", "ratio": 2.0, "mfu": 0.3, "against": None}
+    assert bench.target_verdict(four) == "target speedup >= 2x: not measured (no --against)"
+    gpu = {"device_type": "cuda", "network": "paper", "ratio": 6.0, "mfu": 0.3}
+    assert bench.target_verdict(gpu) == "target ratio >= 5x: met; target share >= 40%: missed by 10%"
 
 
-def test_bench_measures_both_loops_writes_the_record_and_ends_with_the_ratio(tiny_fashion, tmp_path, capsys):
-    values = {"networks": "small", "device": "cpu", "batch_size": 16, "warmup": 1, "seconds": 1,
+def test_bench_times_each_layout_against_the_d2l_loop_and_another_commit(tiny_fashion, tmp_path, capsys):
+    """The small net as the grid runs it (one thread, alone and two at once), beside the d2l loop and the
+    trainer of the last commit; a record per layout; the last line is the ratio."""
+    values = {"networks": "small", "device": "cpu", "batch_size": 16, "warmup": 1, "seconds": 1, "against": "HEAD",
               "data_dir": str(tiny_fashion), "results_dir": str(tmp_path)}
-    [record] = bench.run_bench(values)
+    one, two = bench.run_bench(values)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-1] == f"ratio {record['ratio']:.2f}"
-    [path] = (tmp_path / "bench").glob("*/small-b16.json")
-    saved = json.loads(path.read_text())
-    for key in ("device", "model", "batch", "images_per_s", "baseline_images_per_s", "ratio", "peak_memory",
-                "versions", "tflops", "mfu"):
-        assert saved[key] is not None, key
-    assert saved["ratio"] == pytest.approx(saved["images_per_s"] / saved["baseline_images_per_s"])
-    assert saved["trainer"]["how"]["precision"] == "fp32" and saved["baseline"]["how"]["memory_format"] == "contiguous"
-    assert saved["peak_source"].startswith("measured fp32 GEMM")
+    assert lines[-1] == f"ratio {two['ratio']:.2f}" and any("trainer of HEAD" in line for line in lines)
+    saved = {path.name: json.loads(path.read_text()) for path in (tmp_path / "bench").glob("*/*.json")}
+    assert set(saved) == {"small-one-b16.json", "small-two-b16.json"}
+    for record in saved.values():
+        for key in ("device", "model", "batch", "images_per_s", "baseline_images_per_s", "ratio", "peak_memory",
+                    "versions", "tflops", "mfu", "against"):
+            assert record[key] is not None, key
+        assert record["ratio"] == pytest.approx(record["images_per_s"] / record["baseline_images_per_s"])
+        assert record["trainer"]["how"]["precision"] == "fp32"
+        assert record["baseline"]["how"]["memory_format"] == "contiguous"
+        assert record["peak_source"].startswith("measured fp32 GEMM")
+    assert len(saved["small-two-b16.json"]["trainer"]["per_run_images_per_s"]) == 2
+    assert saved["small-two-b16.json"]["layout"]["words"] == "two runs at once, 1 thread each"
+    path = next((tmp_path / "bench").glob("*/small-one-b16.json"))
     (path.parent / "broken-b1.json").write_text('{"network": ')  # a half-written record
     page = "\n".join(book.speed_section(tmp_path))
-    assert f"**{saved['ratio']:.2f}x**" in page
+    assert f"**{one['ratio']:.2f}x**" in page and "two runs at once" in page and "`HEAD`" in page
     assert "broken-b1.json: unreadable" in page and "No GPU record" in page
