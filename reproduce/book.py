@@ -103,6 +103,7 @@ def all_outcomes(results_dir: str | Path, executed: list[ExecutedNotebook]) -> l
         for claim in registry.values():
             notebook = by_ablation.get(claim.ablation)
             outcomes[claim.id] = _outcome(claim, preset, notebook, results_dir)
+        claims.apply_holm(list(outcomes.values()))  # the registered claims are decided together
         versions = {claim.id: claims.registered_versions(claim, preset, seeds, results_dir)
                     for claim in registry.values() if claim.trains}
         shown.append(PresetOutcomes(preset, seeds, outcomes, {k: v for k, v in versions.items() if v}))
@@ -122,17 +123,19 @@ def _outcome(claim: claims.Claim, preset: str, notebook: ExecutedNotebook | None
 
 # ----------------------------------------------------------------------------- pages
 
-def claims_page(shown: list[PresetOutcomes]) -> str:
-    lines = ["# The paper's claims, checked", "",
-             "Each claim of the paper, the rule that decides it (registered in `reproduce/claims.toml`) and what "
-             "the runs in `results/` say. Verdicts: **reproduced** (the paper's direction at 95% confidence and at "
-             "least the declared size), **consistent with the paper** (the direction holds, smaller than the "
-             "declared size), **not reproduced** (an effect of the declared size is ruled out), **inconclusive** "
-             "(with the seeds the observed spread would need), **not tested here** (with the reason). Every "
-             "verdict is a verdict on the proxy it was measured on (the 'tested on' column), not on the paper's "
-             "ImageNet runs. A claim whose runs are missing, unfinished, failed or made by other training code "
-             "shows the state of its runs instead: *missing*, *running*, *unmeasured* (final weights not measured), "
-             "*stale* or *failed*.", ""]
+def claims_page(shown: list[PresetOutcomes], results_dir: str | Path = "results") -> str:
+    lines = ["# The paper's claims, retested", "",
+             "Each claim of the paper, the rule that decides it (registered in `reproduce/claims.toml` before its "
+             "confirmatory runs: `reproduce/registration.toml` says how) and what the runs in `results/` say. "
+             "Verdicts: **reproduced** (the paper's direction shown, and at least the registered size), **consistent "
+             "with the paper** (the direction shown, smaller than the registered size), **not reproduced** (an effect "
+             "of the registered size ruled out), **inconclusive** (neither; the registered design's smallest "
+             "detectable effect says what it could have seen), **not tested here** (with the reason). The registered "
+             "claims are decided together: each has two one-sided tests, and Holm's correction across all of them "
+             "keeps the chance of any false verdict, of either kind, at 5%. Every verdict is a verdict on the proxy "
+             "it was measured on (the 'tested on' column), not on the paper's ImageNet runs. A claim whose runs are "
+             "missing, unfinished, failed or made by other training code shows the state of its runs instead: "
+             "*missing*, *running*, *unmeasured* (final weights not measured), *stale* or *failed*.", ""]
     if not shown:
         lines += ["No executed notebooks under `results/notebooks/`: run `nox -s reproduce`.", ""]
     for group in shown:
@@ -153,10 +156,30 @@ def claims_page(shown: list[PresetOutcomes]) -> str:
         lines += [f"| [{c.id}](#{c.id.lower()}) | {_cell(c.title)} | {_cell(c.paper_value)} | {_cell(c.reason)} |"
                   for c in untested]
         lines.append("")
+    lines += exploratory_section(results_dir)
     lines += ["## The claims and their rules", ""]
     for claim in plan.load_registry().values():
         lines += _claim_section(claim, shown)
     return "\n".join(lines)
+
+
+V1_VERDICTS = Path("v1") / "verdicts.json"  # under the results folder
+
+
+def exploratory_section(results_dir: str | Path = "results") -> list[str]:
+    """The first CPU study (v1): exploratory, kept as its own code judged it, beside the registered study."""
+    path = Path(results_dir) / V1_VERDICTS
+    if not path.exists():
+        return []
+    found = json.loads(path.read_text())
+    lines = ["## The exploratory first study (v1)", "",
+             f"{found['about']} Its verdicts, as the code of commit `{found['commit'][:12]}` gave them; its records "
+             f"and executed notebooks are in `results/v1/`. They informed the design of the registered study, "
+             "which decides the claims above; they decide nothing themselves.", "",
+             "| claim | v1 verdict (exploratory) | measured then |", "|---|---|---|"]
+    for claim_id, verdict in found["claims"].items():
+        lines.append(f"| {claim_id} | {verdict_badge(verdict['verdict'])} | {_cell(verdict['summary'][:220])} |")
+    return lines + [""]
 
 
 def overview(results_dir: str | Path, shown: list[PresetOutcomes]) -> str:
@@ -221,34 +244,35 @@ def _registration_intro(shown: list[PresetOutcomes]) -> list[str]:
 
 def _glance_table(group: PresetOutcomes) -> list[str]:
     preset = params.get_preset(group.preset)
-    lines = [f"## Preset `{group.preset}`: {group.seeds} seeds", "", f"*{preset.proxy}.*", "",
-             "| | claim | verdict | measured here: effect [95% CI], n | tested on | seeds to decide |",
-             "|---|---|---|---|---|---|"]
+    design = claims.registration()
+    lines = [f"## Preset `{group.preset}`", "", f"*{preset.proxy}.*", "",
+             "| | claim | verdict | measured here: effect [95% CI], n | tested on | smallest effect the registered "
+             "seeds detect |", "|---|---|---|---|---|---|"]
     for ids, outcome in claims.merge_identical(group.outcomes.values()):
         if outcome.claim.kind == "untested":
             continue
-        needed = "" if outcome.seeds_needed is None else str(outcome.seeds_needed)
+        detectable = (design.get("detectable") or {}).get(outcome.claim.id) if outcome.claim.estimator else None
         links = ", ".join(f"[{i}](#{i.lower()})" for i in ids)
         tested = (wording.tested_on(group.preset, outcome.claim.network, dataset=False)
                   if outcome.claim.trains else "the built net")
+        n = outcome.short + (f" of {outcome.claim.seeds} registered" if outcome.preliminary else "")
         lines.append(f"| {links} | {_cell(outcome.claim.title)} | {_verdict_cell(outcome, group.preset)} "
-                     f"| {_cell(outcome.short)} | {_cell(tested)} | {needed} |")
+                     f"| {_cell(n)} | {_cell(tested)} | {wording.effect_size(outcome.claim, detectable)} |")
     return lines + [""] + _glance_notes(group) + [
         "Effects are in points of error (or of the claim's measure), the other arm minus the paper's arm: positive "
         "is the paper's direction. C1 and C12 are ratios of iterations (geometric means of the per-seed ratios). "
-        "'Seeds to decide': for an undecided claim, the seeds at which its 95% interval would clear the nearer "
-        "decision boundary with 80% power, if the observed effect and spread were the truth (the one-sided t "
-        "test's power from the noncentral t, per-seed values assumed normal - log ratios for ratios); for a decided "
-        "claim, the seeds it was decided with. Under each verdict: 'stable' if leaving out any one seed keeps it, "
-        "'fragile' if some seed alone makes it (the claim's section names which); 'caveat': the proxy departs from "
-        "the paper in a way that bears on this claim (its section says how); 'lr tuned' or 'lr not tuned': whether "
-        "each arm ran at its own best learning rate (the paper tuned it for Figure 1's nets) or both at the "
-        "preset's. The paper's numbers, the rules, the per-seed values and the runs are below.", ""]
+        "'Smallest effect the registered seeds detect': the effect, away from no effect or from the threshold, that "
+        "the registered seeds would show with 80% power at the family's corrected level, with the registration's "
+        "pessimistic spread (reproduce/registration.toml). Under each verdict: 'preliminary' where fewer seeds ran "
+        "than were registered; whether it holds if the runs were trained on another machine (their errors move by "
+        "the noise measured between two CPUs); 'caveat': the proxy departs from the paper in a way that bears on "
+        "this claim (its section says how); 'lr tuned' or 'lr not tuned': whether each arm ran at its own learning "
+        "rate, chosen on the pilot (the paper tuned it for Figure 1's nets), or both at the preset's.", ""]
 
 
 def _glance_notes(group: PresetOutcomes) -> list[str]:
-    """What the table's verdicts share (runs) and what they mean taken together (Holm)."""
-    tested = [o for o in group.outcomes.values() if o.verdict in claims.VERDICTS and not math.isnan(o.p_value)]
+    """What the table's verdicts share (runs) and how they were decided together (Holm)."""
+    tested = [o for o in group.outcomes.values() if o.verdict in claims.VERDICTS and o.interval is not None]
     if not tested:
         return []
     users: dict[str, list[str]] = {}
@@ -258,26 +282,28 @@ def _glance_notes(group: PresetOutcomes) -> list[str]:
     shared = sorted({claim_id for ids in users.values() if len(ids) > 1 for claim_id in ids},
                     key=list(group.outcomes).index)
     most = max(users.values(), key=len)
-    holm = claims.holm_decisions(list(group.outcomes.values()))
-    differs = [claim_id for claim_id, yes in holm.items() if yes]
     others = [claim_id for claim_id in shared if claim_id not in most]
-    return [f"**Shared runs.** The {len(most)} claims {', '.join(most)} each use the same baseline run of every "
-            "seed as an arm: one unlucky seed moves them together, so their verdicts are not independent evidence."
-            + (f" {', '.join(others)} share runs among themselves too." if others else ""), "",
-            f"**{len(tested)} claims tested at once.** At 5% each, about one in twenty true nulls would look like an "
-            "effect. With Holm's correction across these claims (family-wise error 5%, from each claim's two-sided "
-            "t test of no effect: 0 points, or a ratio of 1), "
-            + (f"the effects distinguishable from none are those of {', '.join(differs)}" if differs else
-               "no claim's effect is distinguishable from none") + ". The verdicts above are per claim, uncorrected.", ""]
+    family = next((o.family for o in tested if o.adjusted is not None), 0)
+    lines = [f"**Shared runs.** The {len(most)} claims {', '.join(most)} each use the same baseline run of every "
+             "seed as an arm: one unlucky seed moves them together, so their verdicts are not independent evidence."
+             + (f" {', '.join(others)} share runs among themselves too." if others else ""), ""]
+    if family:
+        lines += [f"**Decided together.** The registered claims' {family} one-sided hypotheses (each claim's "
+                  "direction, and its size) form one family: Holm's step-down correction keeps the chance that any "
+                  "verdict above is wrong - a direction shown that is not there, or a size ruled out that is - at "
+                  "5%. Each claim's section gives its raw and adjusted p-values.", ""]
+    return lines
 
 
 def _verdict_cell(outcome: claims.Outcome, preset: str) -> str:
-    """The verdict, then what qualifies it: on this proxy, the proxy's caveat, one seed out, the lrs."""
+    """The verdict, then what qualifies it: on this proxy, preliminary, another machine, the caveat, the lrs."""
     claim = outcome.claim
+    machine = ("holds on another machine" if outcome.machine.startswith("holds") else
+               "could change on another machine" if outcome.machine.startswith("could") else "")
     notes = [note for note in (
         "on this proxy" if outcome.verdict in claims.DECIDED and claim.trains else "",
+        "preliminary" if outcome.preliminary else "", machine,
         "caveat" if claim.notes.get("proxy_note") and claim.trains else "",
-        "stable" if outcome.robustness == "stable" else "fragile" if outcome.robustness else "",
         _lr_flag(outcome, preset)) if note]
     return verdict_badge(outcome.verdict) + (f"<br>{', '.join(notes)}" if notes else "")
 
@@ -304,8 +330,8 @@ def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str
                      + (f" {outcome.summary}" if outcome.summary and claim.kind != "untested" else ""))
         if claim.trains and outcome.interval is not None:
             lines.append(f"  - tested on: {wording.proxy_text(claim, group.preset)}")
-            lines.append(f"  - two-sided p of no effect {outcome.p_value:.3g}; leave one seed out: "
-                         f"{outcome.robustness or 'n/a (fewer than 3 seeds)'}")
+            if outcome.adjusted is not None:
+                lines.append(f"  - {wording.holm_text(outcome)}")
         versions = group.versions.get(claim.id, [])
         if len(versions) > 1:
             lines.append("  - registered versions of the rule (git history of `reproduce/claims.toml`), "
@@ -382,46 +408,141 @@ def methods_page() -> str:
             shown = ", ".join(f"{k}={params.show_value(v)}" for k, v in config.items())
             lines.append(f"- network `{network}`: {shown}")
         lines.append("")
-    lines += ["## Statistics", "",
-              "- Runs are paired by seed: both arms of a seed start from the same random state and see the "
-              "same data order, crops and flips.",
-              "- A difference claim's effect is the mean over seeds of (other arm - paper's arm), with a 95% "
-              "Student t interval (few seeds, unknown spread).",
-              "- A ratio claim (C1, C12) compares iterations to a target training error, read at the granularity "
-              "of the training log: its estimate is the geometric mean of the per-seed ratios, its 95% interval a t "
-              "interval on the per-seed log ratios, exponentiated. No bootstrap: over 3 seeds a percentile bootstrap "
-              "has 10 distinct resamples and covers far less than 95%. A run that never reaches the target counts "
-              "its last iteration, a lower bound: it can support a claim, never refute it. A simulation in the tests "
-              "checks that every interval kind covers the truth 95% of the time at n = 3 and 5.",
-              "- Bit-identical means: the same run on the same kind of machine (instruction set, GPU model, torch "
-              "version, CPU threads). Across machines, weights differ in their last bits and the differences grow: "
-              "the cpu preset rerun on an AVX-512 CPU matched none of the 72 runs made on an AVX2 one (final test "
-              "error median 0.25 points apart, 90th percentile 1.6, 11 runs over 1 point, one C1 run at chance on "
-              "one machine and 55% on the other), and 4 of 21 verdicts moved between inconclusive and decided. A "
-              "rerun elsewhere should agree on the decided verdicts only within that noise. A run's config hash "
-              "leaves out the device, so one record stands for a run wherever it was made: the one at the run's "
-              "path in `results/runs/` counts (a run is trained only when no record is there), and its record names "
-              "the machine; to compare machines, train into another `--results-dir`.",
+    noise = claims.registration().get("machine_noise_sd", math.nan)
+    lines += ["## Statistics: the registered design", "",
+              "- **Registered before the runs.** Each tested claim's rule - arms, metric, threshold on the paper's "
+              "scale, estimator (named and versioned), crossing rule, learning rates and seeds - was committed with "
+              "`reproduce/registration.toml` before any confirmatory run; a test checks that every confirmatory "
+              "record was made by a commit that descends from that one. A rule changed later is a new registered "
+              "version, shown with the verdict of each.",
+              "- **Seeds.** The pilot's seeds (900-902) choose the design and are never a verdict's; the confirmatory "
+              "runs take seeds from 100. Runs are paired by seed: both arms of a seed start from the same random state "
+              "and see the same data order, crops and flips.",
+              "- **Estimators.** `paired-mean-t/1`: the mean over seeds of (other arm - paper's arm), with its 95% "
+              "Student t interval. `log-ratio-t/1` (C1, C12): the geometric mean of the per-seed ratios of iterations "
+              "to a target training error, with a t interval on their logs. No bootstrap: over a handful of seeds a "
+              "percentile bootstrap covers far less than 95% (a simulation in the tests checks every interval kind at "
+              "n = 3 and 5).",
+              "- **Crossings** (`smoothed-3/1`): a curve's iterations to the target are where the mean of 3 "
+              "consecutive log points of training error first reaches it, interpolated between log points: no tie at "
+              "one log point can decide a claim. A run that never gets there counts its last iteration, a bound: a "
+              "slow arm's bound can still show the direction, never rule the size out; a fast arm's the reverse.",
+              "- **Verdicts, decided together.** Each registered claim has two one-sided t tests: its direction (no "
+              "effect or the reverse, against the paper's direction) and its size (at least the threshold). Holm's "
+              "step-down correction across all of them keeps the family-wise error at 5%, whatever the verdicts "
+              "assert: *reproduced* or *consistent with the paper* where the direction is shown (at least the "
+              "threshold, or less), *not reproduced* where the size is ruled out and the direction is not shown, "
+              "*inconclusive* otherwise.",
+              "- **Power.** The registration sizes each claim's seeds for 80% power against its threshold at the "
+              "corrected level (Bonferroni's, which Holm's is never below), with a pessimistic spread: the 95% upper "
+              "confidence bound of the sd of the pilot's paired differences. Where that is beyond the budget, the "
+              "registration states the smallest effect the affordable seeds detect; the claims page shows it.",
+              "- **Another machine.** Weights are bit-identical only on the same kind of machine (instruction set, GPU "
+              "model, torch version, CPU threads): the v1 cpu preset rerun on an AVX-512 CPU matched none of the 72 "
+              "runs made on an AVX2 one, final test errors a median 0.25 points apart. Each error claim's verdict is "
+              "checked against that noise: would it stand if every run's error moved by it (the mean by about "
+              f"2 x sqrt(2) x {100 * noise:.2f} / sqrt(n) points, the registration's noise)? A run's config hash leaves the device out, so one record stands "
+              "for a run wherever it was made; to compare machines, train into another `--results-dir`.",
               "- A 'within' claim (C8, C16, C17) compares two measures of the same runs' final weights "
               "(`reproduce/analysis.py`: 10-crop and centre-crop error, nearest neighbours, conv1's kernels), "
               "paired by seed like a difference claim.",
-              "- C1's arms each run at every learning rate of a declared sweep and are judged at their own best "
-              "(fewest mean iterations to the target); every other trained claim runs both arms at the preset's lr "
-              "and is flagged 'not tuned'.",
               "- Overfitting (C4b, C7, C10) is the test error minus the error on (up to 5,000) training images "
-              "seen as test images - centre view, no dropout - after the last epoch.",
-              "- 'Seeds to decide' (undecided claims): the fewest seeds at which the 95% interval would clear the "
-              "nearer decision boundary with 80% power, if the observed effect and spread were the truth: the power "
-              "of the one-sided t test, 1 - F(t(0.975, n-1); n-1, d sqrt(n)) with F the noncentral t's distribution "
-              "and d = |effect - boundary| / sd. A decided claim shows the seeds it was decided with.",
-              "- Multiplicity: the claims page gives Holm's correction across a preset's tested claims beside the "
-              "per-claim verdicts, and names the claims that share runs.", "",
+              "seen as test images - centre view, no dropout - after the last epoch. The test error is measured on "
+              "all 10,000 test images after the last epoch.", "",
               "## The defaults: the paper's recipe", "", "| parameter | default | allowed | meaning |",
               "|---|---|---|---|"]
     for param in params.PARAMS:
         lines.append(f"| `{param.name}` | {params.show_value(param.default)} | {_cell(param.allowed())} | "
                      f"{_cell(param.help)} |")
     return "\n".join(lines + [""] + faults_table()) + "\n"
+
+
+def pilot_page(results_dir: str | Path, out: Path) -> str:
+    """The pilot: the designs compared, what each showed, and the one the study registered (with its figure)."""
+    from reproduce import figures, pilot
+
+    folder = Path(results_dir) / pilot.PILOT_DIR
+    design = claims.registration().get("design", {})
+    lines = ["# The pilot: choosing the proxy", "",
+             f"Runs on seeds kept for piloting ({', '.join(map(str, pilot.PILOT_SEEDS))}), in `results/pilot/`, made "
+             "before the study was registered and never used in a verdict (`python -m reproduce pilot` trains them; "
+             "its records name their code). A proxy can test the paper's claims only in their regime: final-error "
+             "claims are about converged nets (the baseline within about a point of the same net trained twice as "
+             "long), and the overfitting claims need overfitting to show (a training-test gap of several points "
+             "without dropout or augmentation).", ""]
+    results_found = pilot.design_results(folder)
+    if not results_found:
+        return "\n".join(lines + ["No pilot records here.", ""])
+    lines += ["| design | seeds | baseline test error | twice as long, minus the baseline | overfitting gap: baseline / "
+              "no dropout / no augmentation | sd of paired differences (df) | seconds per baseline run |",
+              "|---|---|---|---|---|---|---|"]
+    for r in results_found:
+        lines.append(f"| {r.design.name}: {r.design.words} | {r.seeds} | {100 * r.baseline_test:.2f}% | "
+                     f"{100 * r.longer_minus_baseline:+.2f} points | {100 * r.gaps['baseline']:.2f} / "
+                     f"{100 * r.gaps['no dropout']:.2f} / {100 * r.gaps['no augmentation']:.2f} points | "
+                     f"{100 * r.differences_sd:.2f} points ({r.differences_df}) | {r.train_seconds:.0f} |")
+    lines.append("")
+    if design.get("why"):
+        lines += [f"**Chosen: {design.get('chosen')}.** {design['why']}", ""]
+    chosen = next((d for d in pilot.DESIGNS if d.name == design.get("chosen")), results_found[-1].design)
+    figure = figures.pilot_curves(chosen.name, pilot.curves(folder, chosen))
+    figure.savefig(out / "pilot-curves.png", dpi=110, bbox_inches="tight")
+    figures.plt.close(figure)
+    lines += ["```{figure} pilot-curves.png", ":width: 100%", "",
+              f"Design {chosen.name}, each pilot seed: left, the baseline's validation error by epoch against the same "
+              "net trained twice as long, and both test errors at the end; right, the error on training images and on "
+              "test images at the end of each arm.", "```", ""]
+    lines += ["## C1's learning rates", "",
+              "Iterations until the four-layer net's training error first reaches 25% (the registered crossing rule), "
+              "per pilot seed; '-': never within its epochs. The registry names each arm's lr from here.", "",
+              "| arm | lr | iterations, per seed |", "|---|---|---|"]
+    for (activation, lr), row in pilot.c1_table(folder).items():
+        lines.append(f"| {activation} | {lr:g} | {', '.join('-' if i is None else f'{i:.0f}' for i in row)} |")
+    lines += ["", "## C12's spread", "",
+              f"C12 compares how fast bias 1 and bias 0 bring the training error to 50%: both arms on the chosen design, "
+              f"{pilot.C12_EPOCHS} epochs (every epoch is seeded from the seed and the epoch, and the lr drops only "
+              "after a plateau, so these are the first epochs of a full run). Iterations to 50%, per pilot seed:", "",
+              "| arm | iterations, per seed |", "|---|---|"]
+    for name, row in pilot.c12_table(folder).items():
+        lines.append(f"| {name} | {', '.join('-' if i is None else f'{i:.0f}' for i in row)} |")
+    return "\n".join(lines + [""] + registration_section(results_dir))
+
+
+def registration_section(results_dir: str | Path) -> list[str]:
+    """What the registration fixed from the pilot: each claim's spread, seeds and detectable effect; and the
+    check that every confirmatory record was made after it."""
+    design = claims.registration()
+    if not design:
+        return ["## The registration", "", "No registration here (`reproduce/registration.toml`).", ""]
+    registry = plan.load_registry()
+    lines = ["## The registration", "",
+             f"Committed before any confirmatory run (`reproduce/registration.toml`; its numbers follow from the "
+             f"records above and from results/v1, which `tests/test_registration.py` recomputes). Each claim's seeds "
+             f"give 80% power against its threshold, one-sided, at the level {design['alpha']:g} / "
+             f"{2 * len([c for c in registry.values() if c.estimator])} (the family's Bonferroni level, which Holm's "
+             "never falls below), with the spread's 95% upper confidence bound; where the budget "
+             f"({design['budget_hours']:g} hours on 2 cores) affords fewer, the smallest effect they detect is the "
+             "registered promise.", "",
+             "| claim | threshold | spread sized on (sd, its upper bound, df) | seeds needed | registered seeds | "
+             "smallest effect detected |", "|---|---|---|---|---|---|"]
+    for claim_id, seeds in design["seeds"].items():
+        claim = registry[claim_id]
+        measure = claim.metric if claim.kind == "difference" else claim_id
+        spread = design["spreads"][measure]
+        scale = (lambda v: f"{v:.3f} (log)") if claim.kind == "ratio" else (lambda v: f"{100 * v:.2f} points")
+        needed = design["seeds_needed"][claim_id]
+        lines.append(f"| [{claim_id}](claims.md#{claim_id.lower()}) | {wording.effect_size(claim, claim.threshold)} "
+                     f"| {_cell(spread['source'])}: {scale(spread['sd'])}, {scale(spread['upper'])}, {spread['df']} "
+                     f"| {needed or 'more than 40'} | {seeds} | {wording.effect_size(claim, design['detectable'][claim_id])} |")
+    lines.append("")
+    since = registrations.registration_commit(Path(plan.REGISTRY_PATH).resolve().parent.parent)
+    if since is not None:
+        records = registrations.confirmatory_records(results_dir, design["preset"])
+        problems = registrations.order_problems(Path(plan.REGISTRY_PATH).resolve().parent.parent, records)
+        lines += [f"Registered in commit `{since[0][:10]}` ({since[1][:10]}). Of the {len(records)} confirmatory "
+                  "records here, " + ("every one was made by a clean checkout of a commit that descends from it."
+                                      if not problems else f"{len(problems)} were not: " + "; ".join(problems[:5])), ""]
+    return lines
 
 
 def faults_table() -> list[str]:
@@ -513,7 +634,27 @@ def grid_section(results_dir: str | Path) -> list[str]:
                      f"{actions.get('not started', 0)}, {states.get('failed', 0)} | {_cell(how)} | "
                      f"**{r['wall_s'] / 60:.1f} min** | {'yes' if r['from_empty'] else 'no'} | {_cell(r['device'])} | "
                      f"{commit} |")
-    return lines + [""]
+    return lines + [""] + study_time_lines(results_dir)
+
+
+def study_time_lines(results_dir: str | Path, preset: str = "cpu", cores: tuple[int, ...] = (2, 16)) -> list[str]:
+    """How long the registered study takes from empty: on 2 cores from its runs' times here (two at a time),
+    on more by scheduling the same runs, in the grid's order, on that many one-thread workers."""
+    from reproduce import estimates
+
+    records = {r["run_id"]: r for r in registrations.confirmatory_records(results_dir, preset)}
+    planned = plan.grid_plan(preset, params.get_preset(preset).seeds)
+    if not records or len(records) < len(planned):
+        return [f"The registered `{preset}` study has {len(records)} of its {len(planned)} runs here: its time from "
+                "empty is shown once all have run.", ""]
+    seconds = [records[run.run_id]["totals"]["train_time_s"] + records[run.run_id]["totals"]["eval_time_s"]
+               for run in planned]
+    times = ", ".join(f"**{estimates.wall_time(seconds, n) / 3600:.1f} hours on {n} cores**" for n in cores)
+    return [f"**The registered `{preset}` study from empty**: its {len(planned)} runs took "
+            f"{sum(seconds) / 3600:.1f} hours of one core each, measured two at a time on a 2-core machine "
+            f"({_cell(str(next(iter(records.values()))['device']))}). Started in the grid's order on one-thread "
+            f"workers: {times} (more cores: estimated, each as fast as one of these two). Add the analyses of final "
+            "weights, the notebooks and the book: minutes.", ""]
 
 
 def _unreadable_list(unreadable: Any) -> list[str]:
@@ -667,9 +808,10 @@ def write_sources(results_dir: str | Path, book_dir: str | Path) -> Path:
     pages = run_pages.write(results_dir, shown, out / run_pages.RUNS)
     if results.runs_dir(results_dir).exists():
         shutil.copyfile(runs_index.write(results_dir), out / runs_index.FILE_NAME)
-    (out / "claims.md").write_text(claims_page(shown))
+    (out / "claims.md").write_text(claims_page(shown, results_dir))
     (out / "overview.md").write_text(overview(results_dir, shown))
     (out / "methods.md").write_text(methods_page())
+    (out / "pilot.md").write_text(pilot_page(results_dir, out))
     (out / "environment.md").write_text(environment_page(results_dir, shown))
     chapters = []
     for nb in executed:
@@ -735,7 +877,7 @@ def _toc(notebook_pages: list[str], runs: list[str] = ()) -> str:
         lines += [f"  - caption: Ablations, preset {preset} (executed notebooks)", "    chapters:"]
         lines += [f"      - file: {page}" for page in notebook_pages if page.split("/")[1] == preset]
     lines += ["  - caption: How", "    chapters:", f"      - file: {GENERATED}/methods",
-              f"      - file: {GENERATED}/environment"]
+              f"      - file: {GENERATED}/pilot", f"      - file: {GENERATED}/environment"]
     lines += [f"      - file: {GENERATED}/{DOCS}/{name}" for name in DOC_PAGES]
     if runs:
         lines += ["  - caption: The runs behind the verdicts", "    chapters:",

@@ -17,6 +17,7 @@ from reproduce import analysis, architecture, params, plan, registrations, resul
 from reproduce.plan import Claim, arm_variants, planned_runs, sweep_label, untestable_reason, varied_names
 from reproduce.wording import METRIC_WORDS, proxy_text
 
+ALPHA = 1 - stats.CONFIDENCE  # the family-wise error rate of the registered verdicts
 VERDICTS = ("reproduced", "consistent with the paper", "not reproduced", "inconclusive", "not tested here")
 # What a claim shows instead of a verdict when its evidence is not all there.
 # What a claim shows instead of a verdict when its runs are not all there: the state of its runs
@@ -56,14 +57,18 @@ class Outcome:
     verdict: str
     summary: str = ""
     interval: stats.Interval | None = None
-    seeds_needed: int | None = None
     per_seed: dict[str, dict[int, float]] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     censored: bool = False
     chosen: dict[str, str] = field(default_factory=dict)  # lr sweeps: arm name -> label of its best lr
-    p_value: float = math.nan  # two-sided t test of "no effect" (0 points, or a ratio of 1)
-    robustness: str = ""  # "stable", or "fragile: ..." when leaving out one seed changes the verdict
+    # The two one-sided t tests a verdict can rest on: "the effect is at most no effect" (a small p: the
+    # paper's direction) and "the effect is at least the threshold" (a small p: the claimed size ruled out).
+    p_direction: float = math.nan
+    p_size: float = math.nan
+    adjusted: tuple[float, float] | None = None  # the same after Holm's correction across the family
+    family: int = 0  # hypotheses in that family
+    machine: str = ""  # whether the verdict holds within the noise of training on another machine
 
     @property
     def short(self) -> str:
@@ -75,6 +80,11 @@ class Outcome:
             bound = ">= " if self.censored else ""
             return f"{bound}{i.estimate:.2f}x [{i.low:.2f}, {i.high:.2f}], n={i.n}"
         return f"{_points(i.estimate)} pts [{_points(i.low)}, {_points(i.high)}], n={i.n}"
+
+    @property
+    def preliminary(self) -> bool:
+        """Fewer seeds than registered: a look at the data, not the registered test."""
+        return bool(self.claim.seeds and self.interval is not None and self.interval.n < self.claim.seeds)
 
 
 def decide(interval: stats.Interval, null: float, threshold: float, lower_bound: bool = False) -> str:
@@ -94,32 +104,7 @@ def decide(interval: stats.Interval, null: float, threshold: float, lower_bound:
     return "inconclusive"
 
 
-def needed_seeds(interval: stats.Interval, null: float, threshold: float, verdict: str) -> int | None:
-    """For an undecided claim: the seeds at which the 95% interval would clear the nearer decision
-    boundary with 80% power, if the observed effect and spread were the truth (stats.seeds_for_power).
-    A decided claim needs no more: its seeds run."""
-    if verdict in DECIDED:
-        return interval.n
-    if math.isnan(interval.sd):
-        return None
-    centre = math.log(interval.estimate) if interval.log_scale else interval.estimate
-    low, high = stats.to_test_scale(interval, null), stats.to_test_scale(interval, threshold)
-    margin = centre - low if centre >= (low + high) / 2 else high - centre
-    return stats.seeds_for_power(margin, interval.sd)
-
-
 DECIDED = ("reproduced", "consistent with the paper", "not reproduced")
-
-
-def leave_one_seed_out(verdict: str, seeds: list[int], verdict_without: Callable[[set[int]], str]) -> str:
-    """"stable" when dropping any one seed leaves the verdict as it is; else which seed moves it."""
-    if len(seeds) < 3:
-        return ""
-    moved = [(seed, verdict_without({seed})) for seed in seeds]
-    moved = [(seed, other) for seed, other in moved if other != verdict]
-    if not moved:
-        return "stable"
-    return "fragile: " + "; ".join(f"without seed {seed} {other}" for seed, other in moved)
 
 
 def evaluate(claim: Claim, preset: str, seeds: int, results_dir: str | Path = "results",
@@ -229,53 +214,47 @@ def _evaluate_within(claim: Claim, records: dict[str, dict[int, dict]]) -> Outco
 
 def _paired_outcome(claim: Claim, per_seed: dict[str, dict[int, float]],
                     records: dict[str, dict[int, dict]]) -> Outcome:
-    """A difference of the other arm minus the paper's, paired by seed, and its verdict."""
-    other, paper = per_seed[claim.other_arm.name], per_seed[claim.paper_arm.name]
-
-    def verdict_without(left_out: set[int]) -> str:
-        kept = [s for s in stats.paired_seeds(other, paper) if s not in left_out]
-        return decide(stats.paired_difference({s: other[s] for s in kept}, {s: paper[s] for s in kept}),
-                      0.0, claim.threshold)
-
-    effect = stats.paired_difference(other, paper)
-    verdict = decide(effect, 0.0, claim.threshold)
+    """A difference of the other arm minus the paper's, paired by seed, and its verdict on its own."""
+    effect = stats.paired_difference(per_seed[claim.other_arm.name], per_seed[claim.paper_arm.name])
     summary = (f"{_points(effect.estimate)} points, 95% t interval [{_points(effect.low)}, {_points(effect.high)}], "
                f"n = {effect.n} seeds")
-    return Outcome(claim, verdict, summary, effect, needed_seeds(effect, 0.0, claim.threshold, verdict), per_seed,
-                   _ids(records), p_value=stats.p_value(effect, 0.0),
-                   robustness=leave_one_seed_out(verdict, stats.paired_seeds(other, paper), verdict_without))
+    return Outcome(claim, decide(effect, 0.0, claim.threshold), summary, effect, per_seed, _ids(records),
+                   p_direction=stats.one_sided_p(effect, 0.0, above=True),
+                   p_size=stats.one_sided_p(effect, claim.threshold, above=False))
+
 
 def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcome:
     target = claim.target_train_error
-    crossings = {label: {seed: stats.iterations_to_target(r["iterations"], target) for seed, r in by_seed.items()}
+    crossing = CROSSING_RULES[claim.crossing or "first-log-point/1"]
+    crossings = {label: {seed: crossing(r["iterations"], target) for seed, r in by_seed.items()}
                  for label, by_seed in records.items()}
     per_label = {label: {seed: float(c.iteration) for seed, c in by_seed.items()}
                  for label, by_seed in crossings.items()}
     chosen = best_lr_labels(claim, per_label)
     slow, fast = chosen[claim.other_arm.name], chosen[claim.paper_arm.name]
     seeds = stats.paired_seeds(per_label[slow], per_label[fast])
-
-    def verdict_of(kept: list[int]) -> tuple[str, stats.Interval, bool, bool]:
-        ratio = stats.log_ratio({s: per_label[slow][s] for s in kept}, {s: per_label[fast][s] for s in kept})
-        slow_censored = not all(crossings[slow][s].reached for s in kept)
-        fast_censored = not all(crossings[fast][s].reached for s in kept)
-        if fast_censored:  # the denominator is only a lower bound: the ratio means nothing
-            return "inconclusive", ratio, slow_censored, fast_censored
-        return decide(ratio, 1.0, claim.threshold, lower_bound=slow_censored), ratio, slow_censored, fast_censored
-
-    verdict, ratio, slow_censored, fast_censored = verdict_of(seeds)
+    ratio = stats.log_ratio({s: per_label[slow][s] for s in seeds}, {s: per_label[fast][s] for s in seeds})
+    slow_censored = not all(crossings[slow][s].reached for s in seeds)
+    fast_censored = not all(crossings[fast][s].reached for s in seeds)
+    # A run that never reached the target counts its last iteration, a lower bound. A slow arm's bound only
+    # makes the ratio smaller than it is: it can still show the direction, never rule the size out. A fast
+    # arm's makes it larger: it can still rule the size out, never show the direction.
+    p_direction = math.nan if fast_censored else stats.one_sided_p(ratio, 1.0, above=True)
+    p_size = math.nan if slow_censored else stats.one_sided_p(ratio, claim.threshold, above=False)
+    verdict = "inconclusive" if fast_censored else decide(ratio, 1.0, claim.threshold, lower_bound=slow_censored)
     summary = (f"iterations to {target:.0%} training error, {slow} / {fast}: "
                f"{'at least ' if slow_censored else ''}{ratio.estimate:.2f}x (geometric mean of the per-seed ratios), "
                f"95% t interval on their logs [{ratio.low:.2f}, {ratio.high:.2f}], n = {ratio.n} seeds")
     if slow_censored or fast_censored:
         summary += (f"; {'some ' + slow if slow_censored else ''}{' and ' if slow_censored and fast_censored else ''}"
                     f"{'some ' + fast if fast_censored else ''} runs never reached the target "
-                    "(their last iteration is counted: a lower bound)")
+                    "(their last iteration is counted: a bound)")
     summary += _sweep_note(claim, chosen, crossings)
-    robustness = leave_one_seed_out(verdict, seeds, lambda out: verdict_of([s for s in seeds if s not in out])[0])
-    return Outcome(claim, verdict, summary, ratio, needed_seeds(ratio, 1.0, claim.threshold, verdict), per_label,
-                   _ids(records), censored=slow_censored or fast_censored, chosen=chosen,
-                   p_value=stats.p_value(ratio, 1.0), robustness=robustness)
+    return Outcome(claim, verdict, summary, ratio, per_label, _ids(records), censored=slow_censored or fast_censored,
+                   chosen=chosen, p_direction=p_direction, p_size=p_size)
+
+
+CROSSING_RULES = {"first-log-point/1": stats.iterations_to_target, "smoothed-3/1": stats.smoothed_crossing}
 
 
 def best_lr_labels(claim: Claim, per_label: dict[str, dict[int, float]]) -> dict[str, str]:
@@ -339,10 +318,76 @@ def _points(fraction: float) -> str:
     return "nan" if math.isnan(fraction) else f"{100 * fraction:+.2f}"
 
 
-def holm_decisions(outcomes: list[Outcome]) -> dict[str, bool]:
-    """Claim id -> whether its effect differs from no effect under Holm's correction across every
-    claim of the preset that has a p-value (the family: all claims tested on these runs)."""
-    return stats.holm({o.claim.id: o.p_value for o in outcomes if o.verdict in VERDICTS})
+def evaluate_family(preset: str, seeds: int, results_dir: str | Path = "results",
+                    overrides: dict[str, Any] | None = None, registry: dict[str, Claim] | None = None,
+                    alpha: float = ALPHA) -> list[Outcome]:
+    """Every claim of the registry at this preset, the registered ones decided together (apply_holm)."""
+    outcomes = [evaluate(claim, preset, seeds, results_dir, overrides)
+                for claim in (registry or plan.load_registry()).values()]
+    apply_holm(outcomes, alpha)
+    return outcomes
+
+
+def apply_holm(outcomes: list[Outcome], alpha: float = ALPHA) -> None:
+    """Decide the registered claims together: each has two one-sided hypotheses (its direction, its size),
+    and Holm's correction across all of them keeps the chance of any false verdict at `alpha`, whatever
+    the verdicts assert - "not reproduced" as much as "reproduced". A claim whose direction is shown is
+    reproduced (at least its threshold) or consistent with the paper (less); one whose size is ruled out,
+    and not its direction, is not reproduced; otherwise inconclusive."""
+    family = [o for o in outcomes if o.claim.estimator and o.verdict in VERDICTS and o.interval is not None]
+    raw = {(o.claim.id, side): p for o in family for side, p in (("direction", o.p_direction), ("size", o.p_size))}
+    adjusted = stats.holm_adjusted(raw)
+    size = sum(1 for p in raw.values() if not math.isnan(p))
+    for outcome in family:
+        outcome.adjusted = (adjusted[(outcome.claim.id, "direction")], adjusted[(outcome.claim.id, "size")])
+        outcome.family = size
+        outcome.verdict = holm_verdict(outcome, *outcome.adjusted, alpha)
+        outcome.machine = machine_sensitivity(outcome, raw, adjusted, alpha)
+
+
+def holm_verdict(outcome: Outcome, direction: float, size: float, alpha: float = ALPHA) -> str:
+    if direction <= alpha:  # NaN compares False: an untestable side never decides
+        at_least = outcome.interval.estimate >= outcome.claim.threshold
+        return "reproduced" if at_least else "consistent with the paper"
+    return "not reproduced" if size <= alpha else "inconclusive"
+
+
+def machine_sensitivity(outcome: Outcome, raw: dict, adjusted: dict, alpha: float) -> str:
+    """Whether the verdict holds if every run had been trained on another machine: each per-seed error moves
+    by the noise measured between two CPUs (MACHINE_NOISE_SD, registration), so the mean difference by about
+    2 x sqrt(2) x that / sqrt(n) at the worst; the test statistics shift, Holm's multipliers stay."""
+    noise = registration().get("machine_noise_sd")
+    if noise is None or outcome.claim.kind == "ratio":
+        return "not assessed (the noise measured between machines is in points of error)"
+    interval = outcome.interval
+    shift = 2 * math.sqrt(2) * noise / math.sqrt(interval.n)
+    factor = {side: adjusted[(outcome.claim.id, side)] / raw[(outcome.claim.id, side)]
+              if raw[(outcome.claim.id, side)] > 0 else 1.0 for side in ("direction", "size")}
+    verdicts = set()
+    for move in (-shift, shift):
+        moved = stats.Interval(interval.estimate + move, interval.low + move, interval.high + move, interval.n,
+                               interval.sd)
+        shifted = Outcome(outcome.claim, outcome.verdict, interval=moved)
+        verdicts.add(holm_verdict(shifted, min(1.0, factor["direction"] * stats.one_sided_p(moved, 0.0, True)),
+                                  min(1.0, factor["size"] * stats.one_sided_p(moved, outcome.claim.threshold, False)),
+                                  alpha))
+    if verdicts == {outcome.verdict}:
+        return f"holds if the mean moves by {100 * shift:.2f} points either way"
+    return f"could change on another machine (a {100 * shift:.2f}-point move gives {', '.join(sorted(verdicts))})"
+
+
+def registration(path: Path | None = None) -> dict[str, Any]:
+    """reproduce/registration.toml: the CPU study's registered design ({} before there is one)."""
+    import tomllib
+
+    path = path or REGISTRATION_PATH
+    if not path.exists():
+        return {}
+    with open(path, "rb") as handle:
+        return tomllib.load(handle)
+
+
+REGISTRATION_PATH = plan.REGISTRY_PATH.with_name("registration.toml")
 
 
 @dataclass(frozen=True)
@@ -388,8 +433,7 @@ def _readable_today(entry: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return {k: v for k, v in entry.items() if k not in dropped}, dropped
 
 
-def as_json(outcome: Outcome, preset: str, holm: dict[str, bool],
-            versions: list[RegisteredVersion]) -> dict[str, Any]:
+def as_json(outcome: Outcome, preset: str, versions: list[RegisteredVersion]) -> dict[str, Any]:
     """The machine-readable verdict of `python -m reproduce claims --json` (the book's numbers, the same
     computation)."""
     claim, interval = outcome.claim, outcome.interval
@@ -398,14 +442,25 @@ def as_json(outcome: Outcome, preset: str, holm: dict[str, bool],
         return None if value is None or not math.isfinite(value) else value
 
     unit = {"ratio": "ratio", "difference": "difference", "within": "difference"}.get(claim.kind)
+    current = versions[-1] if versions else None
+    design = registration()
     return {
-        "title": claim.title, "verdict": outcome.verdict, "summary": outcome.summary,
+        "title": claim.title, "verdict": outcome.verdict, "preliminary": outcome.preliminary,
+        "summary": outcome.summary, "unit": unit,
         "estimate": number(interval.estimate if interval else None), "low": number(interval.low if interval else None),
-        "high": number(interval.high if interval else None), "n": interval.n if interval else 0, "unit": unit,
+        "high": number(interval.high if interval else None), "n": interval.n if interval else 0,
+        "registered": None if not claim.estimator else {
+            "version": len(versions), "commit": current.commit if current else None,
+            "date": current.date if current else None, "seeds": claim.seeds,
+            "seed_numbers": plan.claim_seeds(claim, preset, claim.seeds or 0), "threshold": claim.threshold,
+            "estimator": claim.estimator, "estimator_words": plan.ESTIMATORS[claim.estimator],
+            "crossing": claim.crossing, "detectable_effect": (design.get("detectable") or {}).get(claim.id),
+            "pilot_seeds": design.get("pilot_seeds"), "correction": design.get("correction")},
         "lower_bound": outcome.censored, "per_seed": outcome.per_seed, "run_ids": outcome.run_ids,
-        "seeds_to_decide": outcome.seeds_needed, "p_value": number(outcome.p_value),
-        "holm_differs_from_no_effect": holm.get(claim.id), "leave_one_seed_out": outcome.robustness or None,
-        "proxy": proxy_text(claim, preset),
+        "p_direction": number(outcome.p_direction), "p_size": number(outcome.p_size),
+        "holm_adjusted": None if outcome.adjusted is None else {
+            "direction": number(outcome.adjusted[0]), "size": number(outcome.adjusted[1]), "family": outcome.family},
+        "machine_noise": outcome.machine or None, "proxy": proxy_text(claim, preset),
         "versions": [{"commit": v.commit, "date": v.date, "verdict": v.verdict, "after_records": v.after_records}
                      for v in versions],
     }

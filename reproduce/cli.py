@@ -9,6 +9,7 @@ one line naming the cause and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_param_flags(everything, declared=params.GRID_PARAMS)
     add_param_flags(everything)
     everything.add_argument("--book-dir", default="book")
+
+    pilot = commands.add_parser("pilot", help="train the CPU study's pilot (results/pilot/: seeds no verdict uses) "
+                                              "and print what it shows; --report alone reads it")
+    pilot.add_argument("--report", action="store_true", help="only print what the pilot's records show")
+    add_param_flags(pilot, ["workers", "time_budget"], declared=params.GRID_PARAMS)
+    add_param_flags(pilot, ["results_dir", "data_dir", "device"])
 
     verdicts = commands.add_parser("claims", help="print each claim's verdict from the records")
     add_sweep_flags(verdicts)
@@ -203,20 +210,42 @@ def command_all(args: argparse.Namespace) -> int:
     return 1 if failures or built or trained.exit_code else 0
 
 
+def command_pilot(args: argparse.Namespace) -> int:
+    from reproduce import grid, pilot
+
+    config = params.resolve(given(args, ["results_dir", "data_dir", "device"]))
+    folder = Path(config["results_dir"]) / pilot.PILOT_DIR
+    exit_code = 0
+    if not args.report:
+        runs = pilot.pilot_runs(folder, overrides={"data_dir": config["data_dir"], "device": config["device"]})
+        options = grid.parse_options(given(args, ["workers", "time_budget"]))
+        if runs:
+            exit_code = grid.train_runs(runs, options, runs[0].config, "the pilot", started=args.started).exit_code
+    for line in pilot.lines(folder):
+        print(line)
+    try:
+        numbers = pilot.registration_numbers(config["results_dir"])
+    except (KeyError, ValueError, StopIteration, statistics.StatisticsError) as exc:
+        print(f"the registration's numbers need the whole pilot ({type(exc).__name__}: {exc})")
+    else:
+        print(f"C1's lrs: {numbers.c1_lrs}\nthe registration's numbers:\n{pilot.registration_toml(numbers)}")
+    return exit_code
+
+
 def command_claims(args: argparse.Namespace) -> int:
-    from reproduce import claims, plan
+    from reproduce import claims
 
     preset, seeds = sweep_settings(args)
-    outcomes = [claims.evaluate(claim, preset, seeds, args.results_dir) for claim in plan.load_registry().values()]
+    outcomes = claims.evaluate_family(preset, seeds, args.results_dir)
     if args.json:
         import json
 
-        holm = claims.holm_decisions(outcomes)
-        print(json.dumps({o.claim.id: claims.as_json(o, preset, holm, claims.registered_versions(
+        print(json.dumps({o.claim.id: claims.as_json(o, preset, claims.registered_versions(
             o.claim, preset, seeds, args.results_dir)) for o in outcomes}, indent=1))
         return 0
     for outcome in outcomes:
-        print(f"{outcome.claim.id:5} {outcome.verdict:26} {outcome.summary}")
+        verdict = outcome.verdict + (" (preliminary)" if outcome.preliminary else "")
+        print(f"{outcome.claim.id:5} {verdict:40} {outcome.summary}")
     return 0
 
 
@@ -318,7 +347,7 @@ def command_results(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": command_run, "grid": command_grid, "ablation": command_ablation, "all": command_all,
             "claims": command_claims, "book": command_book, "notebooks": command_notebooks, "bench": command_bench,
-            "equivalence": command_equivalence, "new-notebook": command_new_notebook,
+            "equivalence": command_equivalence, "new-notebook": command_new_notebook, "pilot": command_pilot,
             "describe": command_describe, "params": command_params,
             "results": command_results}
 

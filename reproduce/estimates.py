@@ -96,7 +96,8 @@ class Estimator:
             split = Split(config["train_limit"] or 0, 0, 0)
         per_image = training_flops_per_image(config)
         epochs, batch = config["epochs"], config["batch_size"]
-        evaluated = epochs * (split.val + split.test) + min(FIT_IMAGES, split.train)
+        tests = epochs if config["test_every_epoch"] else 1
+        evaluated = epochs * split.val + tests * split.test + min(FIT_IMAGES, split.train)
         work = epochs * split.train * per_image + evaluated * per_image / 3  # evaluation: the forward only
         # Evaluation batches are twice the training batch and cost about half a step each.
         steps = epochs * math.ceil(split.train / batch) + math.ceil(evaluated / (2 * batch)) / 2
@@ -141,3 +142,13 @@ def network_key(config: dict[str, Any]) -> str:
 @lru_cache(maxsize=1)
 def _compared_anywhere() -> frozenset[str]:
     return frozenset(plan.compared_anywhere())
+
+
+def wall_time(seconds: list[float], workers: int) -> float:
+    """How long runs of these durations take, started in this order, each on the first worker free: the grid's
+    local pool. The estimate for another number of workers assumes each trains as fast as one did here."""
+    free = [0.0] * max(1, workers)
+    for duration in seconds:
+        start = min(free)
+        free[free.index(start)] = start + duration
+    return max(free, default=0.0)

@@ -62,12 +62,17 @@ def _training_curves(ax: plt.Axes, records: dict[str, dict[int, dict]], target: 
 def _test_curves(ax: plt.Axes, records: dict[str, dict[int, dict]]) -> None:
     for colour, (arm, by_seed) in zip(ARM_COLOURS, records.items()):
         for seed, record in sorted(by_seed.items()):
-            epochs = record["epochs"]
-            ax.plot([e["epoch"] for e in epochs], [e["test_top1_error"] for e in epochs], color=colour,
-                    marker="o", alpha=0.7, linewidth=1, label=f"{arm}: test" if seed == min(by_seed) else None)
+            epochs, first = record["epochs"], seed == min(by_seed)
+            # Validation error every epoch (what the lr schedule watches); the test error where it was measured,
+            # which a preset may do after the last epoch only (test_every_epoch off).
+            ax.plot([e["epoch"] for e in epochs], [e["val_top1_error"] for e in epochs], color=colour,
+                    alpha=0.7, linewidth=1, label=f"{arm}: validation" if first else None)
+            tested = [e for e in epochs if "test_top1_error" in e]
+            ax.plot([e["epoch"] for e in tested], [e["test_top1_error"] for e in tested], color=colour, marker="o",
+                    linestyle="none", alpha=0.7, label=f"{arm}: test" if first else None)
             ax.plot([e["epoch"] for e in epochs], [e["train_error"] for e in epochs], color=colour,
                     linestyle=":", alpha=0.7, linewidth=1,
-                    label=f"{arm}: training (augmented, dropout)" if seed == min(by_seed) else None)
+                    label=f"{arm}: training (augmented, dropout)" if first else None)
     ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole
     ax.set(xlabel="epoch", ylabel="top-1 error", title="error by epoch, each seed")
     ax.legend(fontsize=8)
@@ -220,3 +225,30 @@ def _forest_legend() -> list:
     handles.append(plt.Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="",
                               label="lower bound"))
     return handles
+
+
+def pilot_curves(design: str, curves: dict[str, dict[int, dict]]) -> plt.Figure:
+    """The pilot's evidence of the regime: the baseline against the same net trained twice as long (validation
+    error by epoch, test error at the end), and the arms without dropout or augmentation: their error on
+    training images (seen as test images) against their test error."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for colour, arm in zip(ARM_COLOURS, ("baseline", "twice as long")):
+        for seed, record in sorted(curves.get(arm, {}).items()):
+            epochs = record["epochs"]
+            first = seed == min(curves[arm])
+            left.plot([e["epoch"] for e in epochs], [e["val_top1_error"] for e in epochs], color=colour, linewidth=1,
+                      alpha=0.7, label=f"{arm}: validation" if first else None)
+            left.plot([epochs[-1]["epoch"]], [epochs[-1]["test_top1_error"]], "o", color=colour,
+                      label=f"{arm}: test, at the end" if first else None)
+    left.set(xlabel="epoch", ylabel="top-1 error", title=f"design {design}: converged?")
+    left.legend(fontsize=7)
+    arms = [arm for arm in ("baseline", "no dropout", "no augmentation") if curves.get(arm)]
+    for index, arm in enumerate(arms):
+        for seed, record in sorted(curves[arm].items()):
+            last = record["epochs"][-1]
+            right.plot([index - 0.1, index + 0.1], [last["fit_top1_error"], last["test_top1_error"]], color="grey",
+                       marker="o", linewidth=1)
+    right.set_xticks(range(len(arms)), arms, fontsize=8)
+    right.set(ylabel="top-1 error", title="overfitting: training images (left) vs test (right)")
+    fig.tight_layout()
+    return fig

@@ -134,17 +134,26 @@ def run_grid(preset: str, seeds: int, options: dict[str, Any], overrides: dict[s
     would keep every redraw of a bar). `started` (time.time()): where the time budget counts from,
     the command's start; now by default."""
     options = parse_options(options)
-    deadline = (started or time.time()) + options["time_budget"] if options["time_budget"] else None
     # One bar over the grid: the runs' per-batch bars would write over it (and over each other).
     overrides = {"progress": False, **params.validate(overrides or {})}
     runs = plan.grid_plan(preset, seeds, options["only"] or None, overrides)
-    sample = params.resolve(overrides, preset=preset)
+    return train_runs(runs, options, params.resolve(overrides, preset=preset), f"preset {preset}, at most {seeds} seeds a claim",
+                      log, started, record_as=(preset, seeds))
+
+
+def train_runs(runs: list[plan.PlannedRun], options: dict[str, Any], sample: dict[str, Any], title: str,
+               log: Callable[[str], None] | None = None, started: float | None = None,
+               record_as: tuple[str, int] | None = None) -> GridSummary:
+    """Train planned runs as the grid does (plan lines, layout, budget, pool or submitit, summary): a preset's
+    grid, or another list of runs (the pilot's). `sample`: a config of the runs, for what they share (results
+    folder, device, threads); `record_as` (preset, seeds): keep a grid record under that name."""
+    deadline = (started or time.time()) + options["time_budget"] if options["time_budget"] else None
     results_dir = sample["results_dir"]
     layout = worker_layout(options, sample, runs)
     states = {run.run_id: results.run_state(results_dir, run.config) for run in runs}
     estimator = Estimator.from_records(results_dir, sample)
     say = log or print
-    for line in plan_lines(preset, seeds, runs, states, estimator, layout, options):
+    for line in plan_lines(title, runs, states, estimator, layout, options):
         say(line)
     if options["dry_run"] or not runs:
         return GridSummary()
@@ -178,7 +187,9 @@ def run_grid(preset: str, seeds: int, options: dict[str, Any], overrides: dict[s
     for line in summary_lines(summary, layout, options):
         say(line)
     if set(summary.actions()) - {"reused"}:  # a grid that only found its runs done measured nothing
-        results.write_grid_record(results_dir, grid_record(preset, seeds, options, layout, sample, summary, deadline))
+        if record_as:
+            results.write_grid_record(results_dir, grid_record(*record_as, options, layout, sample, summary,
+                                                               deadline))
         runs_index.write(results_dir)
     return summary
 
@@ -350,11 +361,11 @@ def preflight(runs: list[plan.PlannedRun]) -> dict[tuple, Split]:
 
 # ----------------------------------------------------------------------------- what it says
 
-def plan_lines(preset: str, seeds: int, runs: list[plan.PlannedRun], states: dict[str, results.RunState],
+def plan_lines(title: str, runs: list[plan.PlannedRun], states: dict[str, results.RunState],
                estimator: Estimator, layout: Layout, options: dict[str, Any]) -> list[str]:
     todo = [run for run in runs if not states[run.run_id].done]
     known = {run.run_id: found[0] for run in todo if (found := estimator.from_earlier_runs(run.config))}
-    lines = [f"grid: preset {preset}, {seeds} seeds: {len(runs)} distinct runs, {len(runs) - len(todo)} done, "
+    lines = [f"grid: {title}: {len(runs)} distinct runs, {len(runs) - len(todo)} done, "
              f"{len(todo)} to train", "  network     runs  done  to train  estimated run time"]
     for network in dict.fromkeys(run.network for run in runs):
         mine = [run for run in runs if run.network == network]

@@ -72,8 +72,11 @@ class Study:
                                + "\n".join(f"{r.run_id}: {r.detail}" for r in failed))
 
     def outcomes(self) -> list[claims.Outcome]:
-        return [claims.evaluate(c, self.preset, self.seeds, self.results_dir, self._run_overrides())
-                for c in self.claims]
+        """This notebook's claims, decided with the whole family of registered claims (Holm's correction
+        counts every claim tested on the preset, whichever notebook shows it)."""
+        family = claims.evaluate_family(self.preset, self.seeds, self.results_dir, self._run_overrides())
+        mine = {c.id for c in self.claims}
+        return [o for o in family if o.claim.id in mine]
 
     def verdicts(self) -> pandas.DataFrame:
         return verdict_table(self.outcomes())
@@ -201,8 +204,8 @@ def start(ablation: str, namespace: dict[str, Any], cuda_available: bool | None 
 def verdict_table(outcomes: list[claims.Outcome]) -> pandas.DataFrame:
     return pandas.DataFrame([{
         "claim": o.claim.id, "what": o.claim.title, "paper": o.claim.paper_value, "verdict": o.verdict,
-        "measured": o.summary,
-        "seeds to decide": "" if o.seeds_needed is None else o.seeds_needed} for o in outcomes])
+        "measured": o.summary, "registered seeds": o.claim.seeds or "",
+        "preliminary": "yes" if o.preliminary else ""} for o in outcomes])
 
 
 def describe_preset(study: Study) -> Markdown:
@@ -217,7 +220,11 @@ def headline_text(outcome: claims.Outcome, preset: str) -> str:
     claim = outcome.claim
     lines = [f"**{claim.id}: {claim.title}** (section {claim.section})", "", f"> {claim.quote}", "",
              f"**Verdict: {outcome.verdict}**" + (" on this proxy" if outcome.verdict in claims.DECIDED and claim.trains
-                                                  else "") + f": {outcome.summary}"]
+                                                  else "")
+             + (f" (preliminary: {outcome.interval.n} of its {claim.seeds} registered seeds)" if outcome.preliminary
+                else "") + f": {outcome.summary}"]
+    if outcome.adjusted is not None:
+        lines += ["", wording.holm_text(outcome)]
     proxy = wording.proxy_text(claim, preset)
     if proxy and outcome.interval is not None:
         lines += ["", f"Tested on {proxy}"]

@@ -30,7 +30,19 @@ METRICS = ("final_test_top1_error", "final_fit_error", "final_fit_gap")
 # What reproduce.analysis measures of a finished run's final weights: a "within" claim's arms name two.
 MEASURES = ("centre_test_top1_error", "ten_crop_test_top1_error", "feature_neighbour_disagreement",
             "pixel_neighbour_disagreement", "tower_colour_gap", "random_split_colour_gap")
-NOTE_KEYS = ("target_note", "threshold_note", "lr_note", "proxy_note")
+NOTE_KEYS = ("target_note", "threshold_note", "lr_note", "proxy_note", "seeds_note")
+# How a claim's effect is estimated from its per-seed values (reproduce.claims), named and versioned: a new
+# estimator is a new name, so that changing it is a change of the registered rule, as a threshold's is.
+ESTIMATORS = {
+    "paired-mean-t/1": "the mean of the per-seed differences, with its Student t interval",
+    "log-ratio-t/1": "the geometric mean of the per-seed ratios, with a t interval on their logs",
+}
+# How a ratio claim reads "iterations to a target" off a training curve (reproduce.stats).
+CROSSINGS = {
+    "first-log-point/1": "the first logged iteration whose training error is at most the target",
+    "smoothed-3/1": "where the mean of 3 consecutive log points first reaches the target, interpolated "
+                    "between log points",
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,11 @@ class Claim:
     reason: str | None = None
     requires: str | None = None
     lr_sweep: tuple[float, ...] = ()
+    # Registered for a confirmatory study (reproduce/registration.toml): how the effect is estimated
+    # (stats' estimator, named and versioned), how a crossing is read (ratio claims), and its seeds.
+    estimator: str | None = None
+    crossing: str | None = None
+    seeds: int | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -143,6 +160,12 @@ def _check_claim(claim: Claim) -> None:
         problems.append("a ratio claim needs target_train_error")
     if claim.kind == "untested" and not claim.reason:
         problems.append("an untested claim needs a reason")
+    if claim.estimator is not None and claim.estimator not in ESTIMATORS:
+        problems.append(f"estimator {claim.estimator!r} is not one of {', '.join(ESTIMATORS)}")
+    if claim.crossing is not None and claim.crossing not in CROSSINGS:
+        problems.append(f"crossing {claim.crossing!r} is not one of {', '.join(CROSSINGS)}")
+    if claim.seeds is not None and claim.seeds < 2:
+        problems.append("seeds: a registered claim needs at least 2")
     if problems:
         raise RegistryError(f"{claim.id}: " + "; ".join(problems))
 
@@ -186,7 +209,7 @@ def arm_config(claim: Claim, arm: Arm, preset: str, seed: int,
     clash = sorted(set(overrides) & (varied_names(claim) | {"seed"}))
     if clash:
         raise params.ParamError(f"{', '.join(clash)}: fixed by claim {claim.id} (its arms, conditions and "
-                                "seeds 0..N-1); it cannot be overridden here")
+                                "seeds); it cannot be overridden here")
     settings = {**overrides, **claim.conditions, **arm.settings, "seed": seed}
     if lr is not None:
         settings["lr"] = lr
@@ -215,13 +238,21 @@ def untestable_reason(claim: Claim, preset: str, overrides: dict[str, Any] | Non
             "with dataset cifar10 or on the paper preset's ImageNet folder")
 
 
+def claim_seeds(claim: Claim, preset: str, seeds: int) -> list[int]:
+    """The seeds of a claim's runs at this preset: its registered number, or fewer when `seeds` is fewer
+    (a preliminary look), counted from the preset's first seed (so never the pilot's)."""
+    first = params.get_preset(preset).first_seed
+    return list(range(first, first + (min(seeds, claim.seeds) if claim.seeds else seeds)))
+
+
 def planned_runs(claim: Claim, preset: str, seeds: int,
                  overrides: dict[str, Any] | None = None) -> dict[str, dict[int, dict[str, Any]]]:
-    """label -> seed -> config, for the seeds 0 .. seeds-1 (labels: see arm_variants); nothing when
-    the claim cannot be tested on the preset's data."""
+    """label -> seed -> config, for the claim's seeds (claim_seeds; labels: see arm_variants); nothing
+    when the claim cannot be tested on the preset's data."""
     if untestable_reason(claim, preset, overrides):
         return {}
-    return {label: {seed: arm_config(claim, arm, preset, seed, overrides, lr) for seed in range(seeds)}
+    return {label: {seed: arm_config(claim, arm, preset, seed, overrides, lr)
+                    for seed in claim_seeds(claim, preset, seeds)}
             for arm, lr, label in arm_variants(claim)}
 
 

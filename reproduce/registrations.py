@@ -15,12 +15,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from reproduce.git import git_lines, git_text
+from reproduce.git import git_bytes, git_lines, git_text
 from reproduce.plan import REGISTRY_PATH
 
 # What decides a verdict; a change of anything else (title, quote, notes) is not a new rule.
 RULE_KEYS = ("kind", "network", "conditions", "paper_arm", "other_arm", "metric", "threshold", "target_train_error",
-             "lr_sweep", "tolerance", "check", "requires")
+             "lr_sweep", "tolerance", "check", "requires", "estimator", "crossing", "seeds")
+REGISTRATION = "reproduce/registration.toml"  # its first commit registered the CPU study's confirmatory design
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,20 @@ def versions(claim_id: str, registry: Path = REGISTRY_PATH) -> list[Version]:
 
 
 def first_records_date(registry: Path = REGISTRY_PATH) -> str | None:
-    """When run records were first committed beside this registry: rules changed later were changed
+    """When run records were first committed beside this registry - since the study's registration, where
+    there is one (the records before it belong to an exploratory study): rules changed later were changed
     with results on the table."""
     root = Path(registry).resolve().parent.parent
-    dates = git_lines(root, "log", "--reverse", "--diff-filter=A", "--format=%cI", "--", "results/runs")
+    since = registration_commit(root)
+    span = [f"{since[0]}..HEAD"] if since else []
+    dates = git_lines(root, "log", "--reverse", "--diff-filter=A", "--format=%cI", *span, "--", "results/runs")
     return dates[0] if dates else None
+
+
+def registration_commit(root: Path) -> tuple[str, str] | None:
+    """(commit, ISO date) of the commit that registered the study (added reproduce/registration.toml)."""
+    found = git_lines(root, "log", "--diff-filter=A", "--format=%H %cI", "--", REGISTRATION)
+    return tuple(found[-1].split(" ", 1)) if found else None
 
 
 @lru_cache(maxsize=4)
@@ -78,3 +88,36 @@ def _entries(text: str, commit: str, date: str) -> dict[str, dict[str, Any]]:
         return {}
     return {claim_id: {"commit": commit, "date": date, "entry": entry} for claim_id, entry in raw.items()
             if isinstance(entry, dict)}
+
+
+def order_problems(root: Path, records: list[dict[str, Any]]) -> list[str]:
+    """Why a confirmatory record may not count as made after the registration: its code is not a clean
+    checkout, or its commit does not descend from the registration commit. [] when every record is in order."""
+    since = registration_commit(root)
+    if since is None:
+        return ["no commit registered the study (reproduce/registration.toml is not in the history)"]
+    problems = []
+    for record in records:
+        code = record.get("code") or {}
+        commit = code.get("commit")
+        if not commit or code.get("dirty") is not False:
+            problems.append(f"{record['run_id']}: made by {'uncommitted' if commit else 'unknown'} code")
+        elif git_bytes(root, "merge-base", "--is-ancestor", since[0], commit) is None:
+            problems.append(f"{record['run_id']}: its commit {commit[:10]} does not descend from the "
+                            f"registration commit {since[0][:10]}")
+    return problems
+
+
+def confirmatory_records(results_dir: str | Path, preset: str = "cpu") -> list[dict[str, Any]]:
+    """The finished records of the preset's registered runs (its whole grid at its seeds) in results_dir."""
+    from reproduce import params, plan, results
+
+    found = []
+    for run in plan.grid_plan(preset, params.get_preset(preset).seeds):
+        try:
+            record = results.read_record(results.record_path(results_dir, run.config))
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "complete":
+            found.append(record)
+    return found

@@ -88,7 +88,7 @@ def _page(outcome: Any, preset: str, records: list[dict[str, Any]], name: str) -
              "with which code it ran, and its record (the JSON the verdict was computed from).", "",
              f"```{{figure}} {name}.png", ":width: 100%", "",
              "Every run of this claim: " + ("training error by iteration (the log window's mean)."
-                                             if claim.kind == "ratio" else "top-1 test error by epoch."), "```", ""]
+                                             if claim.kind == "ratio" else "top-1 validation error by epoch."), "```", ""]
     for record in records:
         lines += _entry(claim, preset, record)
     return "\n".join(lines)
@@ -120,20 +120,21 @@ def _entry(claim: Any, preset: str, record: dict[str, Any]) -> list[str]:
 def _curves(claim: Any, preset: str, records: list[dict[str, Any]]) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(10, 3.8))
     colours: dict[str, str] = {}
+    first_seed = min((record.get("config", {}).get("seed", 0) for record in records), default=0)
     for record in records:
         tag = _varies(record.get("config", {}), claim, preset)
         colour = colours.setdefault(tag, f"C{len(colours) % 10}")  # one colour per arm, every seed in it
         if claim.kind == "ratio":
             points = record.get("iterations", [])
             ax.plot([p["iteration"] for p in points], [p["train_error"] for p in points], linewidth=1, alpha=0.7,
-                    color=colour, label=tag if record["config"].get("seed") == 0 else None)
+                    color=colour, label=tag if record["config"].get("seed") == first_seed else None)
         else:
             ax.xaxis.get_major_locator().set_params(integer=True)
             epochs = record.get("epochs", [])
-            ax.plot([e["epoch"] for e in epochs], [e["test_top1_error"] for e in epochs], marker="o", linewidth=1,
-                    alpha=0.7, color=colour, label=tag if record["config"].get("seed") == 0 else None)
+            ax.plot([e["epoch"] for e in epochs], [e["val_top1_error"] for e in epochs], marker="o", linewidth=1,
+                    alpha=0.7, color=colour, label=tag if record["config"].get("seed") == first_seed else None)
     ax.set(xlabel="iteration" if claim.kind == "ratio" else "epoch",
-           ylabel="training error" if claim.kind == "ratio" else "top-1 test error")
+           ylabel="training error" if claim.kind == "ratio" else "top-1 validation error")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig

@@ -1,4 +1,5 @@
-"""Statistics for a handful of seeds: paired differences, ratios on the log scale, power, Holm.
+"""Statistics for a handful of seeds: paired differences, ratios on the log scale, one-sided tests,
+power and detectable effects, Holm.
 
 Every comparison pairs runs by seed: two arms with the same seed start from the same random
 state and see the same data order, so their difference removes most seed-to-seed noise.
@@ -88,31 +89,60 @@ def to_test_scale(interval: Interval, value: float) -> float:
     return math.log(value) if interval.log_scale else value
 
 
-def p_value(interval: Interval, null: float) -> float:
-    """Two-sided p of the t test that the effect equals `null` (NaN below 2 seeds)."""
+def one_sided_p(interval: Interval, value: float, above: bool) -> float:
+    """p of the one-sided t test whose null is "the effect is at most `value`" (above=True: a small p
+    says the effect is above it) or "at least `value`" (above=False). NaN below 2 seeds."""
     if interval.n < 2 or not math.isfinite(interval.sd):
         return math.nan
     centre = math.log(interval.estimate) if interval.log_scale else interval.estimate
+    gap = centre - to_test_scale(interval, value)
     if interval.sd == 0:
-        return 0.0 if centre != to_test_scale(interval, null) else 1.0
-    t = (centre - to_test_scale(interval, null)) / (interval.sd / math.sqrt(interval.n))
-    return float(2 * distributions.t.sf(abs(t), interval.n - 1))
+        return 0.0 if (gap > 0) == above and gap != 0 else 1.0
+    t = gap / (interval.sd / math.sqrt(interval.n))
+    return float(distributions.t.sf(t, interval.n - 1) if above else distributions.t.cdf(t, interval.n - 1))
 
 
-def seeds_for_power(margin: float, sd: float, power: float = POWER, most: int = MOST_SEEDS) -> int | None:
-    """Fewest seeds whose 95% t interval would clear a boundary `margin` away from the effect with
-    probability `power`, if the effect and the spread were exactly what was observed and the
-    per-seed values normal: the power of the one-sided t test, from the noncentral t.
-    None when even `most` seeds would not do (or the margin is not positive)."""
-    if margin <= 0 or not math.isfinite(sd):
+def power_of(n: int, effect: float, sd: float, level: float) -> float:
+    """Power of the one-sided t test at `level` with n seeds, when the true effect is `effect` away from
+    its null and the per-seed values are normal with this sd: from the noncentral t."""
+    if n < 2:
+        return 0.0
+    return float(distributions.nct.sf(distributions.t.ppf(1 - level, n - 1), n - 1, effect * math.sqrt(n) / sd))
+
+
+def seeds_needed(effect: float, sd: float, level: float, power: float = POWER, most: int = MOST_SEEDS) -> int | None:
+    """Fewest seeds whose one-sided t test at `level` has `power` against an effect this far from its
+    null; None beyond `most`."""
+    if effect <= 0 or not math.isfinite(sd):
         return None
-    if sd == 0:
-        return 2
-    for n in range(2, most + 1):
-        critical = t_quantile(n - 1)
-        if distributions.nct.sf(critical, n - 1, margin * math.sqrt(n) / sd) >= power:
-            return n
-    return None
+    return next((n for n in range(2, most + 1) if power_of(n, effect, sd, level) >= power), None)
+
+
+def detectable_effect(n: int, sd: float, level: float, power: float = POWER) -> float:
+    """The smallest effect n seeds detect with `power` (one-sided t test at `level`): the distance from a
+    null at which the test's power reaches it."""
+    low, high = 0.0, 100 * sd
+    for _ in range(80):  # bisection: power grows with the effect
+        middle = (low + high) / 2
+        low, high = (middle, high) if power_of(n, middle, sd, level) < power else (low, middle)
+    return high
+
+
+def sd_upper_bound(sd: float, df: int, confidence: float = CONFIDENCE) -> float:
+    """A one-sided upper confidence bound of a normal sd estimated with df degrees of freedom: what the
+    spread could be, pessimistically."""
+    return sd * math.sqrt(df / distributions.chi2.ppf(1 - confidence, df))
+
+
+def holm_adjusted(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm's adjusted p-values: a hypothesis is rejected with family-wise error alpha when its adjusted p
+    is at most alpha. NaN p-values stay NaN and do not count in the family."""
+    tested = sorted((p, name) for name, p in p_values.items() if not math.isnan(p))
+    adjusted, running = {name: math.nan for name in p_values}, 0.0
+    for rank, (p, name) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[name] = running
+    return adjusted
 
 
 def holm(p_values: Mapping[str, float], alpha: float = 1 - CONFIDENCE) -> dict[str, bool]:
@@ -130,8 +160,25 @@ def holm(p_values: Mapping[str, float], alpha: float = 1 - CONFIDENCE) -> dict[s
 @dataclass(frozen=True)
 class Crossing:
     """When a run's training error first reached a target: the iteration, or the last one seen."""
-    iteration: int
+    iteration: float
     reached: bool
+
+
+def smoothed_crossing(iterations: Iterable[Mapping[str, float]], target: float, window: int = 3) -> Crossing:
+    """When the training error, averaged over `window` consecutive log points, first reaches the target,
+    interpolated linearly between the two log points around it: a count that moves smoothly with the
+    curve, so that no tie at one log point decides a comparison. Never reached: the last iteration, a
+    lower bound (reached=False)."""
+    points = [(float(p["iteration"]), float(p["train_error"])) for p in iterations]
+    smooth = [(points[i][0], sum(e for _, e in points[i - window + 1:i + 1]) / window)
+              for i in range(window - 1, len(points))]
+    for (x0, y0), (x1, y1) in zip(smooth, smooth[1:]):
+        if y1 <= target:
+            share = 0.0 if y0 <= target or y0 == y1 else (y0 - target) / (y0 - y1)
+            return Crossing(x0 + share * (x1 - x0), True)
+    if smooth and smooth[0][1] <= target:
+        return Crossing(smooth[0][0], True)
+    return Crossing(points[-1][0] if points else 0.0, False)
 
 
 def iterations_to_target(iterations: Iterable[Mapping[str, float]], target: float) -> Crossing:

@@ -205,11 +205,13 @@ def run_epoch(trainer: Trainer, epoch: int) -> None:
     train_time = time.perf_counter() - started
 
     started = time.perf_counter()
+    last = epoch + 1 == config["epochs"]
     val_stats = _named("val", evaluate(trainer, trainer.splits["val_x"], trainer.splits["val_y"]))
-    test_stats = _named("test", evaluate(trainer, trainer.splits["test_x"], trainer.splits["test_y"]))
+    test_stats = _named("test", evaluate(trainer, trainer.splits["test_x"], trainer.splits["test_y"])) \
+        if last or config["test_every_epoch"] else {}
     eval_time = time.perf_counter() - started
 
-    fit_stats = fit_error(trainer) if epoch + 1 == config["epochs"] else {}
+    fit_stats = fit_error(trainer) if last else {}
     trainer.record["epochs"].append({
         "epoch": epoch + 1, "lr": lr, **train_stats, **val_stats, **test_stats, **fit_stats,
         "train_time_s": train_time, "eval_time_s": eval_time,

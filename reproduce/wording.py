@@ -70,6 +70,9 @@ def lr_fairness(claim: Claim, preset: str) -> LrFairness:
         return LrFairness(None, "one set of runs measured two ways: no lr to tune")
     if claim.lr_sweep:
         return LrFairness(True, f"tuned: each arm at its best of lr {', '.join(f'{lr:g}' for lr in claim.lr_sweep)}")
+    if all("lr" in arm.settings for arm in claim.arms):
+        chosen = ", ".join(f"{arm.name} at lr {arm.settings['lr']:g}" for arm in claim.arms)
+        return LrFairness(True, f"tuned on the pilot's seeds, never the verdict's: {chosen}")
     lr = params.resolve({}, preset=preset, network=claim.network)["lr"]
     return LrFairness(False, f"not tuned: both arms at lr {lr:g} (the paper tuned lr per net only for Figure 1)")
 
@@ -110,3 +113,22 @@ def metric_axis(claim: Claim) -> str:
     if claim.kind == "within":
         return "measure (see the rule)"
     return METRIC_WORDS[claim.metric].split(" after")[0]
+
+
+def holm_text(outcome) -> str:
+    """What decided a registered claim: its two one-sided tests, after Holm's correction."""
+    direction, size = outcome.adjusted
+    return (f"Decided with the {outcome.family} hypotheses of the registered family (Holm's correction, family-wise "
+            f"error 5%): the paper's direction p = {_p(outcome.p_direction)} (adjusted {_p(direction)}), the claimed "
+            f"size ruled out p = {_p(outcome.p_size)} (adjusted {_p(size)}); on another machine: {outcome.machine}.")
+
+
+def _p(value: float) -> str:
+    return "n/a" if value != value else f"{value:.3g}"  # NaN: the side that a bound cannot test
+
+
+def effect_size(claim: Claim, value: float | None) -> str:
+    """An effect on the claim's scale, in words for a table: points of error, or a ratio."""
+    if value is None:
+        return ""
+    return f"{value:.2f}x" if claim.kind == "ratio" else f"{100 * value:.2f} points"

@@ -90,7 +90,8 @@ def test_claims_json_gives_every_claim_with_its_fields(tmp_path, capsys):
     found = json.loads(capsys.readouterr().out)
     assert set(found) == set(plan.load_registry())
     for claim_id, entry in found.items():
-        assert {"verdict", "estimate", "low", "high", "n", "unit", "per_seed", "run_ids", "seeds_to_decide", "proxy",
+        assert {"verdict", "preliminary", "estimate", "low", "high", "n", "unit", "per_seed", "run_ids", "registered",
+                "p_direction", "p_size", "holm_adjusted", "machine_noise", "proxy",
                 "versions"} <= set(entry), claim_id
     assert found["C3"]["verdict"] == "missing" and found["C3"]["unit"] == "difference"
     assert found["C1"]["unit"] == "ratio" and found["C3"]["proxy"].startswith("smoke: 1/8-width AlexNet at 32 px, fashion-mnist")

@@ -88,28 +88,62 @@ def test_the_ratio_interval_covers_the_true_ratio_95_percent_of_the_time(n):
     assert coverage(intervals, 1.6) == pytest.approx(0.95, abs=0.01)
 
 
-def test_the_p_value_agrees_with_scipys_one_sample_t_test():
+def test_one_sided_p_values_agree_with_scipys_one_sample_t_test():
     from scipy.stats import ttest_1samp
 
     values = [0.012, 0.031, -0.004, 0.02]
-    assert stats.p_value(stats.mean_interval(values), 0.0) == pytest.approx(ttest_1samp(values, 0.0).pvalue)
+    interval = stats.mean_interval(values)
+    assert stats.one_sided_p(interval, 0.0, above=True) == pytest.approx(
+        ttest_1samp(values, 0.0, alternative="greater").pvalue)
+    assert stats.one_sided_p(interval, 0.01, above=False) == pytest.approx(
+        ttest_1samp(values, 0.01, alternative="less").pvalue)
     ratio = stats.log_ratio({0: 3.0, 1: 5.0, 2: 4.0}, {0: 2.0, 1: 2.0, 2: 2.0})
     logs = [math.log(1.5), math.log(2.5), math.log(2.0)]
-    assert stats.p_value(ratio, 1.0) == pytest.approx(ttest_1samp(logs, 0.0).pvalue)
+    assert stats.one_sided_p(ratio, 1.0, above=True) == pytest.approx(
+        ttest_1samp(logs, 0.0, alternative="greater").pvalue)
+    assert math.isnan(stats.one_sided_p(stats.mean_interval([0.1]), 0.0, above=True))
 
 
-def test_seeds_for_80_percent_power_match_a_simulation():
-    # an effect one sd away from the boundary: n seeds clear it with >= 80% probability, n - 1 do not
-    n = stats.seeds_for_power(1.0, 1.0)
+def test_seeds_for_80_percent_power_at_a_level_match_a_simulation():
+    # an effect one sd from the null, one-sided test at 1%: n seeds reject with >= 80% probability, n - 1 do not
+    level = 0.01
+    n = stats.seeds_needed(1.0, 1.0, level)
     rng = np.random.default_rng(0)
 
     def simulated_power(seeds):
-        return sum(stats.mean_interval(rng.normal(1.0, 1.0, seeds)).low > 0 for _ in range(4000)) / 4000
+        return sum(stats.one_sided_p(stats.mean_interval(rng.normal(1.0, 1.0, seeds)), 0.0, True) <= level
+                   for _ in range(4000)) / 4000
 
     assert 0.78 <= simulated_power(n) and simulated_power(n - 1) < 0.80
-    assert stats.seeds_for_power(1.0, 0.0) == 2
-    assert stats.seeds_for_power(0.0, 1.0) is None
-    assert stats.seeds_for_power(1e-6, 1.0, most=50) is None
+    assert stats.seeds_needed(0.0, 1.0, level) is None and stats.seeds_needed(1e-6, 1.0, level, most=50) is None
+    # the detectable effect at n seeds is the effect those seeds reach 80% power for
+    effect = stats.detectable_effect(n, 1.0, level)
+    assert stats.power_of(n, effect, 1.0, level) == pytest.approx(0.80, abs=1e-6) and effect <= 1.0
+
+
+def test_the_sd_upper_bound_covers_the_true_sd_95_percent_of_the_time():
+    rng = np.random.default_rng(1)
+    df = 4
+    samples = rng.normal(0.0, 2.0, size=(20_000, df + 1))
+    bounds = [stats.sd_upper_bound(float(row.std(ddof=1)), df) for row in samples]
+    assert np.mean(np.array(bounds) >= 2.0) == pytest.approx(0.95, abs=0.01)
+
+
+def test_holm_adjusted_p_values_reject_what_holm_rejects():
+    p_values = {"a": 0.001, "b": 0.03, "c": 0.04, "d": math.nan}
+    adjusted = stats.holm_adjusted(p_values)
+    assert adjusted["a"] == pytest.approx(0.003) and adjusted["b"] == adjusted["c"] == pytest.approx(0.06)
+    assert math.isnan(adjusted["d"])
+    assert {k: v <= 0.05 for k, v in adjusted.items()} == stats.holm(p_values)
+
+
+def test_the_smoothed_crossing_interpolates_and_no_tie_at_one_log_point_decides():
+    curve = [{"iteration": 10 * i, "train_error": e} for i, e in enumerate((0.9, 0.7, 0.5, 0.3, 0.2, 0.1))]
+    crossing = stats.smoothed_crossing(curve, 0.25)  # 3-point means 0.7, 0.5, 0.333, 0.2: between 40 and 50
+    assert crossing.reached and crossing.iteration == pytest.approx(40 + 10 * (1 / 3 - 0.25) / (1 / 3 - 0.2))
+    tied = [{"iteration": 10 * i, "train_error": e} for i, e in enumerate((0.6, 0.55, 0.5, 0.5, 0.5))]
+    assert not stats.smoothed_crossing(tied, 0.49).reached  # a curve that only touches 0.5 never crosses 0.49
+    assert stats.smoothed_crossing(curve, 0.05) == stats.Crossing(50.0, False)
 
 
 def test_holm_rejects_step_down_and_ignores_untested():

@@ -1,0 +1,107 @@
+"""The CPU study's registration (issue 23): committed before its confirmatory runs, kept apart from the
+pilot's seeds, and sized by numbers that follow from the committed pilot records."""
+
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reproduce import claims, params, pilot, plan, registrations
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+REGISTERED = [c for c in plan.load_registry().values() if c.estimator]
+needs_git = pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
+                               reason="needs the project's git history")
+
+
+def git(repo, *args):
+    done = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+@needs_git
+def test_every_confirmatory_record_descends_from_the_registration_commit():
+    assert registrations.registration_commit(ROOT) is not None, "reproduce/registration.toml is not committed"
+    records = registrations.confirmatory_records(RESULTS, "cpu")
+    assert registrations.order_problems(ROOT, records) == []
+
+
+def test_the_order_check_refuses_a_record_made_before_the_registration_or_by_uncommitted_code(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "reproduce").mkdir(parents=True)
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "test@example.org")
+    git(repo, "config", "user.name", "test")
+    (repo / "reproduce" / "train.py").write_text("# before\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "code before the registration")
+    before = git(repo, "rev-parse", "HEAD")
+    (repo / "reproduce" / "registration.toml").write_text("preset = 'cpu'\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "register")
+    after = git(repo, "rev-parse", "HEAD")
+
+    def record(name, commit, dirty=False):
+        return {"run_id": name, "code": {"commit": commit, "dirty": dirty}}
+
+    problems = registrations.order_problems(repo, [record("early", before), record("on-time", after),
+                                                   record("dirty", after, dirty=True)])
+    assert len(problems) == 2
+    assert problems[0].startswith("early: its commit") and "does not descend" in problems[0]
+    assert problems[1] == "dirty: made by uncommitted code"
+
+
+def test_the_pilot_seeds_are_never_a_verdicts():
+    design = claims.registration()
+    assert tuple(design["pilot_seeds"]) == pilot.PILOT_SEEDS
+    preset = params.get_preset("cpu")
+    for claim in REGISTERED:
+        seeds = plan.claim_seeds(claim, "cpu", preset.seeds)
+        assert len(seeds) == claim.seeds, claim.id
+        assert not set(seeds) & set(pilot.PILOT_SEEDS), claim.id
+        assert not set(seeds) & set(pilot.V1_SEEDS), claim.id  # nor the exploratory study's
+
+
+def test_every_tested_claim_is_registered_with_an_estimator_seeds_and_for_a_crossing_a_smoothing_rule():
+    tested = [c for c in plan.load_registry().values() if c.trains and not c.requires]
+    assert {c.id for c in tested} == {c.id for c in REGISTERED}
+    assert len(tested) == 14
+    for claim in tested:
+        assert claim.estimator in plan.ESTIMATORS and claim.seeds >= 2, claim.id
+        if claim.kind == "ratio":
+            assert claim.crossing == "smoothed-3/1", claim.id
+            assert all("lr" in arm.settings for arm in claim.arms) or claim.id != "C1"
+    assert params.get_preset("cpu").seeds == max(c.seeds for c in tested)
+
+
+def test_the_registered_sizing_follows_from_the_committed_pilot_records():
+    design = claims.registration()
+    spread = {**pilot.spreads(RESULTS / pilot.PILOT_DIR, pilot.design_named(design["design"]["chosen"])),
+              **pilot.ratio_spreads(RESULTS / pilot.PILOT_DIR), **pilot.v1_spreads(RESULTS)}
+    for measure, registered in design["spreads"].items():
+        assert math.isclose(spread[measure].sd, registered["sd"], rel_tol=1e-6), measure
+        assert spread[measure].df == registered["df"], measure
+    affordable = {network: design["affordable_seeds"][network] for network in params.NETWORKS}
+    sized = pilot.size_claims(plan.load_registry(), spread, affordable, design["alpha"])
+    registry = plan.load_registry()
+    for sizing in sized:
+        assert registry[sizing.claim].seeds == sizing.seeds, sizing.claim
+        assert math.isclose(design["detectable"][sizing.claim], sizing.detectable, rel_tol=1e-6), sizing.claim
+    chosen = pilot.c1_choice(RESULTS / pilot.PILOT_DIR)
+    assert {arm.settings["activation"]: arm.settings["lr"] for arm in registry["C1"].arms} == chosen
+
+
+def test_the_chosen_design_is_in_the_regime_its_claims_are_about():
+    """Issue 23: the baseline within about a point of twice as long, and the no-dropout arm overfitting."""
+    design = claims.registration()["design"]
+    found = {r.design.name: r for r in pilot.design_results(RESULTS / pilot.PILOT_DIR)}
+    chosen = found[design["chosen"]]
+    assert chosen.seeds == len(pilot.PILOT_SEEDS)
+    assert abs(chosen.longer_minus_baseline) <= 0.01
+    assert chosen.gaps["no dropout"] >= 0.03
+    cpu = params.resolve({}, preset="cpu", network="alexnet")
+    assert {k: cpu[k] for k in ("epochs", "train_limit", "test_limit")} == \
+        {"test_limit": 0, **{k: v for k, v in chosen.design.settings.items() if k in ("epochs", "train_limit")}}
