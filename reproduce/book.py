@@ -361,8 +361,8 @@ def methods_page() -> str:
              "run share it.", "", "## Planning and training the runs", "",
              f"- `reproduce/plan.py` lists the distinct runs a preset needs, in a fixed priority order: the "
              f"baseline (the preset's AlexNet as the paper has it, shared by most claims), then the other arms of "
-             f"the four named ablations ({', '.join(plan.NAMED_ABLATIONS)}), then the rest; seed 0 of every arm "
-             "before seed 1, so that a grid stopped early leaves whole pairs.",
+             f"the four named ablations ({', '.join(plan.NAMED_ABLATIONS)}), then the rest; the first seed of every arm "
+             "before the second, so that a grid stopped early leaves whole pairs.",
              "- `python -m reproduce grid` (and `nox -s reproduce`, before the notebooks) trains them: in one "
              "process, with pools of worker processes (on the CPU, cores / cpu_threads of them; with CUDA, one pool "
              "per GPU whose runs share it by their FLOPs per step), or as submitit jobs on Slurm. Every run takes a "
@@ -480,7 +480,7 @@ def pilot_page(results_dir: str | Path, out: Path) -> str:
         lines.append(f"| {r.design.name}: {r.design.words} | {r.seeds} | {100 * r.baseline_test:.2f}% | "
                      f"{100 * r.longer_minus_baseline:+.2f} points | {100 * r.gaps['baseline']:.2f} / "
                      f"{100 * r.gaps['no dropout']:.2f} / {100 * r.gaps['no augmentation']:.2f} points | "
-                     f"{100 * r.differences_sd:.2f} points ({r.differences_df}) | {r.train_seconds:.0f} |")
+                     f"{_sd_cell(r.differences_sd, r.differences_df)} | {r.train_seconds:.0f} |")
     lines.append("")
     if design.get("why"):
         lines += [f"**Chosen: {design.get('chosen')}.** {design['why']}", ""]
@@ -492,6 +492,7 @@ def pilot_page(results_dir: str | Path, out: Path) -> str:
               f"Design {chosen.name}, each pilot seed: left, the baseline's validation error by epoch against the same "
               "net trained twice as long, and both test errors at the end; right, the error on training images and on "
               "test images at the end of each arm.", "```", ""]
+    lines += confirmatory_regime_lines(results_dir, next(r for r in results_found if r.design == chosen))
     lines += ["## C1's learning rates", "",
               "Iterations until the four-layer net's training error first reaches 25% (the registered crossing rule), "
               "per pilot seed; '-': never within its epochs. The registry names each arm's lr from here.", "",
@@ -506,6 +507,37 @@ def pilot_page(results_dir: str | Path, out: Path) -> str:
     for name, row in pilot.c12_table(folder).items():
         lines.append(f"| {name} | {', '.join('-' if i is None else f'{i:.0f}' for i in row)} |")
     return "\n".join(lines + [""] + registration_section(results_dir))
+
+
+def _sd_cell(sd: float, df: int) -> str:
+    return f"{100 * sd:.2f} points ({df})" if df > 0 else "- (one seed)"
+
+
+def confirmatory_regime_lines(results_dir: str | Path, chosen: Any, preset: str = "cpu") -> list[str]:
+    """The regime check on the confirmatory runs themselves: the baseline's mean test error against the pilot's
+    twice-as-long runs, and the training-test gap with and without dropout (C10's two arms)."""
+    import statistics
+
+    from reproduce import pilot
+
+    claim = plan.load_registry()["C10"]
+    arms = {}
+    for label, by_seed in plan.planned_runs(claim, preset, params.get_preset(preset).seeds).items():
+        found = [r for r in (registrations.complete_record(results_dir, config) for config in by_seed.values()) if r]
+        arms[label] = found
+    baseline, no_dropout = arms[claim.paper_arm.name], arms[claim.other_arm.name]
+    if not baseline:
+        return ["**The confirmatory runs' regime**: no confirmatory baseline run here yet.", ""]
+    test = statistics.mean(claims.final_test_error(r) for r in baseline)
+    longer = chosen.baseline_test + chosen.longer_minus_baseline
+    line = (f"**The confirmatory runs' regime**: the baseline's test error is {100 * test:.2f}% (mean of "
+            f"{len(baseline)} confirmatory seeds), {100 * (test - longer):+.2f} points from the pilot's runs of twice "
+            f"as long ({100 * longer:.2f}%, seeds {', '.join(map(str, pilot.PILOT_SEEDS))}); its training-test gap is "
+            f"{100 * statistics.mean(claims.final_fit_gap(r) for r in baseline):.2f} points")
+    if no_dropout:
+        line += (f", and without dropout {100 * statistics.mean(claims.final_fit_gap(r) for r in no_dropout):.2f} "
+                 f"points ({len(no_dropout)} seeds)")
+    return [line + ".", ""]
 
 
 def registration_section(results_dir: str | Path) -> list[str]:
@@ -531,7 +563,7 @@ def registration_section(results_dir: str | Path) -> list[str]:
         spread = design["spreads"][measure]
         scale = (lambda v: f"{v:.3f} (log)") if claim.kind == "ratio" else (lambda v: f"{100 * v:.2f} points")
         needed = design["seeds_needed"][claim_id]
-        lines.append(f"| [{claim_id}](claims.md#{claim_id.lower()}) | {wording.effect_size(claim, claim.threshold)} "
+        lines.append(f"| {{ref}}`{claim_id} <{claim_id.lower()}>` | {wording.effect_size(claim, claim.threshold)} "
                      f"| {_cell(spread['source'])}: {scale(spread['sd'])}, {scale(spread['upper'])}, {spread['df']} "
                      f"| {needed or 'more than 40'} | {seeds} | {wording.effect_size(claim, design['detectable'][claim_id])} |")
     lines.append("")
@@ -639,22 +671,42 @@ def grid_section(results_dir: str | Path) -> list[str]:
 
 def study_time_lines(results_dir: str | Path, preset: str = "cpu", cores: tuple[int, ...] = (2, 16)) -> list[str]:
     """How long the registered study takes from empty: on 2 cores from its runs' times here (two at a time),
-    on more by scheduling the same runs, in the grid's order, on that many one-thread workers."""
+    on more by scheduling the same runs, in the grid's order, on that many one-thread workers. Runs not yet
+    here count at their network's median seconds per epoch among those that are (the pilot's, before any)."""
     from reproduce import estimates
 
     records = {r["run_id"]: r for r in registrations.confirmatory_records(results_dir, preset)}
     planned = plan.grid_plan(preset, params.get_preset(preset).seeds)
-    if not records or len(records) < len(planned):
-        return [f"The registered `{preset}` study has {len(records)} of its {len(planned)} runs here: its time from "
-                "empty is shown once all have run.", ""]
-    seconds = [records[run.run_id]["totals"]["train_time_s"] + records[run.run_id]["totals"]["eval_time_s"]
+    per_epoch = _seconds_per_epoch(planned, records)
+    seconds = [_run_seconds(records[run.run_id]) if run.run_id in records else per_epoch[run.network] * run.config["epochs"]
                for run in planned]
     times = ", ".join(f"**{estimates.wall_time(seconds, n) / 3600:.1f} hours on {n} cores**" for n in cores)
-    return [f"**The registered `{preset}` study from empty**: its {len(planned)} runs took "
-            f"{sum(seconds) / 3600:.1f} hours of one core each, measured two at a time on a 2-core machine "
-            f"({_cell(str(next(iter(records.values()))['device']))}). Started in the grid's order on one-thread "
-            f"workers: {times} (more cores: estimated, each as fast as one of these two). Add the analyses of final "
-            "weights, the notebooks and the book: minutes.", ""]
+    done = sum(run.run_id in records for run in planned)
+    source = (f"all measured here, two at a time on a 2-core machine ({_cell(str(next(iter(records.values()))['device']))})"
+              if done == len(planned) else
+              f"{done} of them measured here so far, two at a time on a 2-core machine; the other {len(planned) - done} "
+              "at their network's median seconds per epoch among those (the pilot's, where none has run yet)")
+    return [f"**The registered `{preset}` study from empty**: {len(planned)} runs, {sum(seconds) / 3600:.1f} hours of "
+            f"one core each ({source}). Started in the grid's order on one-thread workers: {times} (more cores: "
+            "estimated, each as fast as one of these two). Add the analyses of final weights, the notebooks and "
+            "the book: minutes.", ""]
+
+
+def _run_seconds(record: dict[str, Any]) -> float:
+    return record["totals"]["train_time_s"] + record["totals"]["eval_time_s"]
+
+
+def _seconds_per_epoch(planned: list[plan.PlannedRun], records: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """network -> median seconds per epoch of its runs here, else the registration's (the pilot's)."""
+    import statistics
+
+    measured = claims.registration().get("seconds_per_epoch", {})
+    found = {}
+    for network in {run.network for run in planned}:
+        mine = [_run_seconds(records[r.run_id]) / r.config["epochs"] for r in planned
+                if r.network == network and r.run_id in records]
+        found[network] = statistics.median(mine) if mine else float(measured.get(network, math.nan))
+    return found
 
 
 def _unreadable_list(unreadable: Any) -> list[str]:

@@ -110,14 +110,18 @@ def order_problems(root: Path, records: list[dict[str, Any]]) -> list[str]:
 
 def confirmatory_records(results_dir: str | Path, preset: str = "cpu") -> list[dict[str, Any]]:
     """The finished records of the preset's registered runs (its whole grid at its seeds) in results_dir."""
-    from reproduce import params, plan, results
+    from reproduce import params, plan
 
-    found = []
-    for run in plan.grid_plan(preset, params.get_preset(preset).seeds):
-        try:
-            record = results.read_record(results.record_path(results_dir, run.config))
-        except (OSError, ValueError):
-            continue
-        if record.get("status") == "complete":
-            found.append(record)
-    return found
+    runs = plan.grid_plan(preset, params.get_preset(preset).seeds)
+    return [record for record in (complete_record(results_dir, run.config) for run in runs) if record]
+
+
+def complete_record(results_dir: str | Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's record when it is complete; None when missing, unreadable or not finished."""
+    from reproduce import results
+
+    try:
+        record = results.read_record(results.record_path(results_dir, config))
+    except (OSError, ValueError):
+        return None
+    return record if record.get("status") == "complete" else None

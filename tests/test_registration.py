@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reproduce import claims, params, pilot, plan, registrations
+from test_registrations import commit_all, new_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -30,18 +31,12 @@ def test_every_confirmatory_record_descends_from_the_registration_commit():
 
 
 def test_the_order_check_refuses_a_record_made_before_the_registration_or_by_uncommitted_code(tmp_path):
-    repo = tmp_path / "repo"
-    (repo / "reproduce").mkdir(parents=True)
-    git(repo, "init", "-q")
-    git(repo, "config", "user.email", "test@example.org")
-    git(repo, "config", "user.name", "test")
+    repo = new_repo(tmp_path)
     (repo / "reproduce" / "train.py").write_text("# before\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "code before the registration")
+    commit_all(repo, "code before the registration")
     before = git(repo, "rev-parse", "HEAD")
     (repo / "reproduce" / "registration.toml").write_text("preset = 'cpu'\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "register")
+    commit_all(repo, "register")
     after = git(repo, "rev-parse", "HEAD")
 
     def record(name, commit, dirty=False):
@@ -105,3 +100,27 @@ def test_the_chosen_design_is_in_the_regime_its_claims_are_about():
     cpu = params.resolve({}, preset="cpu", network="alexnet")
     assert {k: cpu[k] for k in ("epochs", "train_limit", "test_limit")} == \
         {"test_limit": 0, **{k: v for k, v in chosen.design.settings.items() if k in ("epochs", "train_limit")}}
+
+
+def test_the_study_time_counts_measured_runs_and_prices_the_rest_per_epoch(tmp_path):
+    """The book's study time: measured runs at their own time, the rest at their network's median seconds per
+    epoch among them (the pilot's before any), scheduled on 2 and on 16 one-thread workers."""
+    from reproduce import book, estimates, results
+
+    planned = plan.grid_plan("cpu", params.get_preset("cpu").seeds)
+    per_epoch = claims.registration()["seconds_per_epoch"]
+    before = book.study_time_lines(tmp_path)[0]
+    pilot_seconds = [per_epoch[run.network] * run.config["epochs"] for run in planned]
+    assert "0 of them measured" in before
+    assert f"**{estimates.wall_time(pilot_seconds, 2) / 3600:.1f} hours on 2 cores**" in before
+    assert f"**{estimates.wall_time(pilot_seconds, 16) / 3600:.1f} hours on 16 cores**" in before
+
+    first = planned[0]  # an AlexNet baseline run, measured at 3 times the pilot's seconds per epoch
+    record = results.new_record(first.config, "cpu")
+    record.update({"run_id": first.run_id, "status": "complete", "config": first.config,
+                   "totals": {"train_time_s": 3 * per_epoch["alexnet"] * first.config["epochs"], "eval_time_s": 0.0}})
+    results.write_record(results.record_path(tmp_path, first.config), record)
+    slower = [(3 if run.network == "alexnet" else 1) * s for run, s in zip(planned, pilot_seconds)]
+    after = book.study_time_lines(tmp_path)[0]
+    assert "1 of them measured" in after
+    assert f"**{estimates.wall_time(slower, 2) / 3600:.1f} hours on 2 cores**" in after
