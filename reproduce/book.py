@@ -291,7 +291,9 @@ def _glance_notes(group: PresetOutcomes) -> list[str]:
         lines += [f"**Decided together.** The registered claims' {family} one-sided hypotheses (each claim's "
                   "direction, and its size) form one family: Holm's step-down correction keeps the chance that any "
                   "verdict above is wrong - a direction shown that is not there, or a size ruled out that is - at "
-                  "5%. Each claim's section gives its raw and adjusted p-values.", ""]
+                  "5%. A registered claim whose runs are not all here yet counts in the family at p = 1, so a verdict "
+                  "given before the study is whole is held to at least the registered family's level. Each claim's "
+                  "section gives its raw and adjusted p-values.", ""]
     return lines
 
 
@@ -432,7 +434,9 @@ def methods_page() -> str:
               "step-down correction across all of them keeps the family-wise error at 5%, whatever the verdicts "
               "assert: *reproduced* or *consistent with the paper* where the direction is shown (at least the "
               "threshold, or less), *not reproduced* where the size is ruled out and the direction is not shown, "
-              "*inconclusive* otherwise.",
+              "*inconclusive* otherwise. A registered claim not yet decided (its runs missing or running) counts "
+              "in the family at p = 1: it comes last in Holm's order, so no verdict is given at a laxer level "
+              "than the whole registered family's.",
               "- **Power.** The registration sizes each claim's seeds for 80% power against its threshold at the "
               "corrected level (Bonferroni's, which Holm's is never below), with a pessimistic spread: the 95% upper "
               "confidence bound of the sd of the pilot's paired differences. Where that is beyond the budget, the "

@@ -336,6 +336,12 @@ def apply_holm(outcomes: list[Outcome], alpha: float = ALPHA) -> None:
     and not its direction, is not reproduced; otherwise inconclusive."""
     family = [o for o in outcomes if o.claim.estimator and o.verdict in VERDICTS and o.interval is not None]
     raw = {(o.claim.id, side): p for o in family for side, p in (("direction", o.p_direction), ("size", o.p_size))}
+    # A registered claim with no verdict yet (its runs missing or running) stays in the family at p = 1: its
+    # hypotheses come last in Holm's order, so a verdict given before the study is whole is never held to a
+    # laxer level than the registered family's.
+    decided = {o.claim.id for o in family}
+    raw.update({(o.claim.id, side): 1.0 for o in outcomes if o.claim.estimator and o.claim.id not in decided
+                for side in ("direction", "size")})
     adjusted = stats.holm_adjusted(raw)
     size = sum(1 for p in raw.values() if not math.isnan(p))
     for outcome in family:

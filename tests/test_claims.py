@@ -339,3 +339,8 @@ def test_registered_claims_are_decided_together_by_holm_whatever_they_assert(tmp
     assert outcomes["C3"].verdict == "reproduced" and outcomes["C4"].verdict == "not reproduced"
     assert outcomes["C15"].verdict == "inconclusive" and outcomes["C15"].family == 6
     assert outcomes["C15"].adjusted[0] > 0.05 and not outcomes["C15"].preliminary
+    # A fourth registered claim whose runs are not there yet still counts in the family (at p = 1).
+    c10 = replace(REGISTRY["C10"], estimator="paired-mean-t/1", seeds=4)
+    pending = {o.claim.id: o for o in claims.evaluate_family("smoke", 4, tmp_path, registry={**registry, "C10": c10})}
+    assert pending["C10"].verdict == "missing" and pending["C3"].family == 8
+    assert pending["C3"].adjusted[0] >= outcomes["C3"].adjusted[0] and pending["C3"].verdict == "reproduced"
