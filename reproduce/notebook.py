@@ -132,7 +132,7 @@ class Study:
         found = next((p for p in plans if p), None)  # a colour claim on greyscale data plans nothing
         if found is None:
             return None
-        config = next(iter(found.values()))[0]
+        config = next(iter(next(iter(found.values())).values()))  # the first seed of the first arm
         record = _complete_record(self.results_dir, config)
         measured = analysis.load(self.results_dir, record) if record else None
         return (config, measured) if measured else None
