@@ -196,11 +196,10 @@ def overview(results_dir: str | Path, shown: list[PresetOutcomes]) -> str:
              + ", ".join(f"`{c[:12]}` ({n} runs)" for c, n in commits.items()) + f", on {devices}.", ""]
     for preset in dict.fromkeys(g.preset for g in shown):
         empty = [r for r in results.load_grid_records(results_dir) if r["from_empty"] and r["preset"] == preset]
-        if empty:
-            lines.append(f"- preset `{preset}` trained from empty by the grid in "
-                         + "; ".join(f"**{r['wall_s'] / 60:.1f} min** ({r['layout']}, {r['device']}, commit "
-                                     f"`{str(r['code'].get('commit'))[:12]}`)" for r in empty)
-                         + " (the [environment page](generated/environment.md) has every grid)")
+        for r in empty:
+            lines.append(f"- {_grid_scope(r)} trained from empty by the grid in **{r['wall_s'] / 60:.1f} min** "
+                         f"({r['layout']}, {r['device']}, commit `{str(r['code'].get('commit'))[:12]}`; the "
+                         "[environment page](generated/environment.md) has every grid)")
     lines += ["", "| claim | " + " | ".join(f"`{g.preset}`" for g in shown) + " |", "|---|" + "---|" * len(shown)]
     for claim in plan.load_registry().values():
         cells = [verdict_badge(g.outcomes[claim.id].verdict)
@@ -209,6 +208,16 @@ def overview(results_dir: str | Path, shown: list[PresetOutcomes]) -> str:
         lines.append(f"| {{ref}}`{claim.id}: {_cell(claim.title)} <{claim.id.lower()}>` | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines + [""])
+
+
+def _grid_scope(grid: dict[str, Any]) -> str:
+    """What a grid trained: the whole preset, or the part of it that `--only`/`--seeds` chose (so a one-ablation
+    rehearsal is never shown as the whole study)."""
+    only, seeds = grid["options"].get("only"), grid["seeds"]
+    if not only and seeds == params.get_preset(grid["preset"]).seeds:
+        return f"preset `{grid['preset']}` (all {len(grid['runs'])} runs)"
+    chosen = (f" --only {only}" if only else "") + f" --seeds {seeds}"
+    return f"part of preset `{grid['preset']}` (`{chosen.strip()}`: {len(grid['runs'])} runs)"
 
 
 def _side_by_side(shown: list[PresetOutcomes]) -> list[str]:

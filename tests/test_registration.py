@@ -124,3 +124,16 @@ def test_the_study_time_counts_measured_runs_and_prices_the_rest_per_epoch(tmp_p
     after = book.study_time_lines(tmp_path)[0]
     assert "1 of them measured" in after
     assert f"**{estimates.wall_time(slower, 2) / 3600:.1f} hours on 2 cores**" in after
+
+
+def test_a_grid_of_one_ablation_is_never_shown_as_the_whole_study():
+    """The title page's 'trained from empty in N min' names what that grid ran: a `--only lrn --seeds 2`
+    rehearsal is labelled as part of the preset, and only a grid of every run is the preset."""
+    from reproduce import book
+
+    seeds = params.get_preset("cpu").seeds
+    part = {"preset": "cpu", "seeds": 2, "options": {"only": "lrn"}, "runs": [{}] * 4}
+    whole = {"preset": "cpu", "seeds": seeds, "options": {"only": ""}, "runs": [{}] * 132}
+    assert book._grid_scope(part) == "part of preset `cpu` (`--only lrn --seeds 2`: 4 runs)"
+    assert book._grid_scope(whole) == "preset `cpu` (all 132 runs)"
+    assert book._grid_scope({**whole, "seeds": seeds - 1}).startswith("part of preset `cpu`")
