@@ -216,8 +216,8 @@ def _grid_scope(grid: dict[str, Any]) -> str:
     only, seeds = grid["options"].get("only"), grid["seeds"]
     if not only and seeds == params.get_preset(grid["preset"]).seeds:
         return f"preset `{grid['preset']}` (all {len(grid['runs'])} runs)"
-    chosen = (f" --only {only}" if only else "") + f" --seeds {seeds}"
-    return f"part of preset `{grid['preset']}` (`{chosen.strip()}`: {len(grid['runs'])} runs)"
+    chosen = " ".join([f"--only {only}"] * bool(only) + [f"--seeds {seeds}"])
+    return f"part of preset `{grid['preset']}` (`{chosen}`: {len(grid['runs'])} runs)"
 
 
 def _side_by_side(shown: list[PresetOutcomes]) -> list[str]:

@@ -132,7 +132,8 @@ class Study:
         found = next((p for p in plans if p), None)  # a colour claim on greyscale data plans nothing
         if found is None:
             return None
-        config = next(iter(next(iter(found.values())).values()))  # the first seed of the first arm
+        first_arm = next(iter(found.values()))  # seed -> config
+        config = next(iter(first_arm.values()))
         record = _complete_record(self.results_dir, config)
         measured = analysis.load(self.results_dir, record) if record else None
         return (config, measured) if measured else None
