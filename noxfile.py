@@ -94,3 +94,64 @@ def bench(session: nox.Session) -> None:
     python = shared_python(session)
     ensure_fashion_mnist(session)
     session.run(python, "-m", "reproduce", "bench", *session.posargs, external=True)
+
+
+LENT_ENV = ROOT / ".venv-lent"
+# The lent GPU machine's versions (scripts/lent-gpu-packages.txt): torch and torchvision as there, and the
+# other packages the project's GPU path imports, all of which it has; none of the report's.
+LENT_REQUIREMENTS = ("torch==2.11.0", "torchvision==0.26.0", "numpy==2.5.2", "pandas", "matplotlib", "scipy", "tqdm",
+                     "pillow")
+LENT_PYTHON = "3.12"
+
+
+@nox.session(name="gpu-rehearsal")
+def gpu_rehearsal(session: nox.Session) -> None:
+    """scripts/gpu_session.sh on this CPU under the lent GPU machine's Python and packages: torch 2.11.0 and
+    torchvision 0.26.0 from PyPI in .venv-lent (a CUDA build, about 5 GB, downloaded once), no submitit, nox,
+    papermill or jupyter-book; the project from this tree. It trains the smoke preset to a budget in a scratch
+    folder, so results/ stays as it is. Options after `--` go to the script (default: --preset smoke --device cpu
+    --seconds 150 --reserve 30 --bench off)."""
+    python = lent_python(session)
+    scratch = Path(session.create_tmp()) / "gpu-rehearsal"
+    shutil.rmtree(scratch, ignore_errors=True)
+    data = scratch / ".fashion-mnist-gz"
+    data.mkdir(parents=True)
+    for source in fashion_gz_files(session):
+        shutil.copy(source, data / source.name)
+    options = session.posargs or ["--preset", "smoke", "--device", "cpu", "--seconds", "150", "--reserve", "30",
+                                  "--bench", "off"]
+    env = {"PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT), "OUT": str(scratch / "out")}
+    session.run(str(python), "-c", "import platform, torch, torchvision; print('rehearsing under python', "
+                "platform.python_version(), 'torch', torch.__version__, 'torchvision', torchvision.__version__)",
+                external=True, env=env)
+    session.chdir(scratch)
+    # 75: the budget stopped the grid (what a loan usually ends with); anything else non-zero fails the session.
+    session.run("bash", str(ROOT / "scripts" / "gpu_session.sh"), *options, external=True, env=env,
+                success_codes=[0, 75])
+    session.log(f"the rehearsal's results are in {scratch}/results and {scratch}/out/results.tgz")
+
+
+def lent_python(session: nox.Session) -> Path:
+    """.venv-lent's interpreter, made with Python 3.12 where this machine has it (else this Python, said so)."""
+    python = LENT_ENV / "bin" / "python"
+    wanted = " ".join(LENT_REQUIREMENTS)
+    stamp = LENT_ENV / ".installed-from"
+    if not python.exists():
+        base = shutil.which(f"python{LENT_PYTHON}")
+        if base is None:
+            session.warn(f"no python{LENT_PYTHON} here: the rehearsal uses {sys.version.split()[0]} (the lent machine "
+                         "has 3.12.3)")
+        session.run(base or sys.executable, "-m", "venv", str(LENT_ENV), external=True)
+    if not stamp.exists() or stamp.read_text() != wanted:
+        session.log("installing the lent machine's torch 2.11.0 from PyPI (a CUDA build: about 3 GB to download)")
+        session.run(str(python), "-m", "pip", "install", "--progress-bar", "on", *LENT_REQUIREMENTS, external=True)
+        stamp.write_text(wanted)
+    return python
+
+
+def fashion_gz_files(session: nox.Session) -> list[Path]:
+    ensure_fashion_mnist(session)
+    found = sorted(FASHION_SYSTEM_DIR.glob("*.gz"))
+    if len(found) != 4:
+        session.error(f"the rehearsal needs Debian's Fashion-MNIST .gz files in {FASHION_SYSTEM_DIR}")
+    return found

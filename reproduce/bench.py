@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from reproduce import params, results
-from reproduce.flops import device_peak, measured_gemm_tflops, training_flops_per_image
+from reproduce.flops import best_gemm_tflops, device_peak, training_flops_per_image
 from reproduce.execution import (device_kind, device_name, peak_memory, pick_device, prepare_device,
                                  reset_peak_memory, synchronize)
 from reproduce.params import Param
@@ -46,6 +46,8 @@ BENCH_PARAMS: tuple[Param, ...] = (
     Param("compile", str, "auto", "torch.compile the trainer's model", choices=("auto", "on", "off")),
     Param("against", str, "", "a git revision whose trainer is timed beside this one; empty = none"),
     Param("profile", bool, False, "also print and save a torch.profiler table of the trainer's top kernels"),
+    Param("skip_measured", bool, False, "keep a network and layout whose record for this kind of device was made "
+          "by the current training code, instead of measuring it again"),
     Param("data_dir", str, "data", "where Fashion-MNIST lives or is unpacked"),
     Param("results_dir", str, "results", "where bench records go (bench/ under it)"),
 )
@@ -76,11 +78,22 @@ class Layout:
 
 ONE, TWO, ALL = (Layout("one", "one run, 1 thread", 1, 1), Layout("two", "two runs at once, 1 thread each", 2, 1),
                  Layout("all", "one run, all threads", 1, 0))
+# On a GPU, runs of the paper net at once: batch 128 may not fill it. The grid runs as many at once as
+# gave the most images a second (estimates.runs_at_once); until this is measured, one.
+AT_ONCE = (Layout("two-at-once", "two runs at once on the GPU", 2, 0),
+           Layout("four-at-once", "four runs at once on the GPU", 4, 0))
+EXIT_COMPILE_FAILED = 3  # the bench's exit when the compiled trainer fails and the eager one runs
+
+
+class CompileFailed(RuntimeError):
+    """torch.compile failed where the eager trainer runs: the grid should train eager."""
 
 
 def layouts(network: str, device: torch.device) -> tuple[Layout, ...]:
-    """How each network is timed: as the studies run it."""
-    if device.type == "cuda" or network == "paper":
+    """How each network is timed: as the studies run it (and, for the paper net on a GPU, runs at once)."""
+    if device.type == "cuda":
+        return (ALL, *AT_ONCE) if network == "paper" else (ALL,)
+    if network == "paper":
         return (ALL,)
     return (ONE, TWO)
 
@@ -110,23 +123,45 @@ def network_config(network: str, settings: dict[str, Any], results_dir: str, thr
 
 def run_bench(values: dict[str, Any]) -> list[dict[str, Any]]:
     """Measure each chosen network in each of its layouts, write and print the records; the last line is
-    `ratio <number>` (the paper net's, where it was timed)."""
+    `ratio <number>` (the paper net's, where it was timed). Raises CompileFailed when only compiling fails."""
     settings = parse_settings(values)
     device = pick_device(settings["device"])
     chosen = list(NETWORKS) if settings["networks"] == "all" else [settings["networks"]]
     with _against_tree(settings["against"]) as tree:
-        records = [bench_network(network, layout, settings, device, tree)
-                   for network in chosen for layout in layouts(network, device)]
-    print(f"ratio {records[-1]['ratio']:.2f}")
+        records = []
+        for network in chosen:
+            for layout in layouts(network, device):
+                kept = measured_before(network, layout, settings, device)
+                records.append(kept or bench_network(network, layout, settings, device, tree,
+                                                     with_baseline=layout not in AT_ONCE))
+    ratios = [record["ratio"] for record in records if record.get("ratio")]
+    print(f"ratio {ratios[-1]:.2f}" if ratios else "ratio none")
     return records
 
 
+def measured_before(network: str, layout: Layout, settings: dict[str, Any], device: torch.device) -> dict | None:
+    """With skip_measured: this network and layout's record, where the current training code made it."""
+    if not settings["skip_measured"]:
+        return None
+    probe = {"device": device_kind(device), "network": network, "layout": asdict(layout),
+             "batch": settings["batch_size"]}
+    path = record_path(settings["results_dir"], probe)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("code", {}).get("training_sha256") != results.training_digest():
+        return None
+    print(f"{NETWORKS[network].title}, {layout.words}: measured by this training code before ({path}): kept")
+    return record
+
+
 def bench_network(network: str, layout: Layout, settings: dict[str, Any], device: torch.device,
-                  against: Path | None) -> dict[str, Any]:
+                  against: Path | None, with_baseline: bool = True) -> dict[str, Any]:
     config = network_config(network, settings, tempfile.gettempdir(), layout.threads)
     print(f"\n{NETWORKS[network].title}: {config['model']}, batch {config['batch_size']}, {layout.words}, on "
           f"{device_name(device)}", flush=True)
-    baseline = _measure(["baseline", network], settings, layout, "the d2l loop")
+    baseline = _measure(["baseline", network], settings, layout, "the d2l loop") if with_baseline else None
     trainer = _measure(["trainer", network], settings, layout, "the trainer")
     other = _measure_tree(against, config, settings, layout) if against is not None else None
     record = make_record(network, layout, config, device, baseline, trainer, other, settings["against"])
@@ -152,33 +187,59 @@ def _together(commands: list[list[str]], cwd: Path, layout: Layout, label: str,
               env: dict[str, str] | None = None) -> dict[str, Any]:
     children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd, env=env) for command in commands]
     outputs = [child.communicate()[0] for child in children]
-    if any(child.returncode for child in children):
-        raise RuntimeError(f"bench: {label} failed (exit {[c.returncode for c in children]}); its output is above")
+    codes = [child.returncode for child in children]
+    if EXIT_COMPILE_FAILED in codes:
+        said = next(json.loads(out.strip().splitlines()[-1])["compile_failed"] for out, code in zip(outputs, codes)
+                    if code == EXIT_COMPILE_FAILED)
+        raise CompileFailed(f"bench: {label} fails compiled and runs eager: {said}")
+    if any(codes):
+        raise RuntimeError(f"bench: {label} failed (exit {codes}); its output is above")
     found = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    gemm = [f.get("gemm_tflops") for f in found]
     return {**found[0], "images_per_s": sum(f["images_per_s"] for f in found), "runs": layout.runs,
             "per_run_images_per_s": [f["images_per_s"] for f in found],
+            "gemm_tflops": sum(gemm) if all(gemm) else None,
             "peak_memory_bytes": max(f["peak_memory_bytes"] for f in found)}
 
 
 def measure_arm(arm: str, network: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """In the child: build the loop, warm it up, probe, then time whole steps."""
+    """In the child: build the loop, warm it up, probe, then time whole steps. On a CPU the GEMM rate the
+    share is taken of is measured here too, with the same threads, best of a few trials just before and
+    just after the timed window: measured apart from the run, it drifted below the net's own rate."""
     with tempfile.TemporaryDirectory() as scratch:
         config = network_config(network, settings, scratch, settings["threads"])
         device = pick_device(config["device"])
         prepare_device(device, config["cpu_threads"])
         loop = BaselineLoop(config, device) if arm == "baseline" else TrainerLoop(config)
         warmup = settings["warmup"] or (20 if device.type == "cuda" else 2)
-        loop.run(warmup)
+        _warm_up(loop, warmup, config)
         probe = _timed(loop, PROBE_STEPS, device) / PROBE_STEPS
         steps = max(PROBE_STEPS, min(MAX_STEPS, math.ceil(settings["seconds"] / probe)))
+        gemm = best_gemm_tflops() if device.type == "cpu" else None
         reset_peak_memory(device)
         elapsed = _timed(loop, steps, device)
+        if gemm is not None:
+            gemm = max(gemm, best_gemm_tflops())
         measured = {"images_per_s": steps * config["batch_size"] / elapsed, "steps": steps,
                     "warmup_steps": warmup, "seconds": elapsed, "peak_memory_bytes": peak_memory(device),
-                    "how": loop.how()}
+                    "gemm_tflops": gemm, "how": loop.how()}
         if settings["profile"] and arm == "trainer":
             measured["profile"] = profile_table(loop, device)
         return measured
+
+
+def _warm_up(loop, steps: int, config: dict[str, Any]) -> None:
+    """The first steps (which compile); a compiled trainer that fails where the eager one runs exits
+    with EXIT_COMPILE_FAILED and says why, so the session script trains eager rather than not at all."""
+    try:
+        loop.run(steps)
+    except Exception as error:  # noqa: BLE001 - told apart below: compile, or anything else
+        if not (isinstance(loop, TrainerLoop) and loop.trainer.execution.compile):
+            raise
+        TrainerLoop({**config, "compile": "off"}).run(1)  # raises if the eager trainer fails too
+        said = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(json.dumps({"compile_failed": f"{type(error).__name__}: {said}"[:300]}))
+        sys.exit(EXIT_COMPILE_FAILED)
 
 
 def _timed(loop, steps: int, device: torch.device) -> float:
@@ -292,60 +353,68 @@ def profile_table(loop: TrainerLoop, device: torch.device, steps: int = 3) -> st
 
 
 def make_record(network: str, layout: Layout, config: dict[str, Any], device: torch.device,
-                baseline: dict[str, Any], trainer: dict[str, Any], other: dict[str, Any] | None,
+                baseline: dict[str, Any] | None, trainer: dict[str, Any], other: dict[str, Any] | None,
                 against: str) -> dict[str, Any]:
     name = device_kind(device)  # the threads are the layout's, said apart
     flops = training_flops_per_image(config)
+    base_rate = baseline["images_per_s"] if baseline else None
     record = {
         "network": network, "model": config["model"], "model_config": params.result_config(config),
         "layout": asdict(layout), "device": name, "device_type": device.type, "batch": config["batch_size"],
-        "images_per_s": trainer["images_per_s"], "baseline_images_per_s": baseline["images_per_s"],
-        "ratio": trainer["images_per_s"] / baseline["images_per_s"],
-        "peak_memory": trainer["peak_memory_bytes"], "baseline_peak_memory": baseline["peak_memory_bytes"],
+        "images_per_s": trainer["images_per_s"], "baseline_images_per_s": base_rate,
+        "ratio": trainer["images_per_s"] / base_rate if base_rate else None,
+        "peak_memory": trainer["peak_memory_bytes"],
+        "baseline_peak_memory": baseline["peak_memory_bytes"] if baseline else None,
         "peak_memory_kind": "device memory allocated" if device.type == "cuda" else "process peak RSS",
         "flops_per_image": flops, "tflops": flops * trainer["images_per_s"] / 1e12,
-        "baseline_tflops": flops * baseline["images_per_s"] / 1e12,
+        "baseline_tflops": flops * base_rate / 1e12 if base_rate else None,
         "trainer": {k: v for k, v in trainer.items() if k != "profile"}, "baseline": baseline,
         "against": None if other is None else {"revision": against, "images_per_s": other["images_per_s"],
                                                "speedup": trainer["images_per_s"] / other["images_per_s"]},
         "versions": results.package_versions(), "code": results.git_state(),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    peak, source = layout_peak(device, name, trainer["how"]["precision"], layout)
-    record.update(peak_tflops=peak, peak_source=source, mfu=record["tflops"] / peak if peak else None,
-                  baseline_mfu=record["baseline_tflops"] / peak if peak else None)
+    peak, source = layout_peak(device, name, trainer, layout)
+    mfu = record["tflops"] / peak if peak else None
+    record.update(peak_tflops=peak, peak_source=source, mfu=None if mfu is None or mfu > 1 else mfu,
+                  baseline_mfu=record["baseline_tflops"] / peak if peak and base_rate else None,
+                  mfu_fault=f"the net ran at {mfu:.0%} of the rate measured as its peak: a measurement fault, "
+                            "not a result" if mfu is not None and mfu > 1 else None)
     return record
 
 
-def layout_peak(device: torch.device, name: str, precision: str, layout: Layout) -> tuple[float | None, str]:
-    """The peak the layout's runs share: the datasheet's on a GPU; on a CPU the fp32 GEMM rate measured
-    with a run's threads, times the runs at once."""
-    if device.type == "cuda" or not layout.threads:
-        return device_peak(device, name, precision)
-    torch.set_num_threads(layout.threads)
-    rate = measured_gemm_tflops() * layout.runs
-    return rate, f"measured fp32 GEMM (2048x2048), {layout.threads} thread(s) x {layout.runs} run(s), on this CPU"
+def layout_peak(device: torch.device, name: str, trainer: dict[str, Any], layout: Layout) -> tuple[float | None, str]:
+    """The peak the layout's runs share: the datasheet's on a GPU; on a CPU the fp32 GEMM rate each run's
+    process measured with its own threads around its timed window, summed over the runs at once."""
+    if device.type == "cuda":
+        return device_peak(device, name, trainer["how"]["precision"])
+    threads = layout.threads or (os.cpu_count() or 1)
+    return trainer["gemm_tflops"], (f"fp32 GEMM (2048x2048) measured in each run's process, {threads} thread(s) x "
+                                    f"{layout.runs} run(s), best of 3 before and after its timed window")
 
 
 def summary_lines(record: dict[str, Any]) -> list[str]:
     gb = 1e9
-    lines = [
+    lines = [] if record["baseline_images_per_s"] is None else [
         f"  d2l loop  {record['baseline_images_per_s']:10.1f} images/s   peak memory "
-        f"{record['baseline_peak_memory'] / gb:.2f} GB   ({record['baseline_tflops']:.3f} TFLOP/s)",
-        f"  trainer   {record['images_per_s']:10.1f} images/s   peak memory "
-        f"{record['peak_memory'] / gb:.2f} GB   ({record['tflops']:.3f} TFLOP/s; "
-        f"{describe_how(record['trainer']['how'])}, {record['trainer']['how']['memory_format']})",
-    ]
+        f"{record['baseline_peak_memory'] / gb:.2f} GB   ({record['baseline_tflops']:.3f} TFLOP/s)"]
+    lines.append(f"  trainer   {record['images_per_s']:10.1f} images/s   peak memory "
+                 f"{record['peak_memory'] / gb:.2f} GB   ({record['tflops']:.3f} TFLOP/s; "
+                 f"{describe_how(record['trainer']['how'])}, {record['trainer']['how']['memory_format']})")
     if record.get("against"):
         lines.append(f"  trainer of {record['against']['revision']} {record['against']['images_per_s']:10.1f} "
                      f"images/s: this trainer is {record['against']['speedup']:.2f}x as fast")
-    lines += [
-        f"  ratio {record['ratio']:.2f}; {record['flops_per_image'] / 1e9:.3f} GFLOP per training image; "
-        + (f"{share_word(record)} {record['mfu']:.1%} (d2l loop {record['baseline_mfu']:.1%}) of "
-           f"{record['peak_tflops']:.3g} TFLOP/s, {record['peak_source']}" if record["mfu"] is not None
-           else record["peak_source"]),
-        "  " + target_verdict(record),
-    ]
+    ratio = f"ratio {record['ratio']:.2f}; " if record["ratio"] else ""
+    if record.get("mfu_fault"):
+        share = f"{record['mfu_fault']} ({record['peak_tflops']:.3g} TFLOP/s, {record['peak_source']})"
+    elif record["mfu"] is not None:
+        share = (f"{share_word(record)} {record['mfu']:.1%}" + (f" (d2l loop {record['baseline_mfu']:.1%})"
+                 if record["baseline_mfu"] is not None else "") + f" of {record['peak_tflops']:.3g} TFLOP/s, "
+                 f"{record['peak_source']}")
+    else:
+        share = record["peak_source"]
+    lines += [f"  {ratio}{record['flops_per_image'] / 1e9:.3f} GFLOP per training image; {share}",
+              "  " + target_verdict(record)]
     return lines
 
 

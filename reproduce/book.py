@@ -755,19 +755,28 @@ def speed_section(results_dir: str | Path) -> list[str]:
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(found, key=lambda r: (r["device"], r["network"], (r.get("layout") or {}).get("key", ""))):
         how = r["trainer"]["how"]
-        share = f"{r['mfu']:.1%} ({r['baseline_mfu']:.1%})" if r.get("mfu") is not None else "no peak on file"
         layout = (r.get("layout") or {}).get("words", "one run, all threads")
         earlier = (f"{r['against']['speedup']:.2f}x `{r['against']['revision']}`" if r.get("against") else "")
+        d2l = f"{r['baseline_images_per_s']:,.1f}/s" if r.get("baseline_images_per_s") else "not run"
+        ratio = f"**{r['ratio']:.2f}x**" if r.get("ratio") else ""
+        base_memory = f" ({r['baseline_peak_memory'] / 1e9:.2f} GB)" if r.get("baseline_peak_memory") else ""
         lines.append(
             f"| {_cell(r['device'])} | {r['network']} ({r['model']}), {r['batch']} | {layout} "
-            f"| {r['baseline_images_per_s']:,.1f}/s | {r['images_per_s']:,.1f}/s ({bench.describe_how(how)}) "
-            f"| **{r['ratio']:.2f}x** | {earlier} | {share} "
-            f"| {r['peak_memory'] / 1e9:.2f} GB ({r['baseline_peak_memory'] / 1e9:.2f} GB) "
+            f"| {d2l} | {r['images_per_s']:,.1f}/s ({bench.describe_how(how)}) "
+            f"| {ratio} | {earlier} | {_share_cell(r)} | {r['peak_memory'] / 1e9:.2f} GB{base_memory} "
             f"| {_cell(bench.target_verdict(r).replace('target ', ''))} "
             f"| {r['measured_at'][:10]}, torch {r['versions']['torch'].split('+')[0]} |")
     if not any(r["device_type"] == "cuda" for r in found):
         lines += ["", "No GPU record: the GPU targets are unmeasured."]
     return lines + [""]
+
+
+def _share_cell(record: dict[str, Any]) -> str:
+    if record.get("mfu_fault"):
+        return "measurement fault: over 100% of the rate measured as the peak"
+    if record.get("mfu") is None:
+        return "no peak on file"
+    return f"{record['mfu']:.1%}" + (f" ({record['baseline_mfu']:.1%})" if record.get("baseline_mfu") else "")
 
 
 # The seed notes' own run of d2l's AlexNet on Fashion-MNIST (seed 003: d2l.train_ch6's last line), on their GPU.

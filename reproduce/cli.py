@@ -316,7 +316,11 @@ def bench_params() -> tuple[params.Param, ...]:
 def command_bench(args: argparse.Namespace) -> int:
     from reproduce import bench
 
-    bench.run_bench(given(args, [p.name for p in bench_params()]))
+    try:
+        bench.run_bench(given(args, [p.name for p in bench_params()]))
+    except bench.CompileFailed as failed:
+        print(f"error: {failed}", file=sys.stderr)
+        return bench.EXIT_COMPILE_FAILED
     return 0
 
 

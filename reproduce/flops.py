@@ -57,6 +57,22 @@ def _training_flops(architecture: tuple, in_channels: int, num_classes: int) -> 
     return (3 * (whole.get_total_flops() - lrn) - stem.get_total_flops()) / 2
 
 
+def parameter_count(config: dict[str, Any]) -> int:
+    """Weights and biases of the config's network, on its dataset's channels and classes."""
+    from reproduce.params import DATASETS
+
+    dataset = config.get("dataset", "fashion-mnist")
+    return _parameter_count(_architecture_key(config), DATASETS[dataset], 1000 if dataset == "imagenet-folder" else 10)
+
+
+@lru_cache(maxsize=None)
+def _parameter_count(architecture: tuple, in_channels: int, num_classes: int) -> int:
+    from reproduce.models import build_model
+
+    model = build_model({**dict(architecture), "in_channels": in_channels, "num_classes": num_classes})
+    return sum(p.numel() for p in model.parameters())
+
+
 def peak_tflops(name: str, precision: str) -> float | None:
     for pattern, bf16, tf32 in PEAK_TFLOPS:
         if pattern in name:
@@ -74,6 +90,12 @@ def measured_gemm_tflops(size: int = 2048, seconds: float = 2.0) -> float:
         torch.mm(a, b)
         count += 1
     return 2 * size ** 3 * count / (time.perf_counter() - started) / 1e12
+
+
+def best_gemm_tflops(trials: int = 3, seconds: float = 0.3, size: int = 2048) -> float:
+    """The fastest of a few short fp32 GEMM timings with torch's current threads: a rate the machine
+    demonstrably reaches at that moment."""
+    return max(measured_gemm_tflops(size, seconds) for _ in range(trials))
 
 
 def device_peak(device: torch.device, name: str, precision: str) -> tuple[float | None, str]:

@@ -43,20 +43,22 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from reproduce import params, plan, results, runner, runs_index
+from reproduce import params, plan, results, runner, runs_index, slurm_options
 from reproduce.data import load_dataset
-from reproduce.estimates import Estimator, Split, data_key
+from reproduce.budget import Budget, Worker, play_out, workers_of, yield_line
+from reproduce.estimates import GPU_STEP_FLOPS, Estimator, Split, data_key, large_net, runs_at_once
 from reproduce.runner import RunResult, train_planned
 from reproduce.execution import device_kind, pick_device
 from reproduce.flops import training_flops_per_image
 
 MAX_POOL_DEATHS = 3
 EXIT_FAILED, EXIT_STOPPED = 1, 75  # 75: EX_TEMPFAIL, "try again later" (the time budget ran out)
-# A GPU is kept busy by one training step of about this many FLOPs: a net whose step is smaller shares
-# it with other runs (the four-layer net's step is ~8 GFLOP, the paper net's ~490), up to MAX_RUNS_PER_GPU.
-# Memory never binds first for these nets: the paper net at batch 128 peaked at 2.2 GB on an H100.
-GPU_STEP_FLOPS = 200e9
+# A net whose step is smaller than estimates.GPU_STEP_FLOPS shares a GPU with other runs (the four-layer
+# net's step is ~8 GFLOP, the paper net's ~490), up to MAX_RUNS_PER_GPU. Memory never binds first for these
+# nets: the paper net at batch 128 peaked at 2.2 GB on an H100.
 MAX_RUNS_PER_GPU = 4
+GPU_PRESETS = ("gpu", "paper")  # sized for a GPU: a CPU would take days
+ASSUMED_GPU = "NVIDIA H200"  # the GPU the device tool lends: what a dry run plans for on a machine without one
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Layout:
     groups: dict[int | None, int]
     why: str
     by_network: bool = False
+    paper_at_once: int = 1  # paper-net runs at once on one GPU (runs_per_gpu)
 
     @property
     def workers(self) -> int:
@@ -78,7 +81,7 @@ class Layout:
 
     def share(self, config: dict[str, Any], group: int | None) -> float:
         """The part of its group one run of this config takes."""
-        return 1.0 / (runs_per_gpu(config) if self.by_network else self.groups[group])
+        return 1.0 / (runs_per_gpu(config, self.paper_at_once) if self.by_network else self.groups[group])
 
     def place(self, config: dict[str, Any], loads: dict[int | None, float]) -> int | None | bool:
         """The least loaded group with room for this run, or False when none has room now."""
@@ -86,8 +89,11 @@ class Layout:
         return min(fits, key=lambda group: loads[group]) if fits else False
 
 
-def runs_per_gpu(config: dict[str, Any]) -> int:
-    """Runs of this config that share one GPU: as many as it takes to fill it, by FLOPs per step."""
+def runs_per_gpu(config: dict[str, Any], paper_at_once: int = 1) -> int:
+    """Runs of this config that share one GPU: as many as it takes to fill it, by FLOPs per step; a net as
+    large as the paper's as many as the bench measured to give the most images a second (paper_at_once)."""
+    if large_net(config):
+        return paper_at_once
     step = training_flops_per_image(config) * config["batch_size"]
     return max(1, min(MAX_RUNS_PER_GPU, int(GPU_STEP_FLOPS // step)))
 
@@ -117,9 +123,7 @@ def parse_options(values: dict[str, Any]) -> dict[str, Any]:
     """The grid's options with their defaults, each checked against params.GRID_PARAMS."""
     defaults = {p.name: p.default for p in params.GRID_PARAMS}
     options = {**defaults, **params.validate(values, params.GRID_BY_NAME, "grid option")}
-    from reproduce import submitit_jobs  # the Slurm options' checks live with the code that submits them
-
-    submitit_jobs.check_options(options)
+    slurm_options.check_options(options)
     if options["gpus_per_run"] > 1 and options["executor"] != "submitit":
         raise params.ParamError(f"gpus_per_run: {options['gpus_per_run']} needs --executor submitit (the local pool "
                                 "gives each run one device); expected 1 with --executor local")
@@ -149,16 +153,19 @@ def train_runs(runs: list[plan.PlannedRun], options: dict[str, Any], sample: dic
     folder, device, threads); `record_as` (preset, seeds): keep a grid record under that name."""
     deadline = (started or time.time()) + options["time_budget"] if options["time_budget"] else None
     results_dir = sample["results_dir"]
-    layout = worker_layout(options, sample, runs)
+    device = plan_device(sample, options["dry_run"], gpu_preset=bool(record_as) and record_as[0] in GPU_PRESETS)
+    layout = worker_layout(options, sample, runs, device)
     states = {run.run_id: results.run_state(results_dir, run.config) for run in runs}
-    estimator = Estimator.from_records(results_dir, sample)
+    estimator = Estimator.from_records(results_dir, device.type, device.kind)
+    if device.type == "cuda":
+        estimator.at_once = runs_at_once(results_dir, device.kind)
     say = log or print
-    for line in plan_lines(title, runs, states, estimator, layout, options):
+    for line in [*device.warnings, *plan_lines(title, runs, states, estimator, layout, options)]:
         say(line)
     if options["dry_run"] or not runs:
         return GridSummary()
     estimator.splits = preflight(runs)
-    budget = Budget(deadline, estimator)
+    budget = Budget(deadline, estimator, layout)
     for line in budget.lines([run for run in runs if not states[run.run_id].done]):
         say(line)
     started = time.perf_counter()
@@ -168,18 +175,18 @@ def train_runs(runs: list[plan.PlannedRun], options: dict[str, Any], sample: dic
             summary.results.append(result)
             progress.done(result)
             if result.action == "trained" and result.state == "complete":
-                estimator.finished(run.config, result.seconds)
+                estimator.finished(results.read_record(results.record_path(results_dir, run.config)))
 
         if options["executor"] == "submitit":
-            from reproduce import submitit_jobs
+            from reproduce import submitit_jobs  # lazy: submitit is not on every machine (the lent GPU has none)
 
-            estimates = {run.run_id: estimator.seconds(run.config)[0] for run in runs}
+            estimates = {run.run_id: budget.cost(run, None)[0] for run in runs}
             submitit_jobs.run_jobs(runs, options, deadline, estimates, results_dir,
                                    lambda result: finished(_by_id(runs, result.run_id), result), say,
                                    local_limit=layout.workers, gpus_here=len(set(layout.groups) - {None}))
         elif layout.in_process:
             for run in runs:
-                refusal = budget.refusal(run)
+                refusal = budget.admit(run)
                 finished(run, deferred(run, refusal) if refusal else train_planned(run, deadline))
         else:
             run_pool(runs, layout, budget, finished, say)
@@ -198,37 +205,6 @@ def _by_id(runs: list[plan.PlannedRun], run_id: str) -> plan.PlannedRun:
     return next(run for run in runs if run.run_id == run_id)
 
 
-@dataclass
-class Budget:
-    """The grid's deadline (time.time() seconds, or None) and what each run is expected to take."""
-    deadline: float | None
-    estimator: Estimator
-
-    def refusal(self, run: plan.PlannedRun) -> str | None:
-        """Why this run must not start now, or None. A finished run costs nothing: it is reused."""
-        if self.deadline is None or results.run_state(run.config["results_dir"], run.config).done:
-            return None
-        left = self.deadline - time.time()
-        if left <= 0:
-            return "the time budget has run out"
-        seconds, source = self.estimator.seconds(run.config)
-        if seconds > left:
-            return f"needs about {seconds:.0f} s ({source}), {left:.0f} s left"
-        return None
-
-    def lines(self, todo: list[plan.PlannedRun]) -> list[str]:
-        """The estimate of each network's first run left to train, said before training starts."""
-        if self.deadline is None:
-            return []
-        seen, lines = set(), [f"  what the budget counts on ({self.deadline - time.time():.0f} s left):"]
-        for run in todo:
-            if run.network not in seen:
-                seen.add(run.network)
-                seconds, source = self.estimator.seconds(run.config)
-                lines.append(f"    {run.network}: about {seconds:.0f} s a run ({source})")
-        return lines
-
-
 def deferred(run: plan.PlannedRun, why: str) -> RunResult:
     """A run the budget does not start: it stays as it was (missing, or running from a checkpoint)."""
     return RunResult(run.run_id, results.run_state(run.config["results_dir"], run.config).state, "not started", 0.0,
@@ -237,24 +213,56 @@ def deferred(run: plan.PlannedRun, why: str) -> RunResult:
 
 # ----------------------------------------------------------------------------- the pool
 
-def worker_layout(options: dict[str, Any], config: dict[str, Any], runs: list[plan.PlannedRun] = ()) -> Layout:
-    """Workers per GPU with CUDA (per_gpu, or auto: as many as the planned networks share a GPU
-    with), else cores / cpu_threads on the CPU; an explicit number of workers wins."""
+@dataclass(frozen=True)
+class PlanDevice:
+    """The device the grid plans for: this machine's, or in a dry run the GPU one asked for."""
+    type: str  # "cuda" or "cpu"
+    kind: str  # execution.device_kind's words: what estimates are matched on
+    gpus: tuple[int, ...] = ()  # the visible GPU ids
+    warnings: tuple[str, ...] = ()
+
+
+def plan_device(config: dict[str, Any], dry_run: bool, gpu_preset: bool = False) -> PlanDevice:
+    """CUDA where the config asks for it (or auto finds it), else the CPU. A dry run asked for CUDA on a
+    machine without it plans for ASSUMED_GPU, and says so; a real grid refuses at once."""
     import torch
 
-    cuda = config["device"] == "cuda" or (config["device"] == "auto" and torch.cuda.is_available())
-    if cuda:
-        visible = _visible_gpus(torch.cuda.device_count())
+    here = torch.cuda.is_available()
+    if config["device"] == "cuda" or (config["device"] == "auto" and here):
+        if here:
+            return PlanDevice("cuda", device_kind(torch.device("cuda", 0)), tuple(_visible_gpus(torch.cuda.device_count())))
+        if not dry_run:
+            raise params.ParamError("device: cuda was asked for but torch sees no CUDA device here; --dry-run plans "
+                                    f"for one {ASSUMED_GPU}, a grid needs one")
+        return PlanDevice("cuda", ASSUMED_GPU, (0,), (
+            f"  no CUDA device here: this dry run plans for one {ASSUMED_GPU} (the GPU the device tool lends)",))
+    warnings = ()
+    if gpu_preset:
+        warnings = ("  warning: a GPU preset on a machine without CUDA: these runs would train on the CPU, for days; "
+                    "run it where torch sees a GPU (or --device cuda --dry-run to plan for one)",)
+    return PlanDevice("cpu", device_kind(torch.device("cpu")), (), warnings)
+
+
+def worker_layout(options: dict[str, Any], config: dict[str, Any], runs: list[plan.PlannedRun] = (),
+                  device: PlanDevice | None = None) -> Layout:
+    """Workers per GPU with CUDA (per_gpu, or auto: as many as the planned networks share a GPU
+    with), else cores / cpu_threads on the CPU; an explicit number of workers wins."""
+    device = device or plan_device(config, dry_run=False)
+    if device.type == "cuda":
+        visible = list(device.gpus)
         if options["workers"] != "auto":
             count = options["workers"]
             groups = {gpu: count // len(visible) + (i < count % len(visible)) for i, gpu in enumerate(visible)}
             groups = {gpu: n for gpu, n in groups.items() if n}
             return Layout(groups, f"{count} on {len(groups)} GPU(s), one run per worker")
         by_network = options["per_gpu"] == "auto"
-        size = max((runs_per_gpu(run.config) for run in runs), default=1) if by_network else options["per_gpu"]
-        how = "runs per GPU by network (runs_per_gpu)" if by_network else f"{size} runs per GPU"
+        at_once = runs_at_once(config["results_dir"], device.kind).runs
+        size = max((runs_per_gpu(run.config, at_once) for run in runs), default=1) if by_network else options["per_gpu"]
+        how = (f"runs per GPU by network (runs_per_gpu; the paper net {at_once} at once"
+               f"{', as the bench measured best' if at_once > 1 else ' until the bench measures more to pay'})"
+               if by_network else f"{size} runs per GPU")
         return Layout({gpu: size for gpu in visible}, f"{size * len(visible)} on {len(visible)} GPU(s), {how}",
-                      by_network)
+                      by_network, at_once)
     cores = os.cpu_count() or 1
     workers = max(1, cores // config["cpu_threads"]) if options["workers"] == "auto" else options["workers"]
     why = f"{workers} on the CPU, {config['cpu_threads']} thread(s) each ({cores} cores)"
@@ -290,37 +298,42 @@ def run_pool(runs: list[plan.PlannedRun], layout: Layout, budget: Budget,
 
 def _pool_round(runs: list[plan.PlannedRun], layout: Layout, budget: Budget,
                 finished: Callable[[plan.PlannedRun, RunResult], None]) -> tuple[list[plan.PlannedRun], bool]:
-    """Train the runs on fresh pools until they are done or a worker dies. Returns the runs left (those
-    lost with a dead worker, then those not started) and whether any run finished."""
+    """Train the runs on fresh workers until they are done or a worker dies. Returns the runs left (those
+    lost with a dead worker, then those not started) and whether any run finished. Each worker is a pool of
+    one process, so that the grid chooses which worker takes a run: one that has compiled its network."""
     context = multiprocessing.get_context("spawn")
-    pools = {group: ProcessPoolExecutor(size, mp_context=context, initializer=_pin_worker, initargs=(group,))
-             for group, size in layout.groups.items()}
+    workers = {worker: ProcessPoolExecutor(1, mp_context=context, initializer=_pin_worker, initargs=(worker[0],))
+               for group_workers in workers_of(layout).values() for worker in group_workers}
+    budget.new_workers()
+    free = workers_of(layout)
     loads = dict.fromkeys(layout.groups, 0.0)
     queue, lost, progressed = list(runs), [], False
-    in_flight: dict[Future, tuple[plan.PlannedRun, int | None]] = {}
+    in_flight: dict[Future, tuple[plan.PlannedRun, Worker]] = {}
     try:
         while queue or in_flight:
-            if not lost:  # a dead worker: start nothing more on these pools
-                _start_what_fits(queue, layout, loads, pools, in_flight, budget, finished)
+            if not lost:  # a dead worker: start nothing more on these workers
+                _start_what_fits(queue, layout, loads, free, workers, in_flight, budget, finished)
             if not in_flight:
                 break
             for future in wait(in_flight, return_when=FIRST_COMPLETED).done:
-                run, group = in_flight.pop(future)
-                loads[group] -= layout.share(run.config, group)
+                run, worker = in_flight.pop(future)
+                loads[worker[0]] -= layout.share(run.config, worker[0])
+                free[worker[0]].append(worker)
                 try:
                     finished(run, future.result())
                     progressed = True
                 except BrokenProcessPool:
                     lost.append(run)
     finally:
-        for pool in pools.values():
+        for pool in workers.values():
             pool.shutdown(cancel_futures=True)
     return sorted(lost, key=lambda run: run.priority) + queue, progressed
 
 
 def _start_what_fits(queue: list[plan.PlannedRun], layout: Layout, loads: dict[int | None, float],
-                     pools: dict[int | None, ProcessPoolExecutor], in_flight: dict[Future, tuple],
-                     budget: Budget, finished: Callable[[plan.PlannedRun, RunResult], None]) -> None:
+                     free: dict[int | None, list[Worker]], workers: dict[Worker, ProcessPoolExecutor],
+                     in_flight: dict[Future, tuple], budget: Budget,
+                     finished: Callable[[plan.PlannedRun, RunResult], None]) -> None:
     """Start runs in priority order while the next one has room; one the budget refuses is deferred.
     A run that must wait for room holds back the runs after it: the order is the plan's priority."""
     while queue:
@@ -328,12 +341,14 @@ def _start_what_fits(queue: list[plan.PlannedRun], layout: Layout, loads: dict[i
         if group is False:
             return
         run = queue.pop(0)
-        refusal = budget.refusal(run)
+        worker = budget.pick(run, free[group])
+        refusal = budget.admit(run, worker)
         if refusal:
             finished(run, deferred(run, refusal))
             continue
+        free[group].remove(worker)
         loads[group] += layout.share(run.config, group)
-        in_flight[pools[group].submit(train_planned, run, budget.deadline)] = (run, group)
+        in_flight[workers[worker].submit(train_planned, run, budget.deadline)] = (run, worker)
 
 
 def _pin_worker(gpu: int | None) -> None:
@@ -364,14 +379,13 @@ def preflight(runs: list[plan.PlannedRun]) -> dict[tuple, Split]:
 def plan_lines(title: str, runs: list[plan.PlannedRun], states: dict[str, results.RunState],
                estimator: Estimator, layout: Layout, options: dict[str, Any]) -> list[str]:
     todo = [run for run in runs if not states[run.run_id].done]
-    known = {run.run_id: found[0] for run in todo if (found := estimator.from_earlier_runs(run.config))}
     lines = [f"grid: {title}: {len(runs)} distinct runs, {len(runs) - len(todo)} done, "
-             f"{len(todo)} to train", "  network     runs  done  to train  estimated run time"]
+             f"{len(todo)} to train", "  network     runs  done  to train  estimated run time (compile aside)"]
     for network in dict.fromkeys(run.network for run in runs):
         mine = [run for run in runs if run.network == network]
         left = [run for run in todo if run.network == network]
         lines.append(f"  {network:10} {len(mine):5} {len(mine) - len(left):5} {len(left):9}  "
-                     f"{_estimate_text(left, known)}")
+                     f"{_estimate_text(left, estimator)}")
     tiers = Counter(run.priority[0] for run in todo)
     first = f"the seeds' d2l recipe ({tiers[-1]} to train), " if tiers[-1] else ""
     lines.append(f"  order: {first}the baseline ({tiers[0]} to train), the other arms of "
@@ -379,22 +393,22 @@ def plan_lines(title: str, runs: list[plan.PlannedRun], states: dict[str, result
     executor = ("submitit" if options["executor"] == "submitit" else
                 "in this process" if layout.in_process else "a pool of worker processes")
     lines.append(f"  workers: {layout.why}; {executor}")
-    if known and options["executor"] == "local":
-        lines.append(f"  time left: about {sum(known.values()) / layout.workers / 60:.1f} min on {layout.workers} "
-                     "worker(s)" + (f", for the {len(known)} runs with an estimate" if len(known) < len(todo) else ""))
+    if todo and options["executor"] == "local":
+        _, wall = play_out(todo, estimator, layout)
+        lines.append(f"  time left: about {wall / 60:.1f} min on {layout.workers} worker(s), compiles included")
     if options["time_budget"]:
         lines.append(f"  time budget: {options['time_budget']:.0f} s")
+        if todo and options["executor"] == "local":
+            lines.append(yield_line(todo, estimator, layout, options["time_budget"]))
     return lines
 
 
-def _estimate_text(runs: list[plan.PlannedRun], known: dict[str, float]) -> str:
-    found = [known[run.run_id] for run in runs if run.run_id in known]
+def _estimate_text(runs: list[plan.PlannedRun], estimator: Estimator) -> str:
     if not runs:
         return "-"
-    if not found:
-        return "no earlier record on this device (a first-run estimate from FLOPs when training starts)"
-    text = f"{sum(found) / 60:.1f} min"
-    return text if len(found) == len(runs) else text + f" for {len(found)} of {len(runs)} runs"
+    found = [estimator.seconds(run.config) for run in runs]
+    sources = sorted({estimate.source for estimate in found})
+    return f"{sum(e.seconds for e in found) / 60:.1f} min ({'; '.join(sources)})"
 
 
 class _Progress:

@@ -153,6 +153,8 @@ PARAMS: tuple[Param, ...] = (
     Param("dist_backend", str, "auto", "how torchrun's ranks talk", choices=("auto", "nccl", "gloo"),
           affects_result=False),
     Param("progress", bool, True, "per-batch progress bars", affects_result=False),
+    Param("checkpoint_every_s", float, 0.0, "seconds of training between epoch-end checkpoints (one is always "
+          "written after the last epoch and at a stop); 0 = after every epoch", minimum=0, affects_result=False),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
@@ -222,10 +224,17 @@ PRESETS: dict[str, Preset] = {
     "gpu": Preset(
         proxy="the paper's network at 227x227 on Fashion-MNIST upscaled (as the seeds' d2l code does), "
               "and the cuda-convnet 18% net for the CIFAR-10 four-layer net",
-        deviations=(_ZERO_BIAS, "10 epochs instead of 90; 1-channel 28x28 images upscaled to 256"),
+        deviations=(_ZERO_BIAS, "1-channel 28x28 images upscaled to 256",
+                    "AlexNet: the first 10,000 training images, 10 epochs instead of 90, tested after the last: "
+                    "sized so that one loan of the lent GPU (400 s of training) trains the d2l run and six AlexNet "
+                    "runs at the rate an H100 measured (docs/gpu.md); chosen without a GPU pilot, so whether it "
+                    "converges is for its records to show"),
         seeds=5,
         networks={
-            "alexnet": {"model": "alexnet", "groups": 2, "bias_init": "zero", "epochs": 10},
+            "alexnet": {"model": "alexnet", "groups": 2, "bias_init": "zero", "epochs": 10, "train_limit": 10_000,
+                        "test_every_epoch": False, "log_every": 10,
+                        # a loan's checkpoints die with the machine: one a minute, not one an epoch (455 MB each)
+                        "checkpoint_every_s": 60.0},
             "four-layer": {"model": "cifar-18pct", "epochs": 3, "log_every": 5},
             # d2l's train_ch6: Xavier-uniform weights, plain SGD (no momentum, no weight decay, no schedule),
             # lr 0.01, batch 128, 10 epochs, the whole image resized to 224, no augmentation.

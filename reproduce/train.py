@@ -99,12 +99,16 @@ def run(config: dict[str, Any], deadline: float | None = None, world: World = Wo
     goes on from there. `world`: this process's rank among a torchrun's ranks."""
     trainer = build_trainer(config, world)
     start_epoch = resume(trainer)
+    saved = time.time()
     try:
         for epoch in range(start_epoch, config["epochs"]):
             started = time.time()
             run_epoch(trainer, epoch)
-            save_checkpoint(trainer, epoch + 1)
-            if world.share(_next_epoch_overruns(deadline, started, epoch + 1, config["epochs"])):
+            stopping = world.share(_next_epoch_overruns(deadline, started, epoch + 1, config["epochs"]))
+            if stopping or epoch + 1 == config["epochs"] or time.time() - saved >= config["checkpoint_every_s"]:
+                save_checkpoint(trainer, epoch + 1)
+                saved = time.time()
+            if stopping:
                 return trainer.record
     except Diverged as exc:
         return _finish(trainer, "diverged", str(exc))

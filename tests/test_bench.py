@@ -1,6 +1,9 @@
 """The benchmark: its FLOP count, its baseline's model, its record and its last line."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -93,7 +96,8 @@ def test_bench_times_each_layout_against_the_d2l_loop_and_another_commit(tiny_fa
         assert record["ratio"] == pytest.approx(record["images_per_s"] / record["baseline_images_per_s"])
         assert record["trainer"]["how"]["precision"] == "fp32"
         assert record["baseline"]["how"]["memory_format"] == "contiguous"
-        assert record["peak_source"].startswith("measured fp32 GEMM")
+        assert record["peak_source"].startswith("fp32 GEMM (2048x2048) measured in each run's process")
+        assert record["peak_tflops"] == record["trainer"]["gemm_tflops"] and 0 < record["mfu"] <= 1
     assert len(saved["small-two-b16.json"]["trainer"]["per_run_images_per_s"]) == 2
     assert saved["small-two-b16.json"]["layout"]["words"] == "two runs at once, 1 thread each"
     path = next((tmp_path / "bench").glob("*/small-one-b16.json"))
@@ -101,3 +105,29 @@ def test_bench_times_each_layout_against_the_d2l_loop_and_another_commit(tiny_fa
     page = "\n".join(book.speed_section(tmp_path))
     assert f"**{one['ratio']:.2f}x**" in page and "two runs at once" in page and "`HEAD`" in page
     assert "broken-b1.json: unreadable" in page and "No GPU record" in page
+
+
+def test_a_share_over_the_measured_peak_is_a_measurement_fault_never_a_result():
+    config = params.resolve({"device": "cpu"}, preset="cpu")
+    how = {"precision": "fp32", "compile": False, "memory_format": "channels_last"}
+    flops_per_image = flops.training_flops_per_image(config)
+    trainer = {"images_per_s": 1000.0, "peak_memory_bytes": 1, "how": how,
+               "gemm_tflops": 0.8 * 1000.0 * flops_per_image / 1e12}  # the net "beat" its own peak
+    record = bench.make_record("small", bench.ONE, config, torch.device("cpu"), None, trainer, None, "")
+    assert record["mfu"] is None and "measurement fault" in record["mfu_fault"]
+    assert any("125% of the rate measured as its peak: a measurement fault" in line
+               for line in bench.summary_lines(record))
+    assert "measurement fault" in book._share_cell(record)
+
+
+def test_a_compile_failure_is_told_apart_and_exits_3(tiny_fashion, tmp_path):
+    """No working C++ compiler: inductor fails on the CPU where the eager trainer runs. The bench says so in
+    one line and exits 3, which scripts/gpu_session.sh reads as "train with --compile off"."""
+    command = [sys.executable, "-m", "reproduce", "bench", "--networks", "small", "--device", "cpu", "--compile", "on",
+               "--seconds", "1", "--warmup", "1", "--batch-size", "16", "--data-dir", str(tiny_fashion),
+               "--results-dir", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "CXX": "/bin/false"},
+                          timeout=300)
+    assert done.returncode == bench.EXIT_COMPILE_FAILED, done.stderr[-2000:]
+    assert "error: bench: the trainer fails compiled and runs eager: InductorError" in done.stderr
+    assert not list(tmp_path.glob("bench/*/*.json"))

@@ -11,10 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import torch
-
-from reproduce import claims, estimates, grid, params, plan, results, submitit_jobs, train
-from reproduce.flops import training_flops_per_image
+from reproduce import claims, estimates, grid, params, plan, results, slurm_options, submitit_jobs, train
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reproduce"
 
@@ -147,31 +144,16 @@ def test_a_run_whose_estimate_exceeds_the_budget_is_not_started(tiny_fashion, tm
     train_ablation("lrn", "smoke", 1, overrides)  # seed 0: records to estimate seed 1 from
     for path in (tmp_path / "runs").glob("*.json"):
         record = results.read_record(path)
-        record["totals"]["train_time_s"] = 1000.0  # as if each had taken 1000 s on this machine
+        for epoch in record["epochs"]:
+            epoch["images_per_s"] = 0.02  # as if it had trained at one image a minute on this machine
         results.write_record(path, record)
-    runs = plan.grid_plan("smoke", 2, ["lrn"], overrides)
-    estimator = estimates.Estimator.from_records(tmp_path, params.resolve(overrides, preset="smoke"))
-    assert [round(estimator.seconds(r.config)[0]) for r in runs if r.config["seed"] == 1] == [1000, 1000]
     summary = train_ablation("lrn", "smoke", 2, overrides, time_budget=60)
     assert summary.actions() == {"reused": 2, "not started": 2} and summary.exit_code == grid.EXIT_STOPPED
-    assert all("needs about 1000 s" in r.detail for r in summary.results if r.action == "not started")
-
-
-def test_the_first_run_estimate_counts_flops_steps_and_start_up(tiny_fashion, tmp_path):
-    config = params.resolve(smoke_overrides(tiny_fashion, tmp_path), preset="gpu")
-    estimator = estimates.Estimator(torch.device("cpu"), {estimates.data_key(config): estimates.Split(55_000, 5_000,
-                                                                                                      10_000)})
-    estimator._rate = 1.0  # TFLOP/s
-    flops = training_flops_per_image(config)
-    work = 10 * 55_000 * flops + (10 * 15_000 + 5_000) * flops / 3
-    assert estimator.first_run(config) == pytest.approx(estimates.START_UP_S["cpu"] + work / 1e12)
-    assert estimator.seconds(config)[1] == "first-run estimate from FLOPs"
-    estimator.finished(config, 42.0)  # a run of the same network finished in this grid: its time wins
-    assert estimator.seconds({**config, "seed": 3}) == (42.0, "runs finished in this grid")
+    assert all("(earlier records of this network), " in r.detail for r in summary.results if r.action == "not started")
 
 
 def test_a_run_stopped_by_the_budget_is_checkpointed_and_a_rerun_goes_on(tiny_fashion, tmp_path, monkeypatch):
-    monkeypatch.setattr(estimates.Estimator, "seconds", lambda self, config: (0.0, "said by the test"))
+    monkeypatch.setattr(estimates.Estimator, "seconds", lambda self, config: estimates.Estimate(0.0, 0.0, "the test"))
     overrides = smoke_overrides(tiny_fashion, tmp_path / "budget", epochs=40)
     stopped = train_ablation("lrn", "smoke", 1, overrides, time_budget=1)
     assert stopped.count()["running"] >= 1 and stopped.exit_code == grid.EXIT_STOPPED
@@ -199,6 +181,7 @@ def test_with_cuda_each_worker_is_pinned_to_a_visible_gpu(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     layout = grid.worker_layout(grid.parse_options({"per_gpu": 2}), params.resolve({"device": "auto"}))
     assert (layout.workers, layout.groups) == (4, {3: 2, 5: 2})
@@ -211,6 +194,7 @@ def test_on_a_gpu_small_nets_share_it_and_the_paper_net_has_it_alone(monkeypatch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
     runs = plan.grid_plan("gpu", 1, ["activation", "lrn"])
     layout = grid.worker_layout(grid.parse_options({}), params.resolve({"device": "cuda"}), runs)
     four_layer = next(r.config for r in runs if r.network == "four-layer")
@@ -246,18 +230,18 @@ def test_bad_grid_options_are_named_with_what_is_allowed(values, message):
     ("cpu", 1, (0, 1)), ("auto", 0, (0, 1)), ("auto", 2, (1, 4)), ("cuda", 0, (1, 4))])
 def test_auto_asks_for_a_gpu_only_where_the_runs_can_use_one(device, gpus_here, expected):
     config = params.resolve({"device": device})
-    chosen = submitit_jobs.job_options(grid.parse_options({}), config, "local", gpus_here)
+    chosen = slurm_options.job_options(grid.parse_options({}), config, "local", gpus_here)
     assert (chosen["slurm_gpus_per_task"], chosen["slurm_cpus_per_task"]) == expected
 
 
 def test_sinfo_columns_and_sbatch_refusals_are_read_as_the_grid_needs():
-    assert [submitit_jobs._gpus(g) for g in ("(null)", "gpu:4", "gpu:a100:4(S:0-1)", "gpu:a100:2,gpu:v100:2",
+    assert [slurm_options.gpus_in_gres(g) for g in ("(null)", "gpu:4", "gpu:a100:4(S:0-1)", "gpu:a100:2,gpu:v100:2",
                                              "gpu:4,shard:8")] == [0, 4, 4, 4, 4]
-    assert [submitit_jobs._minutes(t) for t in ("infinite", "30:00", "4:00:00", "1-00:00:00")] == [
+    assert [slurm_options.minutes_of(t) for t in ("infinite", "30:00", "4:00:00", "1-00:00:00")] == [
         float("inf"), 30, 240, 1440]
-    said = submitit_jobs.refusal(RuntimeError("sbatch: error: Invalid generic resource (gres) specification\n"))
+    said = slurm_options.refusal(RuntimeError("sbatch: error: Invalid generic resource (gres) specification\n"))
     assert str(said).startswith("slurm_gpus_per_task: sbatch refused the job array (Invalid generic resource")
-    other = submitit_jobs.refusal(RuntimeError("sbatch: error: Batch job submission failed: Disk quota exceeded"))
+    other = slurm_options.refusal(RuntimeError("sbatch: error: Batch job submission failed: Disk quota exceeded"))
     assert str(other) == ("slurm: sbatch refused the job array (Batch job submission failed: Disk quota exceeded); "
                           "see the --slurm-* options")
 
@@ -302,7 +286,8 @@ def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
 
 TRAINING_SIDE = {"params", "plan", "distributed", "rank_signals", "data", "models", "alexnet", "cifar_nets", "layers",
                  "augment", "batches",
-                 "lighting", "execution", "train", "runner", "results", "equivalence", "grid", "submitit_jobs",
+                 "lighting", "execution", "train", "runner", "results", "equivalence", "grid", "budget", "slurm_options",
+                 "submitit_jobs",
                  "estimates", "flops", "git", "locks", "runs_index",
                  "analysis", "neighbours", "architecture", "faults"}
 REPORT_SIDE = {"claims", "stats", "registrations", "code_history", "run_pages", "figures", "notebook", "book", "pipeline",
