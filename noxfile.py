@@ -34,7 +34,9 @@ def shared_python(session: nox.Session) -> str:
         # sys.executable, not `python` on PATH: nox with venv_backend="none" runs whatever is there.
         session.run(sys.executable, "-m", "venv", str(ENV), external=True)
     if not STAMP.exists() or STAMP.read_text() != wanted:
-        session.run(str(python), "-m", "pip", "install", "--quiet", "-e", ".[test,report]", external=True)
+        session.log("installing the project's environment in .venv: torch's CUDA build (PyPI has no other for Linux) "
+                    "is about 3 GB to download and 5.6 GB installed, a few minutes; later sessions reuse it")
+        session.run(str(python), "-m", "pip", "install", "--progress-bar", "on", "-e", ".[test,report]", external=True)
         STAMP.write_text(wanted)
     return str(python)
 
@@ -75,6 +77,25 @@ def reproduce(session: nox.Session) -> None:
     python = shared_python(session)
     ensure_fashion_mnist(session)
     session.run(python, "-m", "reproduce", "all", *session.posargs, external=True)
+
+
+@nox.session
+def notebook(session: nox.Session) -> None:
+    """One ablation notebook through papermill, in the project's environment:
+    `nox -s notebook -- lrn -p seeds 3` (then papermill's `-p NAME VALUE` for any parameter of the notebook:
+    `python -m reproduce params`). It trains what its runs lack and writes
+    results/notebooks/adhoc/<ablation>.ipynb (not in git; the book's are `nox -s reproduce`'s)."""
+    python = shared_python(session)
+    ensure_fashion_mnist(session)
+    known = sorted(p.stem for p in (ROOT / "experiments").glob("*.ipynb"))
+    if not session.posargs or session.posargs[0] not in known:
+        session.error(f"which notebook? nox -s notebook -- ABLATION [-p NAME VALUE ...], ABLATION one of {', '.join(known)}")
+    name, rest = session.posargs[0], session.posargs[1:]
+    output = ROOT / "results" / "notebooks" / "adhoc" / f"{name}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    session.run(python, "-m", "papermill", str(ROOT / "experiments" / f"{name}.ipynb"), str(output), *rest,
+                external=True)
+    session.log(f"executed: {output}")
 
 
 @nox.session

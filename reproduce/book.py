@@ -262,8 +262,8 @@ def _glance_table(group: PresetOutcomes) -> list[str]:
             continue
         detectable = (design.get("detectable") or {}).get(outcome.claim.id) if outcome.claim.estimator else None
         links = ", ".join(f"[{i}](#{i.lower()})" for i in ids)
-        tested = (wording.tested_on(group.preset, outcome.claim.network, dataset=False)
-                  if outcome.claim.trains else "the built net")
+        tested = (wording.tested_on(group.preset, outcome.claim.network, dataset=False,
+                                    conditions=outcome.claim.conditions) if outcome.claim.trains else "the built net")
         n = outcome.short + (f" of {outcome.claim.seeds} registered" if outcome.preliminary else "")
         lines.append(f"| {links} | {_cell(outcome.claim.title)} | {_verdict_cell(outcome, group.preset)} "
                      f"| {_cell(n)} | {_cell(tested)} | {wording.effect_size(outcome.claim, detectable)} |")

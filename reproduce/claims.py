@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections import Counter
 from dataclasses import dataclass, field, fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Callable
@@ -60,13 +61,21 @@ class Outcome:
     per_seed: dict[str, dict[int, float]] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    states: dict[str, int] = field(default_factory=dict)  # how many of its planned runs are in each state
     censored: bool = False
+    # A ratio whose runs of one arm never reached the target (their last iteration counted): "lower" when the
+    # slow arm's did (the true ratio is larger), "upper" when the fast arm's did (smaller), None otherwise.
+    bound: str | None = None
+    dead: list[str] = field(default_factory=list)  # runs that ended at chance (stats.ended_at_chance)
+    without_dead: stats.Interval | None = None  # the estimate on the seeds with no such run
     chosen: dict[str, str] = field(default_factory=dict)  # lr sweeps: arm name -> label of its best lr
     # The two one-sided t tests a verdict can rest on: "the effect is at most no effect" (a small p: the
     # paper's direction) and "the effect is at least the threshold" (a small p: the claimed size ruled out).
     p_direction: float = math.nan
     p_size: float = math.nan
     adjusted: tuple[float, float] | None = None  # the same after Holm's correction across the family
+    levels: tuple[float, float] | None = None  # the one-sided levels Holm decided the two at (stats.holm_levels)
+    deciding: tuple[float, float] | None = None  # the bounds at those levels: the interval the verdict rests on
     family: int = 0  # hypotheses in that family
     machine: str = ""  # whether the verdict holds within the noise of training on another machine
 
@@ -77,7 +86,7 @@ class Outcome:
         if i is None:
             return self.summary  # why there is no number: missing runs, or why it is not tested here
         if self.claim.kind == "ratio":
-            bound = ">= " if self.censored else ""
+            bound = {"lower": ">= ", "upper": "<= "}.get(self.bound or "", "")
             return f"{bound}{i.estimate:.2f}x [{i.low:.2f}, {i.high:.2f}], n={i.n}"
         return f"{_points(i.estimate)} pts [{_points(i.low)}, {_points(i.high)}], n={i.n}"
 
@@ -131,7 +140,7 @@ def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
     """The complete, current records of every planned run (with their analysis, for a claim that
     measures final weights), or an Outcome saying what is wrong."""
     records: dict[str, dict[int, dict]] = {}
-    problems, ids, states = [], [], set()
+    problems, ids, states = [], [], Counter()
     fixed = varied_names(claim) | {"seed"} | set(params.get_preset(preset).networks[claim.network]) | set(
         overrides or {})
     existing = results.readable_records(results_dir)
@@ -144,15 +153,15 @@ def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
                 state, record = _earlier_version(config, fixed, existing)
             if state == "complete" and claim.kind == "within":
                 state, record = _with_analysis(results_dir, record)
-            states.add(state)
+            states[state] += 1
             if state == "complete":
                 records[label][seed] = record
             else:
                 problems.append(f"{label}, seed {seed}: {state}" + (f" ({record['error']})"
                                                                      if record and record.get("error") else ""))
     if problems:
-        return records, Outcome(claim, _missing_verdict(states), "; ".join(problems),
-                                run_ids=list(dict.fromkeys(ids)), problems=problems)
+        return records, Outcome(claim, _missing_verdict(set(states)), "; ".join(problems),
+                                run_ids=list(dict.fromkeys(ids)), problems=problems, states=dict(states))
     return records, None
 
 
@@ -236,22 +245,36 @@ def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcom
     ratio = stats.log_ratio({s: per_label[slow][s] for s in seeds}, {s: per_label[fast][s] for s in seeds})
     slow_censored = not all(crossings[slow][s].reached for s in seeds)
     fast_censored = not all(crossings[fast][s].reached for s in seeds)
-    # A run that never reached the target counts its last iteration, a lower bound. A slow arm's bound only
-    # makes the ratio smaller than it is: it can still show the direction, never rule the size out. A fast
-    # arm's makes it larger: it can still rule the size out, never show the direction.
+    # A run that never reached the target counts its last iteration, a lower bound of its own count. In the slow
+    # arm that makes the ratio smaller than it is (a lower bound: it can still show the direction, never rule the
+    # size out); in the fast arm larger (an upper bound: it can still rule the size out, never show the direction).
     p_direction = math.nan if fast_censored else stats.one_sided_p(ratio, 1.0, above=True)
     p_size = math.nan if slow_censored else stats.one_sided_p(ratio, claim.threshold, above=False)
     verdict = "inconclusive" if fast_censored else decide(ratio, 1.0, claim.threshold, lower_bound=slow_censored)
+    bound = None if slow_censored == fast_censored else "lower" if slow_censored else "upper"
+    dead = {(label, seed) for label in (slow, fast) for seed in seeds if stats.ended_at_chance(
+        records[label][seed]["iterations"], params.DATASET_CLASSES[records[label][seed]["config"]["dataset"]])}
+    alive = [s for s in seeds if (slow, s) not in dead and (fast, s) not in dead]
+    without = (stats.log_ratio({s: per_label[slow][s] for s in alive}, {s: per_label[fast][s] for s in alive})
+               if dead and len(alive) >= 2 else None)
     summary = (f"iterations to {target:.0%} training error, {slow} / {fast}: "
-               f"{'at least ' if slow_censored else ''}{ratio.estimate:.2f}x (geometric mean of the per-seed ratios), "
+               f"{_bound_words(bound)}{ratio.estimate:.2f}x (geometric mean of the per-seed ratios), "
                f"95% t interval on their logs [{ratio.low:.2f}, {ratio.high:.2f}], n = {ratio.n} seeds")
     if slow_censored or fast_censored:
-        summary += (f"; {'some ' + slow if slow_censored else ''}{' and ' if slow_censored and fast_censored else ''}"
-                    f"{'some ' + fast if fast_censored else ''} runs never reached the target "
-                    "(their last iteration is counted: a bound)")
+        never = [f"{label} seed {seed}" for label in (slow, fast) for seed in seeds if not crossings[label][seed].reached]
+        summary += f"; never reached the target (their last iteration is counted): {', '.join(never)}"
+    if dead:
+        summary += (f"; ended at chance: {', '.join(f'{label} seed {seed}' for label, seed in sorted(dead))}"
+                    + (f" - without them {without.estimate:.2f}x [{without.low:.2f}, {without.high:.2f}], n = "
+                       f"{without.n} (not the registered estimate)" if without else ""))
     summary += _sweep_note(claim, chosen, crossings)
     return Outcome(claim, verdict, summary, ratio, per_label, _ids(records), censored=slow_censored or fast_censored,
+                   bound=bound, dead=[f"{label} seed {seed}" for label, seed in sorted(dead)], without_dead=without,
                    chosen=chosen, p_direction=p_direction, p_size=p_size)
+
+
+def _bound_words(bound: str | None) -> str:
+    return {"lower": "at least ", "upper": "at most "}.get(bound or "", "")
 
 
 CROSSING_RULES = {"first-log-point/1": stats.iterations_to_target, "smoothed-3/1": stats.smoothed_crossing}
@@ -336,17 +359,20 @@ def apply_holm(outcomes: list[Outcome], alpha: float = ALPHA) -> None:
     and not its direction, is not reproduced; otherwise inconclusive."""
     family = [o for o in outcomes if o.claim.estimator and o.verdict in VERDICTS and o.interval is not None]
     raw = {(o.claim.id, side): p for o in family for side, p in (("direction", o.p_direction), ("size", o.p_size))}
-    # A registered claim with no verdict yet (its runs missing or running) stays in the family at p = 1: its
-    # hypotheses come last in Holm's order, so a verdict given before the study is whole is never held to a
-    # laxer level than the registered family's.
+    # A registered claim with no verdict yet (its runs missing or running) stays in the family at p = 1, as does
+    # a hypothesis its data cannot test (stats.holm_adjusted): the family is always the registered one, so a
+    # verdict given before the study is whole is never held to a laxer level than the registered family's.
     decided = {o.claim.id for o in family}
     raw.update({(o.claim.id, side): 1.0 for o in outcomes if o.claim.estimator and o.claim.id not in decided
                 for side in ("direction", "size")})
-    adjusted = stats.holm_adjusted(raw)
-    size = sum(1 for p in raw.values() if not math.isnan(p))
+    adjusted, levels = stats.holm_adjusted(raw), stats.holm_levels(raw, alpha)
     for outcome in family:
-        outcome.adjusted = (adjusted[(outcome.claim.id, "direction")], adjusted[(outcome.claim.id, "size")])
-        outcome.family = size
+        key = outcome.claim.id
+        outcome.adjusted = (adjusted[(key, "direction")], adjusted[(key, "size")])
+        outcome.levels = (levels[(key, "direction")], levels[(key, "size")])
+        outcome.deciding = (stats.one_sided_bound(outcome.interval, outcome.levels[0], lower=True),
+                            stats.one_sided_bound(outcome.interval, outcome.levels[1], lower=False))
+        outcome.family = len(raw)
         outcome.verdict = holm_verdict(outcome, *outcome.adjusted, alpha)
         outcome.machine = machine_sensitivity(outcome, raw, adjusted, alpha)
 
@@ -407,11 +433,15 @@ class RegisteredVersion:
 
 
 def registered_versions(claim: Claim, preset: str, seeds: int, results_dir: str | Path = "results",
-                        registry: Path = plan.REGISTRY_PATH) -> list[RegisteredVersion]:
-    """Every version of the claim's rule (reproduce.registrations), each judged on today's records."""
+                        registry: Path = plan.REGISTRY_PATH,
+                        family: list[Outcome] | None = None) -> list[RegisteredVersion]:
+    """Every version of the claim's rule (reproduce.registrations), each judged on today's records as the
+    headline is: with `family` (the preset's outcomes), a registered version is decided with the others by
+    Holm's correction. Versions whose rules differ only in their number of seeds are one version: the seeds
+    that exist decide how many are used, not what the rule is."""
     first_records = registrations.first_records_date(registry)
     found: list[RegisteredVersion] = []
-    versions = registrations.versions(claim.id, registry)
+    versions = _distinct_rules(registrations.versions(claim.id, registry))
     # Versions before the first that tests anything (kind "untested": a reason, no rule) are not rules.
     while len(versions) > 1 and versions[0].entry.get("kind") == "untested":
         versions = versions[1:]
@@ -419,6 +449,8 @@ def registered_versions(claim: Claim, preset: str, seeds: int, results_dir: str 
         entry, dropped = _readable_today(version.entry)
         try:
             outcome = evaluate(plan.parse_claim(claim.id, entry), preset, seeds, results_dir)
+            if family is not None and outcome.claim.estimator:
+                apply_holm([o for o in family if o.claim.id != claim.id] + [outcome])
             verdict = outcome.verdict
             measured = outcome.short if outcome.interval is not None else textwrap.shorten(outcome.summary, 160)
             if dropped:
@@ -427,7 +459,26 @@ def registered_versions(claim: Claim, preset: str, seeds: int, results_dir: str 
             verdict, measured = "not evaluable", f"today's code cannot read this version ({exc})"
         after = index > 0 and bool(first_records) and (not version.date or version.date > first_records)
         found.append(RegisteredVersion(version.commit, version.date, verdict, measured, after))
+    if family is not None:
+        apply_holm(family)  # the family's own outcomes as they were
     return found
+
+
+def _distinct_rules(versions: list[registrations.Version]) -> list[registrations.Version]:
+    """Consecutive versions that differ only in `seeds` merged into the later one."""
+    merged: list[registrations.Version] = []
+    for version in versions:
+        if merged and _without_seeds(merged[-1].entry) == _without_seeds(version.entry):
+            merged[-1] = version
+        else:
+            merged.append(version)
+    return merged
+
+
+def _without_seeds(entry: dict[str, Any]) -> dict[str, Any]:
+    rule = registrations.rule_of(entry)
+    rule.pop("seeds", None)
+    return rule
 
 
 def _readable_today(entry: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -462,14 +513,30 @@ def as_json(outcome: Outcome, preset: str, versions: list[RegisteredVersion]) ->
             "estimator": claim.estimator, "estimator_words": plan.ESTIMATORS[claim.estimator],
             "crossing": claim.crossing, "detectable_effect": (design.get("detectable") or {}).get(claim.id),
             "pilot_seeds": design.get("pilot_seeds"), "correction": design.get("correction")},
-        "lower_bound": outcome.censored, "per_seed": outcome.per_seed, "run_ids": outcome.run_ids,
+        "bound": outcome.bound, "censored": outcome.censored, "ended_at_chance": outcome.dead,
+        "without_ended_at_chance": None if outcome.without_dead is None else {
+            "estimate": outcome.without_dead.estimate, "low": number(outcome.without_dead.low),
+            "high": number(outcome.without_dead.high), "n": outcome.without_dead.n},
+        "per_seed": outcome.per_seed, "run_ids": outcome.run_ids,
         "p_direction": number(outcome.p_direction), "p_size": number(outcome.p_size),
         "holm_adjusted": None if outcome.adjusted is None else {
             "direction": number(outcome.adjusted[0]), "size": number(outcome.adjusted[1]), "family": outcome.family},
+        "deciding_interval": None if outcome.deciding is None else {
+            "low": number(outcome.deciding[0]), "high": number(outcome.deciding[1]),
+            "direction_level": outcome.levels[0], "size_level": outcome.levels[1]},
         "machine_noise": outcome.machine or None, "proxy": proxy_text(claim, preset),
         "versions": [{"commit": v.commit, "date": v.date, "verdict": v.verdict, "after_records": v.after_records}
                      for v in versions],
     }
+
+
+def one_line(outcome: Outcome) -> str:
+    """The outcome for a terminal line: the estimate, or how many of its runs are in which state."""
+    if outcome.states:
+        total = sum(outcome.states.values())
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(outcome.states.items(), key=lambda item: -item[1]))
+        return f"{counts} of its {total} runs" + (f" ({outcome.problems[0]}, ...)" if outcome.problems else "")
+    return outcome.short
 
 
 def merge_identical(outcomes: Any) -> list[tuple[list[str], Outcome]]:

@@ -9,6 +9,7 @@ one line naming the cause and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -241,11 +242,11 @@ def command_claims(args: argparse.Namespace) -> int:
         import json
 
         print(json.dumps({o.claim.id: claims.as_json(o, preset, claims.registered_versions(
-            o.claim, preset, seeds, args.results_dir)) for o in outcomes}, indent=1))
+            o.claim, preset, seeds, args.results_dir, family=outcomes)) for o in outcomes}, indent=1))
         return 0
     for outcome in outcomes:
         verdict = outcome.verdict + (" (preliminary)" if outcome.preliminary else "")
-        print(f"{outcome.claim.id:5} {verdict:40} {outcome.summary}")
+        print(f"{outcome.claim.id:5} {verdict:40} {claims.one_line(outcome)}")
     return 0
 
 
@@ -325,13 +326,19 @@ def command_bench(args: argparse.Namespace) -> int:
 
 
 def command_params(_args: argparse.Namespace) -> int:
-    for title, declared in (("run parameters (run, grid, all, notebooks)", params.PARAMS),
-                            ("sweep settings (grid, all, notebooks)", params.SWEEP_PARAMS),
-                            ("grid options (grid, all)", params.GRID_PARAMS)):
+    groups = (("run parameters (run, grid, all, notebooks)", params.PARAMS),
+              ("sweep settings (grid, all, notebooks)", params.SWEEP_PARAMS),
+              ("grid options (grid, all)", params.GRID_PARAMS))
+    every = [param for _, declared in groups for param in declared]
+    name_w = max(len(flag(p.name)) for p in every)
+    type_w = max(len(p.type.__name__) for p in every)
+    default_w = max(len(params.show_value(p.default)) for p in every)
+    for title, declared in groups:
         print(f"{title}:")
         for param in declared:
-            print(f"  {flag(param.name):26} {param.type.__name__:5} default {params.show_value(param.default):10} "
-                  f"{param.allowed()}\n  {'':26} {param.help}")
+            print(f"  {flag(param.name):{name_w}}  {param.type.__name__:{type_w}}  default "
+                  f"{params.show_value(param.default):{default_w}}  {param.allowed()}\n"
+                  f"  {'':{name_w}}  {param.help}")
     print("presets: " + ", ".join(params.PRESETS))
     return 0
 
@@ -366,6 +373,9 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
         print("\ninterrupted: the last finished epoch is checkpointed; rerun the same command to resume",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `claims --json | head`: the reader stopped reading, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit's flush is silent
+        return 0
     except Exception as exc:
         if _is_user_error(exc):
             if _speaks():  # under torchrun every rank meets the same error: rank 0 says it

@@ -89,8 +89,8 @@ CASES: tuple[FaultCase, ...] = (
               "started together", "one trains, the other waits on the run's lock and reuses its record: "
               "one record, trained once"),
     FaultCase("unknown-parameter", "bad input", "`run --bogus 1`", "exit 2: unrecognized arguments: --bogus 1"),
-    FaultCase("wrong-type", "bad input", "`run --epochs two`", "exit 2: epochs: 'two' is not a int; expected "
-              "a int in [1, inf)"),
+    FaultCase("wrong-type", "bad input", "`run --epochs two`", "exit 2: epochs: 'two' is not an int; expected "
+              "an int in [1, inf)"),
     FaultCase("value-out-of-range", "bad input", "`run --dropout 1.5`",
               "exit 2: dropout: 1.5 is out of range; expected a float in [0, 1)"),
     FaultCase("value-not-allowed", "bad input", "`run --pooling sideways`",

@@ -141,8 +141,21 @@ def run_grid(preset: str, seeds: int, options: dict[str, Any], overrides: dict[s
     # One bar over the grid: the runs' per-batch bars would write over it (and over each other).
     overrides = {"progress": False, **params.validate(overrides or {})}
     runs = plan.grid_plan(preset, seeds, options["only"] or None, overrides)
-    return train_runs(runs, options, params.resolve(overrides, preset=preset), f"preset {preset}, at most {seeds} seeds a claim",
-                      log, started, record_as=(preset, seeds))
+    title = f"preset {preset}, at most {seeds} seeds a claim" + seeds_cap(seeds, options["only"])
+    return train_runs(runs, options, params.resolve(overrides, preset=preset), title, log, started,
+                      record_as=(preset, seeds))
+
+
+def seeds_cap(seeds: int, only: str) -> str:
+    """What --seeds beyond a claim's registered seeds does: nothing; said in the plan's first line."""
+    chosen = plan.parse_only(only or None)
+    capped = {claim.id: claim.seeds for claim in plan.load_registry().values()
+              if claim.trains and claim.ablation in chosen and claim.seeds and claim.seeds < seeds}
+    if not capped:
+        return ""
+    counts = sorted(set(capped.values()))
+    said = ", ".join(f"{', '.join(k for k, v in capped.items() if v == n)} at {n}" for n in counts)
+    return f" (registered claims run their registered seeds at most: {said})"
 
 
 def train_runs(runs: list[plan.PlannedRun], options: dict[str, Any], sample: dict[str, Any], title: str,
@@ -170,7 +183,8 @@ def train_runs(runs: list[plan.PlannedRun], options: dict[str, Any], sample: dic
         say(line)
     started = time.perf_counter()
     summary = GridSummary()
-    with _Progress(len(runs), log) as progress:
+    work = {run.run_id: 0.0 if states[run.run_id].done else estimator.seconds(run.config).seconds for run in runs}
+    with _Progress(work, log) as progress:
         def finished(run: plan.PlannedRun, result: RunResult) -> None:
             summary.results.append(result)
             progress.done(result)
@@ -412,14 +426,16 @@ def _estimate_text(runs: list[plan.PlannedRun], estimator: Estimator) -> str:
 
 
 class _Progress:
-    """One bar over the grid (runs done / total, ETA) and one line per finished run; in a notebook
-    (`log` given) the lines alone."""
+    """One bar over the grid and one line per finished run (in a notebook, `log` given, the lines alone), with
+    the time left refreshed as runs finish: the estimated seconds of the runs still to finish (their epochs,
+    images and width: reproduce.estimates), at the pace the finished ones kept against their estimates."""
 
-    def __init__(self, total: int, log: Callable[[str], None] | None):
-        self.total, self.log, self.count = total, log, 0
+    def __init__(self, work: dict[str, float], log: Callable[[str], None] | None):
+        self.work, self.log, self.count = work, log, 0
+        self.done_work, self.started = 0.0, time.perf_counter()
         # disable=None: no bar where stderr is not a terminal (a log file would keep every redraw).
-        self.bar = tqdm(total=total, unit="run", desc="grid", disable=True if log is not None else None,
-                        file=sys.stderr)
+        self.bar = tqdm(total=len(work), unit="run", desc="grid", disable=True if log is not None else None,
+                        file=sys.stderr, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}{postfix}]")
 
     def __enter__(self) -> "_Progress":
         return self
@@ -427,14 +443,25 @@ class _Progress:
     def __exit__(self, *exc: Any) -> None:
         self.bar.close()
 
+    def left(self) -> str:
+        remaining = sum(self.work.values()) - self.done_work
+        if self.done_work <= 0 or remaining <= 0:
+            return ""
+        pace = (time.perf_counter() - self.started) / self.done_work
+        return f"about {remaining * pace / 60:.1f} min left"
+
     def done(self, result: RunResult) -> None:
         self.count += 1
+        self.done_work += self.work.get(result.run_id, 0.0)
         spent = f", {result.seconds:.0f} s" if result.action == "trained" else ""
-        line = f"[{self.count}/{self.total}] {result.state} ({result.action}{spent}): {result.settings}: {result.detail}"
+        left = self.left()
+        line = (f"[{self.count}/{len(self.work)}] {result.state} ({result.action}{spent}): {result.settings}: "
+                f"{result.detail}" + (f"; {left}" if left else ""))
         if self.log is not None:
             self.log(line)
         else:
             self.bar.write(line)
+            self.bar.set_postfix_str(left, refresh=False)
             self.bar.update(1)
 
 

@@ -8,6 +8,7 @@ the notebook's namespace and stops at once, naming it, when it is not a declared
 
 from __future__ import annotations
 
+import difflib
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -179,15 +180,25 @@ def user_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
 
 
 def start(ablation: str, namespace: dict[str, Any], cuda_available: bool | None = None) -> Study:
-    """Validate the notebook's parameters and return its Study; ParamError names a bad one."""
+    """Validate the notebook's parameters and return its Study; ParamError names a bad one, in one line."""
+    try:
+        return _start(ablation, namespace, cuda_available)
+    except params.ParamError:
+        _short_tracebacks()
+        raise
+
+
+def _start(ablation: str, namespace: dict[str, Any], cuda_available: bool | None) -> Study:
     if ablation not in plan.ablations():
         raise params.ParamError(f"ablation: {ablation!r} is not one of {', '.join(plan.ablations())}")
     given = user_parameters(namespace)
     declared = {**params.SWEEP_BY_NAME, **params.NOTEBOOK_BY_NAME}
     unknown = sorted(set(given) - set(declared) - set(params.BY_NAME))
     if unknown:
-        raise params.ParamError(f"unknown parameter {unknown[0]!r}: this notebook takes "
-                                f"{', '.join([*declared, *params.BY_NAME])}")
+        known = [*declared, *params.BY_NAME]
+        near = difflib.get_close_matches(unknown[0], known, n=1)
+        raise params.ParamError(f"unknown parameter {unknown[0]!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                                + f": this notebook takes {', '.join(known)}")
     sweep_values = {n: declared[n].parse(given[n]) for n in declared if n in given}
     overrides = params.validate({n: v for n, v in given.items() if n in params.BY_NAME})
     if cuda_available is None:
@@ -202,6 +213,18 @@ def start(ablation: str, namespace: dict[str, Any], cuda_available: bool | None 
     return study
 
 
+def _short_tracebacks() -> None:
+    """A bad parameter is one line, not a traceback through this package: IPython's minimal mode shows the
+    exception's type and message alone (papermill then reports that line)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.InteractiveTB.set_mode("Minimal")
+
+
 def verdict_table(outcomes: list[claims.Outcome]) -> pandas.DataFrame:
     return pandas.DataFrame([{
         "claim": o.claim.id, "what": o.claim.title, "paper": o.claim.paper_value, "verdict": o.verdict,
@@ -212,7 +235,9 @@ def verdict_table(outcomes: list[claims.Outcome]) -> pandas.DataFrame:
 def describe_preset(study: Study) -> Markdown:
     """The preset and its deviations from the paper, as wrapped text."""
     preset = params.get_preset(study.preset)
-    lines = [f"**Preset `{study.preset}`, {study.seeds} seeds:** {preset.proxy}.", "", "Deviations from the paper:", ""]
+    seeds = ", ".join(f"{c.id} {len(plan.claim_seeds(c, study.preset, study.seeds))}" for c in study.claims if c.trains)
+    lines = [f"**Preset `{study.preset}`** (seeds per arm: {seeds or 'none: nothing is trained'}): {preset.proxy}.", "",
+             "Deviations from the paper:", ""]
     lines += [f"- {d}" for d in preset.deviations]
     return Markdown("\n".join(lines))
 

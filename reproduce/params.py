@@ -20,6 +20,7 @@ from typing import Any
 # (known without loading anything: whether a claim about colour, C9 or C16, can be tested on them).
 MODELS = ("alexnet", "alexnet-small", "d2l-alexnet", "cifar-18pct", "cifar-11pct")
 DATASETS = {"fashion-mnist": 1, "cifar10": 3, "imagenet-folder": 3}
+DATASET_CLASSES = {"fashion-mnist": 10, "cifar10": 10, "imagenet-folder": 1000}  # ILSVRC's; a test folder has fewer
 
 
 class ParamError(ValueError):
@@ -55,7 +56,7 @@ class Param:
         low = "-inf" if self.minimum is None else show_value(self.minimum)
         high = "inf" if self.maximum is None else show_value(self.maximum)
         closing = ")" if self.max_exclusive or self.maximum is None else "]"
-        return f"a {self.type.__name__} in [{low}, {high}{closing}"
+        return f"{_article(self.type.__name__)} in [{low}, {high}{closing}"
 
     def parse(self, value: Any) -> Any:
         """Convert `value` (a CLI string or a Python value) and check it; raise ParamError."""
@@ -86,14 +87,18 @@ def _convert(param: Param, value: Any) -> Any:
     if param.type is bool:
         return _convert_bool(param, value)
     if isinstance(value, bool):  # bool is an int subclass: never let True pass as 1
-        raise ParamError(f"{param.name}: {value!r} is not a {param.type.__name__}; expected {param.allowed()}")
+        raise ParamError(f"{param.name}: {value!r} is not {_article(param.type.__name__)}; expected {param.allowed()}")
     try:
         if param.type is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         return param.type(value)
     except (TypeError, ValueError):
         raise ParamError(
-            f"{param.name}: {value!r} is not a {param.type.__name__}; expected {param.allowed()}") from None
+            f"{param.name}: {value!r} is not {_article(param.type.__name__)}; expected {param.allowed()}") from None
+
+
+def _article(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def _convert_bool(param: Param, value: Any) -> bool:

@@ -7,12 +7,20 @@ error) and the book shows its claims as failed; the other notebooks still run.
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from reproduce import book, params, plan
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = ROOT / "experiments"
+# papermill's metadata that changes at every execution: left out when an executed notebook is compared with
+# the one already kept, so that a notebook whose outputs are the same stays as it is on disk.
+VOLATILE = ("start_time", "end_time", "duration")
 
 
 def notebook_names(only: str | None) -> list[str]:
@@ -42,17 +50,65 @@ def run_notebooks(names: list[str], preset: str, seeds: int, overrides: dict | N
         output = out_dir / f"{name}.ipynb"
         print(f"[{index}/{len(names)}] {name}: preset {preset}, {seeds} seeds -> {output}", flush=True)
         started = time.perf_counter()
+        fresh = Path(tempfile.mkstemp(suffix=".ipynb", dir=out_dir)[1])
+        failed = None
         try:
-            papermill.execute_notebook(str(EXPERIMENTS / f"{name}.ipynb"), str(output), cwd=str(Path.cwd()),
+            papermill.execute_notebook(str(EXPERIMENTS / f"{name}.ipynb"), str(fresh), cwd=str(Path.cwd()),
                                        parameters={**overrides, "preset": preset, "seeds": seeds, "train": train,
                                                    "results_dir": str(results_dir)},
                                        progress_bar=True)
         except Exception as exc:  # noqa: BLE001 - papermill's error carries the cell's traceback
-            failures.append(f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1]}")
-            print(f"    FAILED after {time.perf_counter() - started:.0f} s: {failures[-1]}", flush=True)
-            continue
-        print(f"    done in {time.perf_counter() - started:.0f} s", flush=True)
+            failed = f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"
+            failures.append(failed)
+        written = settle(fresh, output)
+        took = f"{time.perf_counter() - started:.0f} s"
+        if failed:
+            print(f"    FAILED after {took}: {failed}", flush=True)
+        else:
+            print(f"    done in {took}" + ("" if written else " (the same outputs: the kept notebook stays)"), flush=True)
     return failures
+
+
+def settle(fresh: Path, output: Path) -> bool:
+    """Keep the freshly executed notebook at `output`, its paths relative to the project and its cell ids
+    stable, unless the notebook already there has the same content but for papermill's timings (then the
+    old file stays, untouched). Returns whether `output` was written."""
+    notebook = _portable(json.loads(fresh.read_text()))
+    notebook.setdefault("metadata", {}).setdefault("papermill", {})["output_path"] = str(output)
+    try:
+        if output.exists() and _comparable(json.loads(output.read_text())) == _comparable(notebook):
+            return False
+        text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+        fresh.write_text(text)
+        os.replace(fresh, output)
+        return True
+    finally:
+        fresh.unlink(missing_ok=True)
+
+
+def _portable(notebook: dict[str, Any]) -> dict[str, Any]:
+    """Paths relative to the project root, and the injected parameters cell's id fixed (papermill draws one)."""
+    meta = notebook.get("metadata", {}).get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            path = Path(meta[key])
+            meta[key] = str(path.relative_to(ROOT)) if path.is_absolute() and path.is_relative_to(ROOT) else path.name
+    for cell in notebook.get("cells", []):
+        cell.get("metadata", {}).pop("execution", None)  # the kernel's message timestamps
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = "injected-parameters"
+    return notebook
+
+
+def _comparable(notebook: dict[str, Any]) -> dict[str, Any]:
+    copy = json.loads(json.dumps(_portable(notebook)))
+    meta = copy.get("metadata", {}).get("papermill", {})
+    for key in VOLATILE:
+        meta.pop(key, None)
+    for cell in copy.get("cells", []):
+        for key in VOLATILE:
+            cell.get("metadata", {}).get("papermill", {}).pop(key, None)
+    return copy
 
 
 # ----------------------------------------------------------------------------- a new ablation's notebook

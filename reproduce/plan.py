@@ -208,8 +208,9 @@ def arm_config(claim: Claim, arm: Arm, preset: str, seed: int,
     overrides = dict(overrides or {})
     clash = sorted(set(overrides) & (varied_names(claim) | {"seed"}))
     if clash:
+        hint = "; the number of seeds per arm is `seeds`" if "seed" in clash else ""
         raise params.ParamError(f"{', '.join(clash)}: fixed by claim {claim.id} (its arms, conditions and "
-                                "seeds); it cannot be overridden here")
+                                f"seeds); it cannot be overridden here{hint}")
     settings = {**overrides, **claim.conditions, **arm.settings, "seed": seed}
     if lr is not None:
         settings["lr"] = lr

@@ -136,25 +136,52 @@ def sd_upper_bound(sd: float, df: int, confidence: float = CONFIDENCE) -> float:
 
 def holm_adjusted(p_values: Mapping[str, float]) -> dict[str, float]:
     """Holm's adjusted p-values: a hypothesis is rejected with family-wise error alpha when its adjusted p
-    is at most alpha. NaN p-values stay NaN and do not count in the family."""
-    tested = sorted((p, name) for name, p in p_values.items() if not math.isnan(p))
-    adjusted, running = {name: math.nan for name in p_values}, 0.0
+    is at most alpha. Every hypothesis counts in the family; one that cannot be tested counts at p = 1."""
+    tested = sorted((1.0 if math.isnan(p) else p, name) for name, p in p_values.items())
+    adjusted, running = {}, 0.0
     for rank, (p, name) in enumerate(tested):
         running = max(running, min(1.0, (len(tested) - rank) * p))
         adjusted[name] = running
     return adjusted
 
 
-def holm(p_values: Mapping[str, float], alpha: float = 1 - CONFIDENCE) -> dict[str, bool]:
-    """Holm's step-down decisions: which hypotheses are rejected with the family-wise error rate at
-    `alpha` across all of them. NaN p-values are never rejected and do not count in the family."""
-    tested = sorted((p, name) for name, p in p_values.items() if not math.isnan(p))
-    rejected = {name: False for name in p_values}
+def holm_levels(p_values: Mapping[str, float], alpha: float = 1 - CONFIDENCE) -> dict[str, float]:
+    """The level each hypothesis was decided at in Holm's step-down: the k-th smallest p (from 0) is tested at
+    alpha / (m - k) while every smaller one was rejected; where the procedure stops, that hypothesis and all
+    after it are decided at the level it stopped at. An interval at a hypothesis's level therefore clears its
+    null exactly when Holm rejects it. An untestable hypothesis counts at p = 1."""
+    tested = sorted((1.0 if math.isnan(p) else p, name) for name, p in p_values.items())
+    levels, stopped = {}, None
     for rank, (p, name) in enumerate(tested):
-        if p > alpha / (len(tested) - rank):
-            break
-        rejected[name] = True
-    return rejected
+        level = alpha / (len(tested) - rank)
+        if stopped is None and p > level:
+            stopped = level
+        levels[name] = stopped if stopped is not None else level
+    return levels
+
+
+def one_sided_bound(interval: Interval, level: float, lower: bool) -> float:
+    """The one-sided (1 - level) confidence bound of the interval's mean (on the ratio scale for a ratio):
+    the lower one clears a null exactly when the one-sided test of "at most the null" rejects at `level`."""
+    if interval.n < 2 or not math.isfinite(interval.sd):
+        return math.nan
+    centre = math.log(interval.estimate) if interval.log_scale else interval.estimate
+    half = t_quantile(interval.n - 1, 1 - level) * interval.sd / math.sqrt(interval.n)
+    bound = centre - half if lower else centre + half
+    return math.exp(bound) if interval.log_scale else bound
+
+
+CHANCE_MARGIN = 0.05  # within this of chance error at its end, a run has not learned
+
+
+def ended_at_chance(iterations: Sequence[Mapping[str, float]], classes: int, margin: float = CHANCE_MARGIN) -> bool:
+    """Whether a run's training error, averaged over the last tenth of its log points, is within `margin` of
+    chance (1 - 1/classes): a run that did not learn, whose "iterations to the target" say nothing of its arm's
+    speed. Not part of any registered rule: the estimate without such runs is shown beside the registered one."""
+    if not iterations:
+        return False
+    tail = iterations[-max(1, len(iterations) // 10):]
+    return sum(point["train_error"] for point in tail) / len(tail) >= 1 - 1 / classes - margin
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ branch on as data, not as a sentence to parse.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from reproduce import params
+from reproduce import params, stats
 from reproduce.plan import Claim
 
 METRIC_WORDS = {
@@ -30,10 +31,10 @@ MODEL_WORDS = {"alexnet": "AlexNet at 227 px", "alexnet-small": "AlexNet at 32 p
                "d2l-alexnet": "d2l's AlexNet at 224 px"}
 
 
-def tested_on(preset: str, network: str, dataset: bool = True) -> str:
-    """What a claim's runs of this preset train, in a few words derived from the preset's config
-    (without the preset's name: see proxy_text)."""
-    config = params.resolve({}, preset=preset, network=network)
+def tested_on(preset: str, network: str, dataset: bool = True, conditions: dict | None = None) -> str:
+    """What a claim's runs of this preset train, in a few words derived from the preset's config and the
+    claim's conditions (C12's 8 epochs, say), without the preset's name (see proxy_text)."""
+    config = params.resolve(conditions or {}, preset=preset, network=network)
     width = config["width"]
     net = MODEL_WORDS.get(config["model"], config["model"])
     if config["groups"] == 2:
@@ -51,7 +52,7 @@ def proxy_text(claim: Claim, preset: str) -> str | None:
     bears on this claim."""
     if not claim.trains:
         return None
-    text = f"{preset}: {tested_on(preset, claim.network)}"
+    text = f"{preset}: {tested_on(preset, claim.network, conditions=claim.conditions)}"
     caveat = claim.notes.get("proxy_note")
     return f"{text}. {caveat[0].upper()}{caveat[1:]}" if caveat else text
 
@@ -96,14 +97,27 @@ def rule_text(claim: Claim) -> str:
     elif claim.kind == "within":
         effect = (f"the mean over seeds of ({MEASURE_WORDS[claim.other_arm.measure]} minus "
                   f"{MEASURE_WORDS[claim.paper_arm.measure]}, on the same runs)")
-        null, size = "0", f"{100 * claim.threshold:g} points"
+        null, size = "0", points(claim.threshold)
     else:
         effect = (f"the mean over seeds of ({METRIC_WORDS[claim.metric]}: {claim.other_arm.name} minus "
                   f"{claim.paper_arm.name})")
-        null, size = "0", f"{100 * claim.threshold:g} points"
+        null, size = "0", points(claim.threshold)
+    if claim.estimator:  # registered: decided with the family, at the levels Holm's step-down reached
+        return (f"with {effect}, its two one-sided tests decided with the registered family by Holm's step-down "
+                f"correction (family-wise error 5%): reproduced if the paper's direction is shown (the interval at "
+                f"the level Holm decided it lies above {null}) and the estimate is at least {size}; consistent with "
+                f"the paper if the direction is shown with a smaller estimate; not reproduced if the size is ruled "
+                f"out (the interval at its level lies below {size}) and the direction is not shown; otherwise "
+                "inconclusive")
     return (f"with {effect}, reproduced if its 95% interval lies above {null} and the estimate is at least "
             f"{size}; consistent with the paper if the interval lies above {null} with a smaller estimate; "
             f"not reproduced if the interval lies below {size} (and not above {null}); otherwise inconclusive")
+
+
+def points(value: float) -> str:
+    """A fraction of error as points, in words: "1 point", "0.5 points"."""
+    shown = f"{100 * value:g}"
+    return f"{shown} point" + ("" if shown == "1" else "s")
 
 
 def metric_axis(claim: Claim) -> str:
@@ -116,11 +130,44 @@ def metric_axis(claim: Claim) -> str:
 
 
 def holm_text(outcome) -> str:
-    """What decided a registered claim: its two one-sided tests, after Holm's correction."""
+    """What decided a registered claim: its two one-sided tests, after Holm's correction, and the interval at
+    the levels Holm decided them at."""
     direction, size = outcome.adjusted
     return (f"Decided with the {outcome.family} hypotheses of the registered family (Holm's correction, family-wise "
             f"error 5%): the paper's direction p = {_p(outcome.p_direction)} (adjusted {_p(direction)}), the claimed "
-            f"size ruled out p = {_p(outcome.p_size)} (adjusted {_p(size)}); on another machine: {outcome.machine}.")
+            f"size ruled out p = {_p(outcome.p_size)} (adjusted {_p(size)}); {deciding_text(outcome)}; on another "
+            f"machine: {outcome.machine}.")
+
+
+def deciding_text(outcome) -> str:
+    """The interval the verdict rests on: its ends at the one-sided levels Holm decided the two tests at."""
+    low, high = outcome.deciding
+    direction, size = outcome.levels
+    return (f"the interval at those levels {interval_text(outcome.claim, low, high)} (its lower end at one-sided "
+            f"level {direction:.2g}, its upper end at {size:.2g})")
+
+
+def interval_text(claim: Claim, low: float, high: float) -> str:
+    if claim.kind == "ratio":
+        return f"[{low:.2f}x, {high:.2f}x]"
+    return f"[{100 * low:+.2f}, {100 * high:+.2f}] pts"
+
+
+def undecided_text(outcome) -> str:
+    """Why a registered claim is inconclusive, in one line: its nearer test's p against the level Holm needed,
+    and about how many seeds (at the spread measured) would decide it."""
+    interval, (direction, size) = outcome.interval, outcome.levels
+    centre = math.log(interval.estimate) if interval.log_scale else interval.estimate
+    to_size = (math.log(outcome.claim.threshold) if interval.log_scale else outcome.claim.threshold) - centre
+    side, p, level, distance = min((("direction", outcome.p_direction, direction, centre),  # the null is 0 (log 1)
+                                    ("size ruled out", outcome.p_size, size, to_size)),
+                                   key=lambda item: (math.isnan(item[1]), item[1]))
+    if math.isnan(p):
+        return "neither test can be made: the runs that never reached the target bound the ratio both ways"
+    more = stats.seeds_needed(distance, interval.sd, level) if distance > 0 else None
+    seeds = f"about {more} seeds would decide it at this spread" if more else \
+        "more seeds would not decide it: the estimate sits on the wrong side"
+    return f"{side} p = {_p(p)}; Holm needs <= {level:.2g} here; {seeds}"
 
 
 def _p(value: float) -> str:

@@ -18,7 +18,7 @@ def run_cli(*args, **kwargs):
     (["--dropout", "1.5"], "dropout: 1.5 is out of range"),
     (["--pooling", "sideways"], "pooling: sideways is not allowed"),
     (["--model", "resnet"], "model: resnet is not allowed"),
-    (["--epochs", "ten"], "epochs: 'ten' is not a int"),
+    (["--epochs", "ten"], "epochs: 'ten' is not an int"),
     (["--preset", "huge"], "preset: 'huge' is not allowed"),
 ])
 def test_bad_values_exit_2_with_the_parameter_named(args, must_mention):

@@ -219,7 +219,7 @@ def test_two_processes_on_one_run_train_it_once(tiny_fashion, tmp_path):
 
 @pytest.mark.parametrize("case_id,args,message", [
     ("unknown-parameter", ["--bogus", "1"], "unrecognized arguments: --bogus 1"),
-    ("wrong-type", ["--epochs", "two"], "epochs: 'two' is not a int"),
+    ("wrong-type", ["--epochs", "two"], "epochs: 'two' is not an int"),
     ("value-out-of-range", ["--dropout", "1.5"], r"dropout: 1.5 is out of range; expected a float in \[0, 1\)"),
     ("value-not-allowed", ["--pooling", "sideways"], "pooling: sideways is not allowed; expected one of overlapping"),
     ("unknown-model", ["--model", "vgg16"], "model: vgg16 is not allowed; expected one of alexnet"),
@@ -258,7 +258,7 @@ def test_a_run_that_raises_is_reported_and_the_grid_goes_on_then_exits_1(tiny_fa
 
 @covers("bad-grid-option")
 @pytest.mark.parametrize("args, message", [
-    (["--workers", "0"], r"workers: 0 is out of range; expected auto or a int"),
+    (["--workers", "0"], r"workers: 0 is out of range; expected auto or an int"),
     (["--executor", "slurm"], "executor: slurm is not allowed; expected one of local, submitit"),
     (["--only", "lrm"], "only: 'lrm' is not allowed; expected one or more of activation"),
     (["--time-budget", "soon"], "time_budget: 'soon' is not a float"),
@@ -449,7 +449,7 @@ def test_names_built_from_parameters_stay_inside_the_results_folder(tmp_path):
 
 @covers("no-eval")
 def test_parameters_are_parsed_as_data_and_the_package_never_evaluates_code():
-    with pytest.raises(params.ParamError, match="is not a int"):
+    with pytest.raises(params.ParamError, match="is not an int"):
         params.BY_NAME["epochs"].parse("__import__('os').system('true')")
     code_runners = re.compile(r"(?<![.\w])(eval|exec)\(|pickle\.loads?\(|weights_only=False")
     package = HERE.parent / "reproduce"

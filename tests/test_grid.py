@@ -210,15 +210,15 @@ def test_on_a_gpu_small_nets_share_it_and_the_paper_net_has_it_alone(monkeypatch
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"workers": 0}, r"workers: 0 is out of range; expected auto or a int in \[1, inf\)"),
-    ({"workers": "many"}, "workers: 'many' is not a int"),
+    ({"workers": 0}, r"workers: 0 is out of range; expected auto or an int in \[1, inf\)"),
+    ({"workers": "many"}, "workers: 'many' is not an int"),
     ({"executor": "slurm"}, "executor: slurm is not allowed; expected one of local, submitit"),
     ({"per_gpu": 0}, "per_gpu: 0 is out of range"),
     ({"time_budget": -1}, "time_budget: -1.0 is out of range"),
     ({"slurm_extra": "account"}, "slurm_extra: 'account' is not key=value"),
     ({"slurm_extra": "qos=high,time=10"}, "slurm_extra: time is set by --slurm-time"),
-    ({"slurm_gpus_per_task": "all"}, "slurm_gpus_per_task: 'all' is not a int; expected auto or a int"),
-    ({"slurm_time": 2}, r"slurm_time: 2 is out of range; expected a int in \[3, inf\)"),
+    ({"slurm_gpus_per_task": "all"}, "slurm_gpus_per_task: 'all' is not an int; expected auto or an int"),
+    ({"slurm_time": 2}, r"slurm_time: 2 is out of range; expected an int in \[3, inf\)"),
     ({"bogus": 1}, "unknown grid option 'bogus'"),
 ])
 def test_bad_grid_options_are_named_with_what_is_allowed(values, message):

@@ -48,7 +48,7 @@ def test_notebooks_are_thin(path):
     ({"bogus": 1}, "unknown parameter 'bogus'"),
     ({"preset": "huge"}, "preset: huge is not allowed"),
     ({"seeds": -1}, "seeds: -1 is out of range"),
-    ({"epochs": "many"}, "epochs: 'many' is not a int"),
+    ({"epochs": "many"}, "epochs: 'many' is not an int"),
     ({"dropout": True}, "lrn|dropout"),
     ({"activation": "tanh"}, "activation: fixed by claim"),
 ])

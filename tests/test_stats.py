@@ -129,12 +129,30 @@ def test_the_sd_upper_bound_covers_the_true_sd_95_percent_of_the_time():
     assert np.mean(np.array(bounds) >= 2.0) == pytest.approx(0.95, abs=0.01)
 
 
-def test_holm_adjusted_p_values_reject_what_holm_rejects():
+def test_holm_counts_an_untestable_hypothesis_at_p_1_and_its_levels_agree_with_its_adjusted_p():
     p_values = {"a": 0.001, "b": 0.03, "c": 0.04, "d": math.nan}
-    adjusted = stats.holm_adjusted(p_values)
-    assert adjusted["a"] == pytest.approx(0.003) and adjusted["b"] == adjusted["c"] == pytest.approx(0.06)
-    assert math.isnan(adjusted["d"])
-    assert {k: v <= 0.05 for k, v in adjusted.items()} == stats.holm(p_values)
+    adjusted = stats.holm_adjusted(p_values)  # m = 4, d at p = 1
+    assert adjusted == pytest.approx({"a": 0.004, "b": 0.09, "c": 0.09, "d": 1.0})
+    levels = stats.holm_levels(p_values)
+    # a is tested at 0.05/4 and rejected; b at 0.05/3 is not, so b, c and d are all decided at 0.05/3
+    assert levels == pytest.approx({"a": 0.0125, "b": 0.05 / 3, "c": 0.05 / 3, "d": 0.05 / 3})
+    rng = np.random.default_rng(3)
+    for _ in range(200):  # rejected at its level <=> rejected by its adjusted p, whatever the p-values
+        drawn = {name: float(p) for name, p in zip("abcdef", rng.uniform(0, 0.06, 6) ** 2 * 10)}
+        adjusted, levels = stats.holm_adjusted(drawn), stats.holm_levels(drawn)
+        assert {k: drawn[k] <= levels[k] for k in drawn} == {k: adjusted[k] <= 0.05 for k in drawn}
+
+
+def test_a_one_sided_bound_clears_the_null_exactly_when_the_test_rejects_at_that_level():
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        interval = stats.mean_interval(list(rng.normal(0.01, 0.01, 5)))
+        level = float(rng.uniform(0.001, 0.05))
+        rejects = stats.one_sided_p(interval, 0.0, above=True) <= level
+        assert (stats.one_sided_bound(interval, level, lower=True) > 0) == rejects
+    ratio = stats.log_ratio({1: 2.0, 2: 3.0, 3: 2.5}, {1: 1.0, 2: 1.0, 3: 1.0})
+    assert stats.one_sided_bound(ratio, 0.025, lower=True) == pytest.approx(ratio.low)
+    assert stats.one_sided_bound(ratio, 0.025, lower=False) == pytest.approx(ratio.high)
 
 
 def test_the_smoothed_crossing_interpolates_and_no_tie_at_one_log_point_decides():
@@ -144,13 +162,6 @@ def test_the_smoothed_crossing_interpolates_and_no_tie_at_one_log_point_decides(
     tied = [{"iteration": 10 * i, "train_error": e} for i, e in enumerate((0.6, 0.55, 0.5, 0.5, 0.5))]
     assert not stats.smoothed_crossing(tied, 0.49).reached  # a curve that only touches 0.5 never crosses 0.49
     assert stats.smoothed_crossing(curve, 0.05) == stats.Crossing(50.0, False)
-
-
-def test_holm_rejects_step_down_and_ignores_untested():
-    # m = 3: 0.001 <= 0.05/3, 0.02 <= 0.05/2, 0.04 <= 0.05/1
-    assert stats.holm({"a": 0.001, "b": 0.02, "c": 0.04, "d": math.nan}) == {"a": True, "b": True, "c": True,
-                                                                          "d": False}
-    assert stats.holm({"a": 0.001, "b": 0.03, "c": 0.04}) == {"a": True, "b": False, "c": False}
 
 
 def test_iterations_to_target_first_crossing_and_censoring():
