@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reproduce import book, params, plan
+from reproduce import book_inputs, params, plan
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
@@ -44,7 +44,7 @@ def run_notebooks(names: list[str], preset: str, seeds: int, overrides: dict | N
     failures = []
     overrides = dict(overrides or {})
     results_dir = params.resolve(overrides)["results_dir"]
-    out_dir = book.notebooks_dir(results_dir) / preset
+    out_dir = book_inputs.notebooks_dir(results_dir) / preset
     out_dir.mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(names, start=1):
         output = out_dir / f"{name}.ipynb"

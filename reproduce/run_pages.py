@@ -34,7 +34,7 @@ def link(claim_id: str, preset: str, run_id: str) -> str:
 
 
 def write(results_dir: str | Path, groups: list[Any], folder: Path) -> list[str]:
-    """Write the run pages of every claim with runs (groups: book.PresetOutcomes); returns their names."""
+    """Write the run pages of every claim with runs (groups: book_inputs.PresetOutcomes); returns their names."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RECORDS).mkdir(exist_ok=True)
     names = []

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from reproduce import bench, book, flops, params
+from reproduce import bench, environment_page, flops, params
 from reproduce.d2l_baseline import StockGroupedLRN, stock_model
 from reproduce.layers import PAPER_LRN, GroupedLRN
 from reproduce.models import build_model
@@ -102,7 +102,7 @@ def test_bench_times_each_layout_against_the_d2l_loop_and_another_commit(tiny_fa
     assert saved["small-two-b16.json"]["layout"]["words"] == "two runs at once, 1 thread each"
     path = next((tmp_path / "bench").glob("*/small-one-b16.json"))
     (path.parent / "broken-b1.json").write_text('{"network": ')  # a half-written record
-    page = "\n".join(book.speed_section(tmp_path))
+    page = "\n".join(environment_page.speed_section(tmp_path))
     assert f"**{one['ratio']:.2f}x**" in page and "two runs at once" in page and "`HEAD`" in page
     assert "broken-b1.json: unreadable" in page and "No GPU record" in page
 
@@ -117,7 +117,7 @@ def test_a_share_over_the_measured_peak_is_a_measurement_fault_never_a_result():
     assert record["mfu"] is None and "measurement fault" in record["mfu_fault"]
     assert any("125% of the rate measured as its peak: a measurement fault" in line
                for line in bench.summary_lines(record))
-    assert "measurement fault" in book._share_cell(record)
+    assert "measurement fault" in environment_page._share_cell(record)
 
 
 def test_a_compile_failure_is_told_apart_and_exits_3(tiny_fashion, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import architecture, book, claims, params, plan, results, stats, wording
+from reproduce import architecture, book_inputs, claims, params, plan, results, stats, wording
 
 CLAIMS_MD = Path(__file__).resolve().parents[2] / "shared" / "paper" / "claims.md"
 REGISTRY = plan.load_registry()
@@ -42,7 +42,7 @@ def test_every_ablation_of_the_registry_has_a_notebook_and_every_notebook_an_abl
     """The book shows the notebooks in the registry's order (plan.ablations): none can be left out."""
     found = {path.stem for path in (Path(__file__).resolve().parents[1] / "experiments").glob("*.ipynb")}
     assert found == set(plan.ablations())
-    assert book.executed_notebooks.__doc__ and "registry" in book.executed_notebooks.__doc__
+    assert book_inputs.executed_notebooks.__doc__ and "registry" in book_inputs.executed_notebooks.__doc__
 
 
 def test_untested_claims_give_a_reason():

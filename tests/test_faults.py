@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from reproduce import analysis, book, claims, cli, faults, grid, params, pipeline, plan, results, runner, submitit_jobs, train
+from reproduce import (analysis, claims, cli, environment_page, faults, grid, md, methods_page, params, pipeline, plan,
+                       results, runner, submitit_jobs, train)
 from test_grid import digests, smoke_overrides, train_ablation
 from test_train import tiny_config
 
@@ -40,8 +41,8 @@ def test_every_case_has_a_test_and_every_test_a_case():
 
 
 def test_the_methods_page_lists_every_case_from_the_same_list():
-    page = book.methods_page()
-    assert all(book._cell(case.fault) in page and book._cell(case.outcome) in page for case in faults.CASES)
+    page = methods_page.methods_page()
+    assert all(md.cell(case.fault) in page and md.cell(case.outcome) in page for case in faults.CASES)
 
 
 def cli_run(capsys, *args):
@@ -326,7 +327,7 @@ def test_a_half_record_is_named_by_the_book_failed_in_its_claim_and_trained_agai
     config = plan.planned_runs(claim, "smoke", 1, overrides)["no LRN"][0]
     path = results.record_path(tmp_path, config)
     path.write_text(path.read_text()[:300])
-    assert path.name in book.environment_page(tmp_path, [])
+    assert path.name in environment_page.environment_page(tmp_path, [])
     outcome = claims.evaluate(claim, "smoke", 1, tmp_path, overrides)
     assert outcome.verdict == "failed" and f"unreadable record {path.name}" in outcome.summary
     record, trained = runner.run(config)

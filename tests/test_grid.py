@@ -291,7 +291,7 @@ TRAINING_SIDE = {"params", "plan", "distributed", "rank_signals", "data", "model
                  "estimates", "flops", "git", "locks", "runs_index",
                  "analysis", "neighbours", "architecture", "faults"}
 REPORT_SIDE = {"claims", "stats", "registrations", "code_history", "run_pages", "figures", "notebook", "book", "pipeline",
-               "wording", "pilot"}
+               "wording", "pilot", "book_inputs", "claims_page", "methods_page", "environment_page", "md", "forest"}
 ENTRY_POINTS = {"__init__", "__main__", "cli", "bench", "d2l_baseline", "pack"}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import book, notebook, params
+from reproduce import book_inputs, claims_page, notebook, params
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "experiments").glob("*.ipynb"))
@@ -89,7 +89,7 @@ def test_smoke_notebooks_write_records_and_the_book_shows_their_verdicts(smoke_b
     assert all(json.loads(p.read_text())["status"] == "complete" for p in runs)
     assert len(list((work / "results" / "analysis").glob("*.json"))) == 2
     for name in ("lrn", "architecture", "features"):
-        executed = book.read_notebook(work / "results" / "notebooks" / "smoke" / f"{name}.ipynb", "smoke", name)
+        executed = book_inputs.read_notebook(work / "results" / "notebooks" / "smoke" / f"{name}.ipynb", "smoke", name)
         assert executed.error is None and executed.parameters["preset"] == "smoke"
     claims_html = (work / "book" / "_build" / "html" / "generated" / "claims.html").read_text()
     assert "C3" in claims_html and "n = 2 seeds" in claims_html
@@ -122,9 +122,9 @@ def test_a_failed_notebook_shows_its_claims_as_failed(smoke_book, tmp_path):
     failed.write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": [
         {"output_type": "error", "ename": "RuntimeError", "evalue": "1 of 4 runs failed"}]}],
         "metadata": {"papermill": {"exception": True, "parameters": {"preset": "smoke", "seeds": 2}}}}))
-    shown = book.all_outcomes(results_dir, book.executed_notebooks(results_dir))
+    shown = book_inputs.all_outcomes(results_dir, book_inputs.executed_notebooks(results_dir))
     outcomes = shown[0].outcomes
     assert outcomes["C4"].verdict == "failed" and "1 of 4 runs failed" in outcomes["C4"].summary
     assert outcomes["C3"].verdict not in ("failed", "missing")
     assert outcomes["C1"].verdict == "missing"
-    assert "v-failed\">failed</span>" in book.claims_page(shown)
+    assert "v-failed\">failed</span>" in claims_page.claims_page(shown)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import claims, params, pilot, plan, registrations
+from reproduce import claims, claims_page, environment_page, params, pilot, plan, registrations
 from test_registrations import commit_all, new_repo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,11 +105,11 @@ def test_the_chosen_design_is_in_the_regime_its_claims_are_about():
 def test_the_study_time_counts_measured_runs_and_prices_the_rest_per_epoch(tmp_path):
     """The book's study time: measured runs at their own time, the rest at their network's median seconds per
     epoch among them (the pilot's before any), scheduled on 2 and on 16 one-thread workers."""
-    from reproduce import book, estimates, results
+    from reproduce import estimates, results
 
     planned = plan.grid_plan("cpu", params.get_preset("cpu").seeds)
     per_epoch = claims.registration()["seconds_per_epoch"]
-    before = book.study_time_lines(tmp_path)[0]
+    before = environment_page.study_time_lines(tmp_path)[0]
     pilot_seconds = [per_epoch[run.network] * run.config["epochs"] for run in planned]
     assert "0 of them measured" in before
     assert f"**{estimates.wall_time(pilot_seconds, 2) / 3600:.1f} hours on 2 cores**" in before
@@ -121,7 +121,7 @@ def test_the_study_time_counts_measured_runs_and_prices_the_rest_per_epoch(tmp_p
                    "totals": {"train_time_s": 3 * per_epoch["alexnet"] * first.config["epochs"], "eval_time_s": 0.0}})
     results.write_record(results.record_path(tmp_path, first.config), record)
     slower = [(3 if run.network == "alexnet" else 1) * s for run, s in zip(planned, pilot_seconds)]
-    after = book.study_time_lines(tmp_path)[0]
+    after = environment_page.study_time_lines(tmp_path)[0]
     assert "1 of them measured" in after
     assert f"**{estimates.wall_time(slower, 2) / 3600:.1f} hours on 2 cores**" in after
 
@@ -129,11 +129,10 @@ def test_the_study_time_counts_measured_runs_and_prices_the_rest_per_epoch(tmp_p
 def test_a_grid_of_one_ablation_is_never_shown_as_the_whole_study():
     """The title page's 'trained from empty in N min' names what that grid ran: a `--only lrn --seeds 2`
     rehearsal is labelled as part of the preset, and only a grid of every run is the preset."""
-    from reproduce import book
 
     seeds = params.get_preset("cpu").seeds
     part = {"preset": "cpu", "seeds": 2, "options": {"only": "lrn"}, "runs": [{}] * 4}
     whole = {"preset": "cpu", "seeds": seeds, "options": {"only": ""}, "runs": [{}] * 132}
-    assert book._grid_scope(part) == "part of preset `cpu` (`--only lrn --seeds 2`: 4 runs)"
-    assert book._grid_scope(whole) == "preset `cpu` (all 132 runs)"
-    assert book._grid_scope({**whole, "seeds": seeds - 1}).startswith("part of preset `cpu`")
+    assert claims_page._grid_scope(part) == "part of preset `cpu` (`--only lrn --seeds 2`: 4 runs)"
+    assert claims_page._grid_scope(whole) == "preset `cpu` (all 132 runs)"
+    assert claims_page._grid_scope({**whole, "seeds": seeds - 1}).startswith("part of preset `cpu`")

@@ -7,7 +7,7 @@ import torch
 
 import time
 
-from reproduce import params, results, runner, train
+from reproduce import environment_page, params, results, runner, train
 from reproduce.execution import Execution
 from reproduce.models import build_model, input_size
 
@@ -184,7 +184,7 @@ def test_schedule_divides_the_lr_after_patience_at_most_max_drops_times():
 def test_the_seeds_d2l_recipe_trains_a_few_steps_and_the_book_sets_it_beside_their_numbers(tiny_fashion, tmp_path):
     """d2l's recipe as one planned run: whole images resized to 224 (no crop), pixels / 255 with nothing
     subtracted, plain SGD; the environment page shows it beside the seed notes' loss, accuracies and img/s."""
-    from reproduce import book, plan
+    from reproduce import plan
 
     shrunk = {"epochs": 1, "train_limit": 64, "test_limit": 32}
     config = params.resolve({"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "device": "cpu",
@@ -198,5 +198,5 @@ def test_the_seeds_d2l_recipe_trains_a_few_steps_and_the_book_sets_it_beside_the
     assert plan.grid_plan("gpu", 1)[0].config == params.resolve({"seed": 0}, preset="gpu", network="d2l")
     record = train.run(config)
     assert record["status"] == "complete" and record["config"]["model"] == "d2l-alexnet"
-    page = "\n".join(book.d2l_section(tmp_path, shrunk))
+    page = "\n".join(environment_page.d2l_section(tmp_path, shrunk))
     assert "| test accuracy | 0.885 |" in page and f"{1 - record['epochs'][-1]['test_top1_error']:.3f}" in page
