@@ -89,8 +89,12 @@ def all_outcomes(results_dir: str | Path, executed: list[ExecutedNotebook]) -> l
         for claim in registry.values():
             notebook = by_ablation.get(claim.ablation)
             outcomes[claim.id] = _outcome(claim, preset, notebook, results_dir)
-        claims.apply_holm(list(outcomes.values()))  # the registered claims are decided together
-        versions = {claim.id: claims.registered_versions(claim, preset, seeds, results_dir)
+        family = list(outcomes.values())
+        claims.apply_holm(family)  # the registered claims are decided together
+        if not any(o.interval is not None or o.claim.kind == "model" and o.verdict in claims.VERDICTS
+                   for o in family):
+            continue  # a preset with no finished run behind any claim (a smoke rehearsal's notebooks) is not shown
+        versions = {claim.id: claims.registered_versions(claim, preset, seeds, results_dir, family=family)
                     for claim in registry.values() if claim.trains}
         shown.append(PresetOutcomes(preset, seeds, outcomes, {k: v for k, v in versions.items() if v}))
     return shown

@@ -4,6 +4,7 @@ rules and the runs behind them."""
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -12,44 +13,91 @@ from reproduce.book_inputs import PresetOutcomes
 from reproduce.md import cell, verdict_badge
 
 
+INTRO = ("Each claim of the paper, the rule that decides it (registered in `reproduce/claims.toml` before its "
+         "confirmatory runs) and what the runs in `results/` say of it, on the proxy named beside it - never on the "
+         "paper's ImageNet runs. The registered claims are decided together: two one-sided tests each (the paper's "
+         "direction; the claimed size ruled out), Holm's correction across all of them, so that the chance of any false "
+         "verdict is at most 5%. Each verdict is shown with the interval it was decided at; the words under it are "
+         "explained [below](#reading-the-verdicts).")
+
+
 def claims_page(shown: list[PresetOutcomes], results_dir: str | Path = "results") -> str:
-    lines = ["# The paper's claims, retested", "",
-             "Each claim of the paper, the rule that decides it (registered in `reproduce/claims.toml` before its "
-             "confirmatory runs: `reproduce/registration.toml` says how) and what the runs in `results/` say. "
-             "Verdicts: **reproduced** (the paper's direction shown, and at least the registered size), **consistent "
-             "with the paper** (the direction shown, smaller than the registered size), **not reproduced** (an effect "
-             "of the registered size ruled out), **inconclusive** (neither; the registered design's smallest "
-             "detectable effect says what it could have seen), **not tested here** (with the reason). The registered "
-             "claims are decided together: each has two one-sided tests, and Holm's correction across all of them "
-             "keeps the chance of any false verdict, of either kind, at 5%. Every verdict is a verdict on the proxy "
-             "it was measured on (the 'tested on' column), not on the paper's ImageNet runs. A claim whose runs are "
-             "missing, unfinished, failed or made by other training code shows the state of its runs instead: "
-             "*missing*, *running*, *unmeasured* (final weights not measured), *stale* or *failed*.", ""]
+    lines = ["# The paper's claims, retested", "", INTRO, ""]
     if not shown:
         lines += ["No executed notebooks under `results/notebooks/`: run `nox -s reproduce`.", ""]
     for group in shown:
+        lines += [tally(group), ""]
         if group.forest:
             lines += [f"```{{figure}} {group.forest}", ":name: forest-" + group.preset, ":width: 100%", "",
-                      f"Preset `{group.preset}`: every tested claim's effect with its 95% interval, on its own scale "
-                      "(differences in points; ratios of iterations on a log axis), coloured by verdict; dashed: the "
-                      "decision threshold; star: the paper's number where it gives one; hollow dot: a lower bound.",
-                      "```", ""]
-    lines += _registration_intro(shown)
+                      f"Preset `{group.preset}`: each tested claim's effect (dot; a triangle where it is a bound), the "
+                      "interval its verdict was decided at (thin, with end marks: Holm's levels) and its plain 95% "
+                      "interval (thick), on its own scale (points of error; ratios of iterations on a log axis), "
+                      "coloured by verdict; dashed: the decision threshold; star: the paper's number.", "```", ""]
     if len(shown) > 1:
         lines += _side_by_side(shown)
     for group in shown:
         lines += _glance_table(group)
+    lines += glossary() + _registration_intro(shown)
+    lines += ["## The claims and their rules", ""]
+    for claim in plan.load_registry().values():
+        lines += _claim_section(claim, shown)
     untested = [c for c in plan.load_registry().values() if c.kind == "untested"]
     if untested:
         lines += ["## Not tested here", "", "| | claim | the paper's number | why not |", "|---|---|---|---|"]
         lines += [f"| [{c.id}](#{c.id.lower()}) | {cell(c.title)} | {cell(c.paper_value)} | {cell(c.reason)} |"
                   for c in untested]
         lines.append("")
-    lines += exploratory_section(results_dir)
-    lines += ["## The claims and their rules", ""]
-    for claim in plan.load_registry().values():
-        lines += _claim_section(claim, shown)
-    return "\n".join(lines)
+    return "\n".join(lines + exploratory_section(results_dir))
+
+
+def tally(group: PresetOutcomes) -> str:
+    """The preset's verdicts counted, a comparison counted once where two claims are one computation."""
+    merged = claims.merge_identical(group.outcomes.values())
+    counts = {verdict: sum(1 for _, o in merged if o.verdict == verdict) for verdict in claims.VERDICTS}
+    others = sum(1 for _, o in merged if o.verdict not in claims.VERDICTS)
+    said = ", ".join(f"{verdict_badge(v)} {n}" for v, n in counts.items() if n)
+    joined = [ids for ids, _ in merged if len(ids) > 1]
+    note = "".join(f" ({' and '.join(ids)} are one computation here, counted once)" for ids in joined)
+    waiting = f", {others} without a verdict yet (their runs are not all there)" if others else ""
+    return f"**Preset `{group.preset}`, {len(merged)} claims:** {said}{waiting}.{note}"
+
+
+GLOSSARY = (
+    ("on-this-proxy", "on this proxy", "the verdict is about the proxy in the 'tested on' column (Fashion-MNIST, a "
+     "net sized for it), not about the paper's ImageNet runs."),
+    ("holm", "decided at", "the interval at the levels Holm's step-down correction decided the claim's two one-sided "
+     "tests at (its lower end at the direction test's level, its upper end at the size test's): the verdict follows "
+     "from it alone - reproduced or consistent when it lies above no effect, not reproduced when it lies below the "
+     "threshold. The plain 95% interval beside it can clear no effect while this one does not: the family's "
+     "correction asks for more."),
+    ("undecided", "why undecided", "the nearer of the two tests, its p-value, the level Holm needed for it, and "
+     "about how many seeds at the spread measured would decide it."),
+    ("preliminary", "preliminary", "fewer seeds ran than were registered: a look at the data, not the registered "
+     "test."),
+    ("machine", "holds on another machine", "the verdict stays if each run's error moved by the noise measured "
+     "between two kinds of CPU (the registration's machine_noise_sd); 'could change on another machine' where it "
+     "would not."),
+    ("caveat", "caveat", "the proxy departs from the paper in a way that bears on this claim; its section says how."),
+    ("lr", "lr tuned / lr not tuned", "whether each arm ran at its own learning rate, chosen on the pilot's seeds "
+     "(the paper tuned the rate for Figure 1's nets), or both at the preset's."),
+    ("bound", "an upper / a lower bound", "a ratio claim whose runs of one arm never reached the target counts their "
+     "last iteration: when the fast arm's did, the ratio measured is at most the true one's upper bound (shown "
+     "'<='); when the slow arm's did, a lower bound ('>='). Runs that ended at chance are named, with the estimate "
+     "without them beside the registered one."),
+)
+
+
+def glossary() -> list[str]:
+    lines = ["(reading-the-verdicts)=", "## Reading the verdicts", "",
+             f"{verdict_badge('reproduced')} the paper's direction shown, with an estimate at least the registered size; "
+             f"{verdict_badge('consistent with the paper')} the direction shown, a smaller estimate; "
+             f"{verdict_badge('not reproduced')} the registered size ruled out; {verdict_badge('inconclusive')} "
+             f"neither; {verdict_badge('not tested here')} with the reason. A claim whose runs are missing, unfinished, "
+             "failed or made by other training code shows their state instead (missing, running, unmeasured, stale, "
+             "failed).", ""]
+    for anchor, term, words in GLOSSARY:
+        lines += [f"(glossary-{anchor})=", f"**{term}**: {words}", ""]
+    return lines
 
 
 V1_VERDICTS = Path("v1") / "verdicts.json"  # under the results folder
@@ -67,7 +115,7 @@ def exploratory_section(results_dir: str | Path = "results") -> list[str]:
              "which decides the claims above; they decide nothing themselves.", "",
              "| claim | v1 verdict (exploratory) | measured then |", "|---|---|---|"]
     for claim_id, verdict in found["claims"].items():
-        lines.append(f"| {claim_id} | {verdict_badge(verdict['verdict'])} | {cell(verdict['summary'][:220])} |")
+        lines.append(f"| {claim_id} | {verdict_badge(verdict['verdict'])} | {cell(textwrap.shorten(verdict['summary'], 240, placeholder=' ...'))} |")
     return lines + [""]
 
 
@@ -83,20 +131,51 @@ def overview(results_dir: str | Path, shown: list[PresetOutcomes]) -> str:
     devices = ", ".join(sorted(set(behind["device"].dropna())))
     lines = [f"**Results as of {str(behind['finished_at'].max())[:10]}**: {len(behind)} runs, made by commit "
              + ", ".join(f"`{c[:12]}` ({n} runs)" for c, n in commits.items()) + f", on {devices}.", ""]
-    for preset in dict.fromkeys(g.preset for g in shown):
-        empty = [r for r in results.load_grid_records(results_dir) if r["from_empty"] and r["preset"] == preset]
-        for r in empty:
-            lines.append(f"- {_grid_scope(r)} trained from empty by the grid in **{r['wall_s'] / 60:.1f} min** "
-                         f"({r['layout']}, {r['device']}, commit `{str(r['code'].get('commit'))[:12]}`; the "
-                         "[environment page](generated/environment.md) has every grid)")
+    for group in shown:
+        lines += study_grid_lines(results_dir, group.preset, used)
     lines += ["", "| claim | " + " | ".join(f"`{g.preset}`" for g in shown) + " |", "|---|" + "---|" * len(shown)]
-    for claim in plan.load_registry().values():
+    registry = plan.load_registry()
+    for ids in _rows_of(shown):
+        claim = registry[ids[0]]
         cells = [verdict_badge(g.outcomes[claim.id].verdict)
                  + (" on this proxy" if g.outcomes[claim.id].verdict in claims.DECIDED and claim.trains else "")
                  for g in shown]
-        lines.append(f"| {{ref}}`{claim.id}: {cell(claim.title)} <{claim.id.lower()}>` | "
-                     + " | ".join(cells) + " |")
+        title = f"{{ref}}`{claim.id}: {cell(claim.title)} <{claim.id.lower()}>`" + "".join(
+            f" = {{ref}}`{other} <{other.lower()}>`" for other in ids[1:])
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines + [""])
+
+
+def _rows_of(shown: list[PresetOutcomes]) -> list[list[str]]:
+    """One row per claim, two claims that are one computation in every preset shown on one row."""
+    merged = [{tuple(ids) for ids, _ in claims.merge_identical(g.outcomes.values())} for g in shown]
+    together = set.intersection(*merged) if merged else set()
+    rows, seen = [], set()
+    for claim_id in plan.load_registry():
+        if claim_id in seen:
+            continue
+        ids = next((list(group) for group in together if claim_id in group), [claim_id])
+        seen.update(ids)
+        rows.append(ids)
+    return rows
+
+
+def study_grid_lines(results_dir: str | Path, preset: str, used: set[str]) -> list[str]:
+    """The grids that trained the runs behind the preset's verdicts: how many of them each trained, how long it
+    took, on what, with which code (a rehearsal of one ablation is named as what it was, never as the study)."""
+    grids = [g for g in results.load_grid_records(results_dir) if g["preset"] == preset]
+    made = [(g, sum(1 for r in g["runs"] if r["action"] == "trained" and r["run_id"] in used)) for g in grids]
+    made = [(g, n) for g, n in made if n]
+    if not made:
+        return []
+    total = sum(n for _, n in made)
+    lines = [f"- **The `{preset}` study's {total} runs behind the verdicts** were trained by {len(made)} grid"
+             f"{'s' if len(made) > 1 else ''} ({sum(g['wall_s'] for g, _ in made) / 60:.1f} min in all; the "
+             "[environment page](generated/environment.md) has every grid and the study's time on 2 and 16 cores):"]
+    for g, n in made:
+        lines.append(f"  - {g['finished_at'][:10]}: {n} of them in {g['wall_s'] / 60:.1f} min ({_grid_scope(g)}, "
+                     f"{g['layout']}, commit `{str(g['code'].get('commit'))[:12]}`)")
+    return lines + [""]
 
 
 def _grid_scope(grid: dict[str, Any]) -> str:
@@ -104,7 +183,7 @@ def _grid_scope(grid: dict[str, Any]) -> str:
     rehearsal is never shown as the whole study)."""
     only, seeds = grid["options"].get("only"), grid["seeds"]
     if not only and seeds == params.get_preset(grid["preset"]).seeds:
-        return f"preset `{grid['preset']}` (all {len(grid['runs'])} runs)"
+        return f"the whole preset `{grid['preset']}`, {len(grid['runs'])} runs planned"
     chosen = " ".join([f"--only {only}"] * bool(only) + [f"--seeds {seeds}"])
     return f"part of preset `{grid['preset']}` (`{chosen}`: {len(grid['runs'])} runs)"
 
@@ -142,30 +221,45 @@ def _registration_intro(shown: list[PresetOutcomes]) -> list[str]:
 
 def _glance_table(group: PresetOutcomes) -> list[str]:
     preset = params.get_preset(group.preset)
-    design = claims.registration()
-    lines = [f"## Preset `{group.preset}`", "", f"*{preset.proxy}.*", "",
-             "| | claim | verdict | measured here: effect [95% CI], n | tested on | smallest effect the registered "
-             "seeds detect |", "|---|---|---|---|---|---|"]
+    lines = [f"## Preset `{group.preset}`", "", f"*{preset.proxy}.*", "", *_tested_on_lines(group), "",
+             "| | claim | verdict | effect: 95% interval, n | [decided at](#glossary-holm) | "
+             "[why undecided](#glossary-undecided) |", "|---|---|---|---|---|---|"]
     for ids, outcome in claims.merge_identical(group.outcomes.values()):
         if outcome.claim.kind == "untested":
             continue
-        detectable = (design.get("detectable") or {}).get(outcome.claim.id) if outcome.claim.estimator else None
         links = ", ".join(f"[{i}](#{i.lower()})" for i in ids)
-        tested = (wording.tested_on(group.preset, outcome.claim.network, dataset=False,
-                                    conditions=outcome.claim.conditions) if outcome.claim.trains else "the built net")
-        n = outcome.short + (f" of {outcome.claim.seeds} registered" if outcome.preliminary else "")
-        lines.append(f"| {links} | {cell(outcome.claim.title)} | {_verdictcell(outcome, group.preset)} "
-                     f"| {cell(n)} | {cell(tested)} | {wording.effect_size(outcome.claim, detectable)} |")
+        measured = outcome.short + (f" of {outcome.claim.seeds} registered" if outcome.preliminary else "")
+        lines.append(f"| {links} | {cell(outcome.claim.title)} | {_verdict_cell(outcome, group.preset)} "
+                     f"| {cell(measured)} | {cell(_decided_at(outcome))} | {cell(_why_undecided(outcome))} |")
     return lines + [""] + _glance_notes(group) + [
         "Effects are in points of error (or of the claim's measure), the other arm minus the paper's arm: positive "
-        "is the paper's direction. C1 and C12 are ratios of iterations (geometric means of the per-seed ratios). "
-        "'Smallest effect the registered seeds detect': the effect, away from no effect or from the threshold, that "
-        "the registered seeds would show with 80% power at the family's corrected level, with the registration's "
-        "pessimistic spread (reproduce/registration.toml). Under each verdict: 'preliminary' where fewer seeds ran "
-        "than were registered; whether it holds if the runs were trained on another machine (their errors move by "
-        "the noise measured between two CPUs); 'caveat': the proxy departs from the paper in a way that bears on "
-        "this claim (its section says how); 'lr tuned' or 'lr not tuned': whether each arm ran at its own learning "
-        "rate, chosen on the pilot (the paper tuned it for Figure 1's nets), or both at the preset's.", ""]
+        "is the paper's direction; C1 and C12 are ratios of iterations (geometric means of the per-seed ratios).", ""]
+
+
+def _tested_on_lines(group: PresetOutcomes) -> list[str]:
+    """What each network's claims were measured on, once, and the claims whose conditions change that."""
+    lines = []
+    trained = [o.claim for o in group.outcomes.values() if o.claim.trains and o.verdict != "not tested here"]
+    for network in dict.fromkeys(claim.network for claim in trained):
+        mine = [claim for claim in trained if claim.network == network]
+        usual = wording.tested_on(group.preset, network, dataset=False)
+        other = [f"{c.id}: {wording.tested_on(group.preset, network, dataset=False, conditions=c.conditions)}"
+                 for c in mine if wording.tested_on(group.preset, network, dataset=False, conditions=c.conditions) != usual]
+        lines.append(f"- **[Tested on](#glossary-on-this-proxy)**, {', '.join(c.id for c in mine)}: {usual}"
+                     + (f" ({'; '.join(other)})" if other else ""))
+    return lines
+
+
+def _decided_at(outcome: claims.Outcome) -> str:
+    if outcome.deciding is None:
+        return ""
+    return wording.interval_text(outcome.claim, *outcome.deciding)
+
+
+def _why_undecided(outcome: claims.Outcome) -> str:
+    if outcome.verdict != "inconclusive" or outcome.levels is None:
+        return ""
+    return wording.undecided_text(outcome)
 
 
 def _glance_notes(group: PresetOutcomes) -> list[str]:
@@ -182,8 +276,8 @@ def _glance_notes(group: PresetOutcomes) -> list[str]:
     most = max(users.values(), key=len)
     others = [claim_id for claim_id in shared if claim_id not in most]
     family = next((o.family for o in tested if o.adjusted is not None), 0)
-    lines = [f"**Shared runs.** The {len(most)} claims {', '.join(most)} each use the same baseline run of every "
-             "seed as an arm: one unlucky seed moves them together, so their verdicts are not independent evidence."
+    lines = [f"**Shared runs.** {_claims_words(most)} use the same baseline run of every seed as an arm: one unlucky "
+             "seed moves them together, so their verdicts are not independent evidence."
              + (f" {', '.join(others)} share runs among themselves too." if others else ""), ""]
     if family:
         lines += [f"**Decided together.** The registered claims' {family} one-sided hypotheses (each claim's "
@@ -195,8 +289,18 @@ def _glance_notes(group: PresetOutcomes) -> list[str]:
     return lines
 
 
-def _verdictcell(outcome: claims.Outcome, preset: str) -> str:
-    """The verdict, then what qualifies it: on this proxy, preliminary, another machine, the caveat, the lrs."""
+QUALIFIER_ANCHORS = {"on this proxy": "on-this-proxy", "preliminary": "preliminary",
+                     "holds on another machine": "machine", "could change on another machine": "machine",
+                     "caveat": "caveat", "lr tuned": "lr", "lr not tuned": "lr"}
+
+
+def _claims_words(ids: list[str]) -> str:
+    return f"Claim {ids[0]} alone" if len(ids) == 1 else f"The {len(ids)} claims {', '.join(ids)} each"
+
+
+def _verdict_cell(outcome: claims.Outcome, preset: str) -> str:
+    """The verdict, then what qualifies it, each word a link to what it means: on this proxy, preliminary,
+    another machine, the caveat, the lrs."""
     claim = outcome.claim
     machine = ("holds on another machine" if outcome.machine.startswith("holds") else
                "could change on another machine" if outcome.machine.startswith("could") else "")
@@ -205,7 +309,8 @@ def _verdictcell(outcome: claims.Outcome, preset: str) -> str:
         "preliminary" if outcome.preliminary else "", machine,
         "caveat" if claim.notes.get("proxy_note") and claim.trains else "",
         _lr_flag(outcome, preset)) if note]
-    return verdict_badge(outcome.verdict) + (f"<br>{', '.join(notes)}" if notes else "")
+    linked = [f"[{note}](#glossary-{QUALIFIER_ANCHORS[note]})" for note in notes]
+    return verdict_badge(outcome.verdict) + (f"<br>{', '.join(linked)}" if linked else "")
 
 
 def _lr_flag(outcome: claims.Outcome, preset: str) -> str:
@@ -215,38 +320,77 @@ def _lr_flag(outcome: claims.Outcome, preset: str) -> str:
 
 
 def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str]:
+    """A claim: its words and, per preset, the verdict with the intervals; the rule, the notes, the per-seed
+    values, the rule's history and the runs folded below."""
     lines = [f"({claim.id.lower()})=", f"### {claim.id}: {claim.title}", "",
-             f"> {claim.quote} (section {claim.section})", "", f"- **Paper:** {claim.paper_value}",
-             f"- **Rule:** {wording.rule_text(claim)}"]
+             f"> {claim.quote} (section {claim.section})", ""]
+    for group in shown:
+        lines += [_verdict_line(group.outcomes[claim.id], group.preset), ""]
+    lines += ["```{dropdown} The rule, the paper's number, the notes" + (", the per-seed values and the runs"
+                                                                        if claim.trains else ""),
+              f"- **Paper:** {claim.paper_value}", f"- **Rule:** {wording.rule_text(claim)}"]
     lines += [f"- **{NOTE_TITLES.get(key, key)}:** {text}" for key, text in claim.notes.items()]
     if claim.ablation:
         lines.append(f"- **Notebook:** `experiments/{claim.ablation}.ipynb`")
-    for group in shown[:1]:
-        if claim.trains:
-            lines.append(f"- **Learning rates ({group.preset}):** {wording.lr_fairness(claim, group.preset).text}")
+    if claim.trains and shown:
+        lines.append(f"- **Learning rates ({shown[0].preset}):** {wording.lr_fairness(claim, shown[0].preset).text}")
     for group in shown:
-        outcome = group.outcomes[claim.id]
-        lines.append(f"- **{group.preset}:** {verdict_badge(outcome.verdict)}"
-                     + (f" {outcome.summary}" if outcome.summary and claim.kind != "untested" else ""))
-        if claim.trains and outcome.interval is not None:
-            lines.append(f"  - tested on: {wording.proxy_text(claim, group.preset)}")
-            if outcome.adjusted is not None:
-                lines.append(f"  - {wording.holm_text(outcome)}")
-        versions = group.versions.get(claim.id, [])
-        if len(versions) > 1:
-            lines.append("  - registered versions of the rule (git history of `reproduce/claims.toml`), "
-                         "each judged on today's records:")
-            lines += [f"    - `{v.commit[:12]}` {v.date[:10]}{' (after run records existed)' if v.after_records else ''}"
-                      f": {verdict_badge(v.verdict)} {cell(v.measured)}" for v in versions]
-        for arm, by_seed in outcome.per_seed.items():
-            values = ", ".join(f"seed {s}: {v:.4g}" for s, v in sorted(by_seed.items()))
-            lines.append(f"  - {arm}: {values}")
-        if outcome.run_ids:
-            page = run_pages.page_name(claim.id, group.preset)
-            lines.append(f"  - runs ([all {len(outcome.run_ids)}: settings, curves, device, versions, code and "
-                         f"records]({run_pages.RUNS}/{page}.md)): "
-                         + ", ".join(run_pages.link(claim.id, group.preset, r) for r in outcome.run_ids))
-    return lines + [""]
+        lines += _details(claim, group)
+    return lines + ["```", ""]
+
+
+def _verdict_line(outcome: claims.Outcome, preset: str) -> str:
+    claim = outcome.claim
+    parts = [f"**{preset}:** {verdict_badge(outcome.verdict)}"]
+    if outcome.interval is None:
+        return " ".join(parts) + (f" {outcome.summary}" if outcome.summary and claim.kind != "untested" else "")
+    parts.append(f"effect {outcome.short} (95%)")
+    if outcome.deciding is not None:
+        parts.append(f"[decided at](#glossary-holm) {_decided_at(outcome)}")
+    if _why_undecided(outcome):
+        parts.append(f"[undecided](#glossary-undecided): {_why_undecided(outcome)}")
+    if outcome.dead:
+        without = outcome.without_dead
+        parts.append(f"[ended at chance](#glossary-bound): {', '.join(outcome.dead)}" + (
+            f" (without them {without.estimate:.2f}x [{without.low:.2f}, {without.high:.2f}], n = {without.n}; "
+            "not the registered estimate)" if without else ""))
+    parts.append(f"tested on {wording.proxy_text(claim, preset)}")
+    return " · ".join(parts)
+
+
+def _details(claim: claims.Claim, group: PresetOutcomes) -> list[str]:
+    outcome, lines = group.outcomes[claim.id], []
+    if outcome.interval is not None and outcome.summary:
+        lines.append(f"- **{group.preset}, measured:** {outcome.summary}")
+    if outcome.adjusted is not None:
+        lines.append(f"- **{group.preset}, decided:** {wording.holm_text(outcome)}")
+    versions = group.versions.get(claim.id, [])
+    if len(versions) > 1:
+        lines.append(f"- **{group.preset}, the rule's registered versions** (git history of `reproduce/claims.toml`; "
+                     "each judged on today's records with the family's correction):")
+        lines += [f"  - `{v.commit[:12]}` {v.date[:10]}{' (after run records existed)' if v.after_records else ''}: "
+                  f"{verdict_badge(v.verdict)} {cell(v.measured)}" for v in versions]
+    if outcome.per_seed:
+        lines += ["", *_per_seed_table(outcome), ""]
+    if outcome.run_ids:
+        page = run_pages.page_name(claim.id, group.preset)
+        lines.append(f"- **{group.preset}, runs:** [the {len(outcome.run_ids)} runs: settings, final errors, code and "
+                     f"records]({run_pages.RUNS}/{page}.md)")
+    return lines
+
+
+def _per_seed_table(outcome: claims.Outcome) -> list[str]:
+    """The per-seed values of each arm (or label), one row per seed."""
+    arms = list(outcome.per_seed)
+    seeds = sorted({seed for by_seed in outcome.per_seed.values() for seed in by_seed})
+    points = outcome.claim.kind != "ratio"
+    shown = (lambda v: f"{100 * v:.2f}") if points else (lambda v: f"{v:.0f}")
+    unit = "(points)" if points else "(iterations)"
+    lines = [f"| seed | {' | '.join(f'{arm} {unit}' for arm in arms)} |", "|---|" + "---|" * len(arms)]
+    for seed in seeds:
+        values = [outcome.per_seed[arm].get(seed) for arm in arms]
+        lines.append(f"| {seed} | " + " | ".join("" if v is None else shown(v) for v in values) + " |")
+    return lines
 
 
 NOTE_TITLES = {"target_note": "Target", "threshold_note": "Threshold", "lr_note": "Learning-rate sweep",

@@ -106,8 +106,8 @@ def study_time_lines(results_dir: str | Path, preset: str = "cpu", cores: tuple[
               if done == len(planned) else
               f"{done} of them measured here so far, two at a time on a 2-core machine; the other {len(planned) - done} "
               "at their network's median seconds per epoch among those (the pilot's, where none has run yet)")
-    return [f"**The registered `{preset}` study from empty**: {len(planned)} runs, {sum(seconds) / 3600:.1f} hours of "
-            f"one core each ({source}). Started in the grid's order on one-thread workers: {times} (more cores: "
+    return [f"**The registered `{preset}` study from empty**: {len(planned)} runs of one core each, "
+            f"{sum(seconds) / 3600:.1f} core-hours in all ({source}). Started in the grid's order on one-thread workers: {times} (more cores: "
             "estimated, each as fast as one of these two). Add the analyses of final weights, the notebooks and "
             "the book: minutes.", ""]
 
@@ -170,7 +170,7 @@ def speed_section(results_dir: str | Path) -> list[str]:
         lines.append(
             f"| {cell(r['device'])} | {r['network']} ({r['model']}), {r['batch']} | {layout} "
             f"| {d2l} | {r['images_per_s']:,.1f}/s ({bench.describe_how(how)}) "
-            f"| {ratio} | {earlier} | {_sharecell(r)} | {r['peak_memory'] / 1e9:.2f} GB{base_memory} "
+            f"| {ratio} | {earlier} | {_share_cell(r)} | {r['peak_memory'] / 1e9:.2f} GB{base_memory} "
             f"| {cell(bench.target_verdict(r).replace('target ', ''))} "
             f"| {r['measured_at'][:10]}, torch {r['versions']['torch'].split('+')[0]} |")
     if not any(r["device_type"] == "cuda" for r in found):
@@ -178,7 +178,7 @@ def speed_section(results_dir: str | Path) -> list[str]:
     return lines + [""]
 
 
-def _sharecell(record: dict[str, Any]) -> str:
+def _share_cell(record: dict[str, Any]) -> str:
     if record.get("mfu_fault"):
         return "measurement fault: over 100% of the rate measured as the peak"
     if record.get("mfu") is None:

@@ -46,35 +46,53 @@ def per_seed_figure(outcome: claims.Outcome) -> plt.Figure:
     return fig
 
 
+def _band(ax: plt.Axes, x: list[float], rows: list[list[float]], colour: str, label: str, **style: Any) -> None:
+    """The mean over seeds of curves that share their x, in points, with a band from the lowest to the highest
+    seed: n curves read as one line, their spread as its width."""
+    rows = [row for row in rows if len(row) == len(x)]
+    if not rows:
+        return
+    columns = list(zip(*rows))
+    mean = [100 * sum(c) / len(c) for c in columns]
+    ax.plot(x, mean, color=colour, label=f"{label} (mean of {len(rows)})", **style)
+    if len(rows) > 1:
+        ax.fill_between(x, [100 * min(c) for c in columns], [100 * max(c) for c in columns], color=colour, alpha=0.15,
+                        linewidth=0)
+
+
 def _training_curves(ax: plt.Axes, records: dict[str, dict[int, dict]], target: float | None) -> None:
     for colour, (arm, by_seed) in zip(ARM_COLOURS, records.items()):
-        for seed, record in sorted(by_seed.items()):
-            points = record["iterations"]
-            ax.plot([p["iteration"] for p in points], [p["train_error"] for p in points], color=colour,
-                    alpha=0.6, linewidth=1, label=arm if seed == min(by_seed) else None)
+        curves = [record["iterations"] for _, record in sorted(by_seed.items()) if record]
+        if not curves:
+            continue
+        x = [p["iteration"] for p in curves[0]]
+        _band(ax, x, [[p["train_error"] for p in curve] for curve in curves], colour, arm, linewidth=1.5)
     if target is not None:
-        ax.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:.0%}")
-    ax.set(xlabel="iteration", ylabel="training error (log window)", ylim=(0, 1),
-           title="training error (cf. the paper's Figure 1)")
+        ax.axhline(100 * target, color="black", linestyle="--", linewidth=1, label=f"target {target:.0%}")
+    ax.set(xlabel="iteration", ylabel="training error, points (log window)", ylim=(0, 100),
+           title="training error (cf. the paper's Figure 1); band: lowest to highest seed")
     ax.legend(fontsize=8)
 
 
 def _test_curves(ax: plt.Axes, records: dict[str, dict[int, dict]]) -> None:
     for colour, (arm, by_seed) in zip(ARM_COLOURS, records.items()):
-        for seed, record in sorted(by_seed.items()):
-            epochs, first = record["epochs"], seed == min(by_seed)
-            # Validation error every epoch (what the lr schedule watches); the test error where it was measured,
-            # which a preset may do after the last epoch only (test_every_epoch off).
-            ax.plot([e["epoch"] for e in epochs], [e["val_top1_error"] for e in epochs], color=colour,
-                    alpha=0.7, linewidth=1, label=f"{arm}: validation" if first else None)
-            tested = [e for e in epochs if "test_top1_error" in e]
-            ax.plot([e["epoch"] for e in tested], [e["test_top1_error"] for e in tested], color=colour, marker="o",
-                    linestyle="none", alpha=0.7, label=f"{arm}: test" if first else None)
-            ax.plot([e["epoch"] for e in epochs], [e["train_error"] for e in epochs], color=colour,
-                    linestyle=":", alpha=0.7, linewidth=1,
-                    label=f"{arm}: training (augmented, dropout)" if first else None)
+        runs = [record for _, record in sorted(by_seed.items()) if record]
+        if not runs:
+            continue
+        x = [e["epoch"] for e in runs[0]["epochs"]]
+        # Validation error every epoch (what the lr schedule watches); the test error where it was measured,
+        # which a preset may do after the last epoch only (test_every_epoch off).
+        _band(ax, x, [[e["val_top1_error"] for e in r["epochs"]] for r in runs], colour, f"{arm}: validation",
+              linewidth=1.5)
+        _band(ax, x, [[e["train_error"] for e in r["epochs"]] for r in runs], colour,
+              f"{arm}: training (augmented, dropout)", linestyle=":", linewidth=1.2)
+        last = [r["epochs"][-1]["test_top1_error"] for r in runs if "test_top1_error" in r["epochs"][-1]]
+        if last:
+            ax.errorbar([x[-1]], [100 * sum(last) / len(last)], yerr=[[100 * (sum(last) / len(last) - min(last))],
+                                                                      [100 * (max(last) - sum(last) / len(last))]],
+                        color=colour, marker="o", capsize=3, linestyle="none", label=f"{arm}: test, at the end")
     ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole
-    ax.set(xlabel="epoch", ylabel="top-1 error", title="error by epoch, each seed")
+    ax.set(xlabel="epoch", ylabel="top-1 error, points", title="error by epoch: mean over seeds, band: lowest to highest")
     ax.legend(fontsize=8)
 
 

@@ -15,7 +15,7 @@ from reproduce import claims
 VERDICT_COLOURS = {"reproduced": "#2ca02c", "consistent with the paper": "#98df8a", "not reproduced": "#d62728",
                    "inconclusive": "#7f7f7f"}
 BOUND_MARKERS = {"upper": "<", "lower": ">"}  # the estimate is at most / at least what is drawn
-TITLE_WIDTH = 44  # characters per line of a claim's title beside its row
+TITLE_WIDTH = 40  # characters per line of a claim's title beside its row
 RATIO_TICKS = (0.125, 0.25, 0.5, 1, 2, 4, 8, 16)
 
 
@@ -28,7 +28,7 @@ def forest_plot(outcomes: list[claims.Outcome], preset: str) -> plt.Figure | Non
               for kind in ("difference", "ratio")]
     panels = [(kind, rows) for kind, rows in panels if rows]
     heights = [len(rows) + 1.2 for _, rows in panels]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 0.62 * sum(heights) + 1.6), squeeze=False,
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 0.6 * sum(heights) + 1.6), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for ax, (kind, rows) in zip(axes[:, 0], panels):
         _panel(ax, kind, rows)
@@ -62,7 +62,7 @@ def _panel(ax: plt.Axes, kind: str, rows: list[tuple[list[str], claims.Outcome]]
             reach.append(outcome.claim.paper_effect * scale)
     ax.axvline(1.0 if kind == "ratio" else 0.0, color="grey", linewidth=1)
     labels = [textwrap.fill(f"{', '.join(ids)}: {o.claim.title}", TITLE_WIDTH) for ids, o in reversed(rows)]
-    ax.set_yticks(range(len(rows)), labels, fontsize=9)
+    ax.set_yticks(range(len(rows)), labels, fontsize=10)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.grid(axis="x", color="#e5e5e5", linewidth=0.8)
     ax.set_axisbelow(True)

@@ -7,114 +7,55 @@ import math
 from pathlib import Path
 from typing import Any
 
-from reproduce import claims, data, params, plan, registrations, results, wording
+from reproduce import claims, data, params, plan, registrations, results, stats, train, wording
 from reproduce.md import cell
 
 
+TEMPLATE = Path(__file__).with_name("methods.md")  # the page's prose; its numbers are filled in here
+
+
 def methods_page() -> str:
-    lines = ["# Methods: presets, proxies, deviations, statistics", "",
-             "Every run is one call of `reproduce.train.run(config)`; the config is the preset's network, "
-             "then the claim's conditions, then the arm, then the seed. Its hash names the record in "
-             "`results/runs/`, so a finished run is never trained twice and two claims that need the same "
-             "run share it.", "", "## Planning and training the runs", "",
-             f"- `reproduce/plan.py` lists the distinct runs a preset needs, in a fixed priority order: the "
-             f"baseline (the preset's AlexNet as the paper has it, shared by most claims), then the other arms of "
-             f"the four named ablations ({', '.join(plan.NAMED_ABLATIONS)}), then the rest; the first seed of every arm "
-             "before the second, so that a grid stopped early leaves whole pairs.",
-             "- `python -m reproduce grid` (and `nox -s reproduce`, before the notebooks) trains them: in one "
-             "process, with pools of worker processes (on the CPU, cores / cpu_threads of them; with CUDA, one pool "
-             "per GPU whose runs share it by their FLOPs per step), or as submitit jobs on Slurm. Every run takes a "
-             "lock, so two grids, or a grid and a notebook, never train one run twice; a killed worker's run resumes "
-             "from its last epoch checkpoint with the same weights. With a time budget no run starts that its "
-             "estimate says cannot finish (this grid's runs, earlier records on the device, or its FLOPs).",
-             "- A run on the CPU uses a fixed number of threads (`cpu_threads`, 1 by default), whatever the number "
-             "of workers: the thread count changes how reductions are split and so the last bits of the weights "
-             "(measured here), and the number of workers must never change a result.",
-             "- A record made by other training code is stale and trained again, unless that code change was "
-             "declared numerically equivalent (`reproduce/equivalent_code.toml`): reference runs of every model "
-             "family, retrained by both codes on one machine, one thread, with bit-identical weights (the "
-             "evidence is in `results/equivalence/`, and a test retrains them from git).",
-             "", "## A run's state", "",
-             "One vocabulary, the same for the runner, the grid, the claims and this book (`results.RUN_STATES`); a "
-             "claim whose runs are not all complete shows the state that most needs attention instead of a verdict.",
-             "", "| state | meaning |", "|---|---|"]
-    lines += [f"| {state} | {cell(meaning)} |" for state, meaning in results.RUN_STATES.items()]
-    lines += ["", "## What makes a record stale", "",
-             "- Its **config hash** (the record's name) covers every parameter that decides a result "
-             "(`params.hashed_config`): another value of any of them is another run. A parameter added later "
-             "(`added_later`) is left out of the hash at its default, which reproduces what runs did before it "
-             "existed, so adding one leaves every earlier run's id as it was.",
-             f"- Its **training-code digest** covers the code of {', '.join(results.TRAINING_MODULES)} "
-             "(`results.TRAINING_MODULES`), without comments, docstrings, blank lines or trailing spaces, read with "
-             "Python's `ast` and `tokenize` and hashed as text (so every Python version gives the same digest): "
-             "editing prose never makes a record stale; any change of code does, unless declared numerically "
-             "equivalent with evidence. The environment page lists each digest behind the verdicts, with its "
-             "first commit.",
-             "", "## Data splits", "",
-             "The learning-rate schedule watches the error on a validation split held out of the training images, "
-             "as the paper's watched its validation error; the test images are only reported, never used to steer "
-             "training. Held out: " + "; ".join(f"{name}: {count:,} images" for name, count in
-                                                data.VALIDATION_IMAGES.items())
-             + " (the last ones of Fashion-MNIST's 60,000 and CIFAR-10's 50,000 training images; an image folder's "
-             "spread over its classes; a tenth of a smaller stand-in set). A training limit (`train_limit`) takes "
-             "the first images of what remains. Every run record names the images of its three splits (`data`).",
-             "", "## Presets", ""]
+    """reproduce/methods.md, its placeholders filled from the declarations."""
+    design = claims.registration()
+    registered = [c for c in plan.load_registry().values() if c.estimator]
+    noise = design.get("machine_noise_sd", math.nan)
+    values = {
+        "presets": "\n".join(_preset_lines()),
+        "pilot_seeds": ", ".join(map(str, design.get("pilot_seeds", []))) or "none registered",
+        "first_seed": design.get("first_seed", params.get_preset("cpu").first_seed),
+        "estimators": " ".join(f"`{name}`: {words}." for name, words in plan.ESTIMATORS.items()),
+        "crossings": " ".join(f"`{name}`: {words}." for name, words in plan.CROSSINGS.items()),
+        "chance_margin": f"{100 * stats.CHANCE_MARGIN:g}",
+        "registered": len(registered), "family": 2 * len(registered),
+        "alpha_percent": f"{100 * design.get('alpha', claims.ALPHA):g}",
+        # Two machines' errors of a run, each off by an independent normal noise of sd s, differ by a median
+        # 0.674 x sqrt(2) x s.
+        "machine_median": f"{100 * noise * 0.674 * math.sqrt(2):.2f}", "machine_sd": f"{100 * noise:.2f}",
+        "fit_images": f"{train.FIT_EVAL_IMAGES:,}",
+        "held_out": "; ".join(f"{name}: {count:,} images" for name, count in data.VALIDATION_IMAGES.items()),
+        "defaults": "\n".join(["| parameter | default | allowed | meaning |", "|---|---|---|---|"] + [
+            f"| `{p.name}` | {params.show_value(p.default)} | {cell(p.allowed())} | {cell(p.help)} |"
+            for p in params.PARAMS]),
+        "named_ablations": ", ".join(plan.NAMED_ABLATIONS),
+        "states": "\n".join(["| state | meaning |", "|---|---|"] + [
+            f"| {state} | {cell(meaning)} |" for state, meaning in results.RUN_STATES.items()]),
+        "training_modules": ", ".join(results.TRAINING_MODULES),
+        "faults": "\n".join(faults_table()),
+    }
+    return TEMPLATE.read_text().format(**values)
+
+
+def _preset_lines() -> list[str]:
+    lines = []
     for name, preset in params.PRESETS.items():
-        lines += [f"### `{name}` ({preset.seeds} seeds)", "", f"{preset.proxy}.", "", "Deviations from the paper:", ""]
+        lines += [f"### `{name}` ({preset.seeds} seeds at most a claim)", "", f"{preset.proxy}.", "",
+                  "Deviations from the paper:", ""]
         lines += [f"- {d}" for d in preset.deviations] + [""]
         for network, config in preset.networks.items():
-            shown = ", ".join(f"{k}={params.show_value(v)}" for k, v in config.items())
+            shown = ", ".join(f"`{k}={params.show_value(v)}`" for k, v in config.items())
             lines.append(f"- network `{network}`: {shown}")
         lines.append("")
-    noise = claims.registration().get("machine_noise_sd", math.nan)
-    lines += ["## Statistics: the registered design", "",
-              "- **Registered before the runs.** Each tested claim's rule - arms, metric, threshold on the paper's "
-              "scale, estimator (named and versioned), crossing rule, learning rates and seeds - was committed with "
-              "`reproduce/registration.toml` before any confirmatory run; a test checks that every confirmatory "
-              "record was made by a commit that descends from that one. A rule changed later is a new registered "
-              "version, shown with the verdict of each.",
-              "- **Seeds.** The pilot's seeds (900-902) choose the design and are never a verdict's; the confirmatory "
-              "runs take seeds from 100. Runs are paired by seed: both arms of a seed start from the same random state "
-              "and see the same data order, crops and flips.",
-              "- **Estimators.** `paired-mean-t/1`: the mean over seeds of (other arm - paper's arm), with its 95% "
-              "Student t interval. `log-ratio-t/1` (C1, C12): the geometric mean of the per-seed ratios of iterations "
-              "to a target training error, with a t interval on their logs. No bootstrap: over a handful of seeds a "
-              "percentile bootstrap covers far less than 95% (a simulation in the tests checks every interval kind at "
-              "n = 3 and 5).",
-              "- **Crossings** (`smoothed-3/1`): a curve's iterations to the target are where the mean of 3 "
-              "consecutive log points of training error first reaches it, interpolated between log points: no tie at "
-              "one log point can decide a claim. A run that never gets there counts its last iteration, a bound: a "
-              "slow arm's bound can still show the direction, never rule the size out; a fast arm's the reverse.",
-              "- **Verdicts, decided together.** Each registered claim has two one-sided t tests: its direction (no "
-              "effect or the reverse, against the paper's direction) and its size (at least the threshold). Holm's "
-              "step-down correction across all of them keeps the family-wise error at 5%, whatever the verdicts "
-              "assert: *reproduced* or *consistent with the paper* where the direction is shown (at least the "
-              "threshold, or less), *not reproduced* where the size is ruled out and the direction is not shown, "
-              "*inconclusive* otherwise. A registered claim not yet decided (its runs missing or running) counts "
-              "in the family at p = 1: it comes last in Holm's order, so no verdict is given at a laxer level "
-              "than the whole registered family's.",
-              "- **Power.** The registration sizes each claim's seeds for 80% power against its threshold at the "
-              "corrected level (Bonferroni's, which Holm's is never below), with a pessimistic spread: the 95% upper "
-              "confidence bound of the sd of the pilot's paired differences. Where that is beyond the budget, the "
-              "registration states the smallest effect the affordable seeds detect; the claims page shows it.",
-              "- **Another machine.** Weights are bit-identical only on the same kind of machine (instruction set, GPU "
-              "model, torch version, CPU threads): the v1 cpu preset rerun on an AVX-512 CPU matched none of the 72 "
-              "runs made on an AVX2 one, final test errors a median 0.25 points apart. Each error claim's verdict is "
-              "checked against that noise: would it stand if every run's error moved by it (the mean by about "
-              f"2 x sqrt(2) x {100 * noise:.2f} / sqrt(n) points, the registration's noise)? A run's config hash leaves the device out, so one record stands "
-              "for a run wherever it was made; to compare machines, train into another `--results-dir`.",
-              "- A 'within' claim (C8, C16, C17) compares two measures of the same runs' final weights "
-              "(`reproduce/analysis.py`: 10-crop and centre-crop error, nearest neighbours, conv1's kernels), "
-              "paired by seed like a difference claim.",
-              "- Overfitting (C4b, C7, C10) is the test error minus the error on (up to 5,000) training images "
-              "seen as test images - centre view, no dropout - after the last epoch. The test error is measured on "
-              "all 10,000 test images after the last epoch.", "",
-              "## The defaults: the paper's recipe", "", "| parameter | default | allowed | meaning |",
-              "|---|---|---|---|"]
-    for param in params.PARAMS:
-        lines.append(f"| `{param.name}` | {params.show_value(param.default)} | {cell(param.allowed())} | "
-                     f"{cell(param.help)} |")
-    return "\n".join(lines + [""] + faults_table()) + "\n"
+    return lines
 
 
 def pilot_page(results_dir: str | Path, out: Path) -> str:
@@ -140,7 +81,7 @@ def pilot_page(results_dir: str | Path, out: Path) -> str:
         lines.append(f"| {r.design.name}: {r.design.words} | {r.seeds} | {100 * r.baseline_test:.2f}% | "
                      f"{100 * r.longer_minus_baseline:+.2f} points | {100 * r.gaps['baseline']:.2f} / "
                      f"{100 * r.gaps['no dropout']:.2f} / {100 * r.gaps['no augmentation']:.2f} points | "
-                     f"{_sdcell(r.differences_sd, r.differences_df)} | {r.train_seconds:.0f} |")
+                     f"{_sd_cell(r.differences_sd, r.differences_df)} | {r.train_seconds:.0f} |")
     lines.append("")
     if design.get("why"):
         lines += [f"**Chosen: {design.get('chosen')}.** {design['why']}", ""]
@@ -169,7 +110,7 @@ def pilot_page(results_dir: str | Path, out: Path) -> str:
     return "\n".join(lines + [""] + registration_section(results_dir))
 
 
-def _sdcell(sd: float, df: int) -> str:
+def _sd_cell(sd: float, df: int) -> str:
     return f"{100 * sd:.2f} points ({df})" if df > 0 else "- (one seed)"
 
 

@@ -48,7 +48,7 @@ def run_notebooks(names: list[str], preset: str, seeds: int, overrides: dict | N
     out_dir.mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(names, start=1):
         output = out_dir / f"{name}.ipynb"
-        print(f"[{index}/{len(names)}] {name}: preset {preset}, {seeds} seeds -> {output}", flush=True)
+        print(f"[{index}/{len(names)}] {name}: preset {preset}, at most {seeds} seeds a claim -> {output}", flush=True)
         started = time.perf_counter()
         fresh = Path(tempfile.mkstemp(suffix=".ipynb", dir=out_dir)[1])
         failed = None

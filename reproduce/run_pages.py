@@ -1,8 +1,9 @@
 """The book's run pages: every run behind a claim's verdict, one click from the number it backs.
 
-One page per claim and preset lists its runs: what each run varied, its final numbers, device,
-versions, training-code digest and commit, a figure of all its runs' curves, and the record itself
-to download. The claims page links each run id to its entry here.
+One page per claim and preset lists its runs in one table: what each run varied, its seed, final
+numbers, commit and training-code digest, and the record itself to download; the device and versions
+they share said once above it, and a figure of all its runs' curves. The claims page links each
+claim's page.
 """
 
 from __future__ import annotations
@@ -25,12 +26,8 @@ def page_name(claim_id: str, preset: str) -> str:
 
 
 def label(claim_id: str, preset: str, run_id: str) -> str:
-    """The MyST target of one run's entry (unique across the book: a run serves several claims)."""
+    """The anchor of one run's row (unique across the book: a run serves several claims)."""
     return f"run-{page_name(claim_id, preset)}-{run_id}".lower()
-
-
-def link(claim_id: str, preset: str, run_id: str) -> str:
-    return f"{{ref}}`{run_id} <{label(claim_id, preset, run_id)}>`"
 
 
 def write(results_dir: str | Path, groups: list[Any], folder: Path) -> list[str]:
@@ -84,37 +81,40 @@ def _page(outcome: Any, preset: str, records: list[dict[str, Any]], name: str) -
     claim = outcome.claim
     lines = [f"# {claim.id}'s runs, preset `{preset}`", "",
              f"The {len(records)} runs behind {{ref}}`{claim.id}: {claim.title} <{claim.id.lower()}>` "
-             f"(verdict: **{outcome.verdict}**). Each entry gives what the run varied, its final numbers, where and "
-             "with which code it ran, and its record (the JSON the verdict was computed from).", "",
+             f"(verdict: **{outcome.verdict}**): one row a run, its record (the JSON the verdict was computed from) to "
+             "download.", "", *_shared(records), "",
              f"```{{figure}} {name}.png", ":width: 100%", "",
              "Every run of this claim: " + ("training error by iteration (the log window's mean)."
-                                             if claim.kind == "ratio" else "top-1 validation error by epoch."), "```", ""]
-    for record in records:
-        lines += _entry(claim, preset, record)
-    return "\n".join(lines)
+                                             if claim.kind == "ratio" else "top-1 validation error by epoch."), "```", "",
+             "| run (its record) | settings | seed | epochs | test error | error on training images | commit | "
+             "training code |", "|---|---|---|---|---|---|---|---|"]
+    lines += [_row(claim, preset, record) for record in records]
+    return "\n".join(lines + [""])
 
 
-def _entry(claim: Any, preset: str, record: dict[str, Any]) -> list[str]:
-    claim_id = claim.id
+def _shared(records: list[dict[str, Any]]) -> list[str]:
+    """What every run of the page shares, said once: device and versions (or each value and its count)."""
+    def said(values: list[str]) -> str:
+        counts = {v: values.count(v) for v in dict.fromkeys(values)}
+        return "; ".join(v if len(counts) == 1 else f"{v} ({n} runs)" for v, n in counts.items())
+
+    devices = [str(r.get("device")) + (f", {r['world']['size']} ranks" if r.get("world", {}).get("size", 1) > 1 else "")
+               for r in records]
+    versions = [", ".join(f"{k} {v}" for k, v in sorted(r.get("versions", {}).items())) for r in records]
+    return [f"- **device:** {said(devices)}", f"- **versions:** {said(versions)}"]
+
+
+def _row(claim: Any, preset: str, record: dict[str, Any]) -> str:
     config, code, last = record.get("config", {}), record.get("code", {}), (record.get("epochs") or [{}])[-1]
-    versions = record.get("versions", {})
-    world = record.get("world", {"size": 1})
-    settings = _varies(config, claim, preset) if config else ""
-    return [f"({label(claim_id, preset, record['run_id'])})=", f"## {settings}, seed {config.get('seed')}", "",
-            f"- **run:** `{record['run_id']}`",
-            f"- **status:** {record.get('status')}; {len(record.get('epochs', []))} epochs, "
-            f"{record.get('iterations', [{}])[-1].get('iteration', 0) if record.get('iterations') else 0} iterations",
-            "- **final:** " + ", ".join(f"{key} {last[key]:.4f}" for key in
-                                        ("test_top1_error", "val_top1_error", "fit_top1_error", "train_error")
-                                        if isinstance(last.get(key), (int, float))),
-            f"- **device:** {record.get('device')}" + (f", {world['size']} ranks ({world.get('backend')})"
-                                                       if world.get("size", 1) > 1 else ""),
-            "- **versions:** " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
-            f"- **code:** commit `{(code.get('commit') or 'none')[:12]}` "
-            f"({'clean' if code.get('dirty') is False else 'dirty' if code.get('dirty') else 'unknown'}), "
-            f"training code `{(code.get('training_sha256') or '')[:12]}`",
-            f"- **made:** {record.get('started_at')} to {record.get('finished_at')}",
-            f"- **record:** {{download}}`{record['run_id']}.json <{RECORDS}/{record['run_id']}.json>`", ""]
+    anchor = f'<a id="{label(claim.id, preset, record["run_id"])}"></a>'
+    clean = {False: "clean", True: "dirty"}.get(code.get("dirty"), "unknown")
+    errors = [f"{100 * last[key]:.2f}%" if isinstance(last.get(key), (int, float)) else ""
+              for key in ("test_top1_error", "fit_top1_error")]
+    status = "" if record.get("status") == "complete" else f" ({record.get('status')})"
+    return (f"| {anchor}{{download}}`{record['run_id'].rsplit('_', 1)[-1]} <{RECORDS}/{record['run_id']}.json>`{status} | "
+            f"{_varies(config, claim, preset) if config else ''} | {config.get('seed')} | "
+            f"{len(record.get('epochs', []))} | {errors[0]} | {errors[1]} | "
+            f"`{(code.get('commit') or 'none')[:10]}` ({clean}) | `{(code.get('training_sha256') or '')[:10]}` |")
 
 
 def _curves(claim: Any, preset: str, records: list[dict[str, Any]]) -> plt.Figure:
@@ -126,15 +126,15 @@ def _curves(claim: Any, preset: str, records: list[dict[str, Any]]) -> plt.Figur
         colour = colours.setdefault(tag, f"C{len(colours) % 10}")  # one colour per arm, every seed in it
         if claim.kind == "ratio":
             points = record.get("iterations", [])
-            ax.plot([p["iteration"] for p in points], [p["train_error"] for p in points], linewidth=1, alpha=0.7,
+            ax.plot([p["iteration"] for p in points], [100 * p["train_error"] for p in points], linewidth=1, alpha=0.7,
                     color=colour, label=tag if record["config"].get("seed") == first_seed else None)
         else:
             ax.xaxis.get_major_locator().set_params(integer=True)
             epochs = record.get("epochs", [])
-            ax.plot([e["epoch"] for e in epochs], [e["val_top1_error"] for e in epochs], marker="o", linewidth=1,
+            ax.plot([e["epoch"] for e in epochs], [100 * e["val_top1_error"] for e in epochs], marker="o", linewidth=1,
                     alpha=0.7, color=colour, label=tag if record["config"].get("seed") == first_seed else None)
     ax.set(xlabel="iteration" if claim.kind == "ratio" else "epoch",
-           ylabel="training error" if claim.kind == "ratio" else "top-1 validation error")
+           ylabel="training error, points" if claim.kind == "ratio" else "top-1 validation error, points")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig

@@ -165,9 +165,8 @@ def undecided_text(outcome) -> str:
     if math.isnan(p):
         return "neither test can be made: the runs that never reached the target bound the ratio both ways"
     more = stats.seeds_needed(distance, interval.sd, level) if distance > 0 else None
-    seeds = f"about {more} seeds would decide it at this spread" if more else \
-        "more seeds would not decide it: the estimate sits on the wrong side"
-    return f"{side} p = {_p(p)}; Holm needs <= {level:.2g} here; {seeds}"
+    seeds = f"about {more} seeds would decide it" if more else "the estimate sits on the null's side"
+    return f"{side} p = {p:.2g}, Holm needs <= {level:.2g}; {seeds}"
 
 
 def _p(value: float) -> str:

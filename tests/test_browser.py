@@ -65,10 +65,24 @@ def test_the_claims_page_and_an_ablation_page_render_in_chromium(smoke_book):
         page.on("requestfailed", lambda request: failed.append(request.url))
         page.goto((root / "generated" / "claims.html").as_uri())
         glance = page.evaluate("""[...document.querySelectorAll('table')].filter(t =>
-            [...t.querySelectorAll('th')].some(th => th.textContent.trim() === 'tested on')).length""")
+            [...t.querySelectorAll('th')].some(th => th.textContent.trim() === 'decided at')).length""")
         assert glance == 1  # the glance table
         forest = page.locator("img[src*='forest-smoke']")
         assert forest.count() == 1 and forest.evaluate("img => img.complete && img.naturalWidth > 0")
+        layout = page.evaluate("""(() => {
+            const article = document.querySelector('article').getBoundingClientRect().width;
+            const tables = [...document.querySelectorAll('article table')].map(t => {
+                const box = t.parentElement.getBoundingClientRect().width, own = t.getBoundingClientRect().width;
+                const scrolls = getComputedStyle(t.parentElement).overflowX;
+                return {fits: own <= article + 1 || (box <= article + 1 && ['auto', 'scroll'].includes(scrolls))};
+            });
+            return {article, forest: document.querySelector("img[src*='forest-smoke']").getBoundingClientRect().width,
+                    tables, text: document.querySelector('article').innerText};
+        })()""")
+        assert layout["forest"] >= 0.85 * layout["article"], layout["forest"]  # the figure at the page's width
+        assert all(table["fits"] for table in layout["tables"])  # every table fits its column, or scrolls in it
+        assert not re.search(r"\u2013[a-z]", layout["text"])  # a flag as typed: --data-dir, never an en dash
+        assert re.search(r"Preset smoke, \d+ claims:", layout["text"])  # the tally opens the page
         run_link = page.locator("main a[href*='runs/c3-smoke']").first  # C3's runs, from its section
         run_link.click()
         assert "/runs/" in page.url and page.locator("h1").first.inner_text().startswith("C")

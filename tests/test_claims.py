@@ -253,16 +253,51 @@ def test_a_within_claim_without_a_current_analysis_is_unmeasured(tmp_path):
     assert outcome.verdict == "unmeasured" and "no current analysis" in outcome.summary
 
 
-def test_a_slow_arm_that_never_reaches_the_target_is_a_lower_bound(tmp_path):
+@pytest.mark.parametrize("stalled, bound", [("tanh", "lower"), ("ReLU", "upper")])
+def test_a_ratio_bound_follows_the_arm_whose_runs_never_reached_the_target(tmp_path, stalled, bound):
+    """The slow arm stalled: the measured ratio is at most the true one (a lower bound). The fast arm stalled:
+    at least the true one (an upper bound); the first seed's stalled run ended at chance and is named."""
     claim = REGISTRY["C1"]
+
+    def curve(reaches, seed):
+        if not reaches:  # stays at chance (0.9)
+            return [{"iteration": i, "train_error": 0.9} for i in range(10, 201, 10)]
+        return [{"iteration": i, "train_error": 0.9 if i < 40 + 10 * seed else 0.2} for i in range(10, 201, 10)]
+
+    first = plan.claim_seeds(claim, "smoke", 3)[0]
     for arm, by_seed in plan.planned_runs(claim, "smoke", 3).items():
         for seed, config in by_seed.items():
-            error = 0.2 if arm.startswith("ReLU") else 0.5
-            fake_run(tmp_path, config, 0.2, iterations=[{"iteration": 100, "train_error": error},
-                                                        {"iteration": 120, "train_error": error}])
+            reaches = not (arm.startswith(stalled) and seed == first)
+            fake_run(tmp_path, config, 0.2, iterations=curve(reaches, seed))
     outcome = claims.evaluate(claim, "smoke", 3, tmp_path)
-    assert outcome.censored and "at least" in outcome.summary
-    assert outcome.verdict == "inconclusive"  # at least 1.2x: the size is unknown, so not decided
+    assert outcome.censored and outcome.bound == bound
+    assert outcome.short.startswith({"lower": ">= ", "upper": "<= "}[bound])
+    assert ("at least " if bound == "lower" else "at most ") in outcome.summary
+    assert outcome.dead == [f"{stalled} seed {first}"] and outcome.without_dead.n == 2
+    assert claims.as_json(outcome, "smoke", [])["bound"] == bound
+    # A slow arm's bound cannot rule the size out; a fast arm's cannot show the direction.
+    assert math.isnan(outcome.p_size) if bound == "lower" else math.isnan(outcome.p_direction)
+
+
+def test_the_interval_a_verdict_was_decided_at_agrees_with_it(tmp_path):
+    """Above no effect exactly when the direction is shown; below the threshold exactly when the size is ruled
+    out: whatever the plain 95% interval says (C15's clears 0 and its verdict is inconclusive)."""
+    c3, c4, c15 = (replace(REGISTRY[i], estimator="paired-mean-t/1", seeds=4) for i in ("C3", "C4", "C15"))
+    registry = {c.id: c for c in (c3, c4, c15)}
+    write_arms(tmp_path, c3, {"LRN": lambda s: 0.20, "no LRN": lambda s: 0.23 + 0.001 * s}, seeds=4)
+    write_arms(tmp_path, c4, {"overlapping 3/2": lambda s: 0.20, "non-overlapping 2/2": lambda s: 0.20 + 0.0002 * s},
+               seeds=4)
+    write_arms(tmp_path, c15, {"five conv layers": lambda s: 0.20,
+                               "without conv3": lambda s: 0.20 + (0.004, 0.012, 0.004, 0.012)[s]}, seeds=4)
+    for outcome in claims.evaluate_family("smoke", 4, tmp_path, registry=registry):
+        low, high = outcome.deciding
+        shown = outcome.verdict in ("reproduced", "consistent with the paper")
+        assert (low > 0) == shown, outcome.claim.id
+        assert (high < outcome.claim.threshold and not shown) == (outcome.verdict == "not reproduced")
+        assert outcome.family == 6 and outcome.levels[0] <= 0.05
+    c15_outcome = next(o for o in claims.evaluate_family("smoke", 4, tmp_path, registry=registry) if o.claim.id == "C15")
+    assert c15_outcome.interval.low > 0 and c15_outcome.verdict == "inconclusive"
+    assert "Holm needs <=" in wording.undecided_text(c15_outcome)
 
 
 def test_architecture_claims_come_from_the_saved_table(tmp_path):
@@ -344,3 +379,27 @@ def test_registered_claims_are_decided_together_by_holm_whatever_they_assert(tmp
     pending = {o.claim.id: o for o in claims.evaluate_family("smoke", 4, tmp_path, registry={**registry, "C10": c10})}
     assert pending["C10"].verdict == "missing" and pending["C3"].family == 8
     assert pending["C3"].adjusted[0] >= outcomes["C3"].adjusted[0] and pending["C3"].verdict == "reproduced"
+
+
+def test_the_forest_plot_writes_each_claims_whole_title_wrapped_and_a_legend_of_what_it_draws():
+    """No title cut ("[...]"), legible ratio ticks, and no colour in the legend that no point uses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reproduce import forest
+
+    registry = plan.load_registry()
+    c3, c1 = registry["C3"], registry["C1"]
+    difference = claims.Outcome(c3, "inconclusive", interval=stats.Interval(0.002, -0.004, 0.007, 8, 0.006),
+                                deciding=(-0.008, 0.011), levels=(0.002, 0.002))
+    ratio = claims.Outcome(c1, "not reproduced", interval=stats.Interval(1.0, 0.78, 1.27, 14, 0.4, True),
+                           bound="upper")
+    figure = forest.forest_plot([difference, ratio], "cpu")
+    labels = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
+    assert any(label.replace("\n", " ") == f"C3: {c3.title}" for label in labels)
+    assert not any("[...]" in label for label in labels)
+    drawn = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert {"inconclusive", "not reproduced", "95% interval", "an upper bound"} <= set(drawn)
+    assert "reproduced" not in drawn and "a lower bound" not in drawn
+    ticks = [t.get_text() for t in figure.axes[1].get_xticklabels()]
+    assert ticks and all(t.endswith("x") for t in ticks)
