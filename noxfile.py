@@ -82,20 +82,13 @@ def reproduce(session: nox.Session) -> None:
 @nox.session
 def notebook(session: nox.Session) -> None:
     """One ablation notebook through papermill, in the project's environment:
-    `nox -s notebook -- lrn -p seeds 3` (then papermill's `-p NAME VALUE` for any parameter of the notebook:
+    `nox -s notebook -- lrn -p seeds 3` (then `-p NAME VALUE` for any parameter of the notebook:
     `python -m reproduce params`). It trains what its runs lack and writes
-    results/notebooks/adhoc/<ablation>.ipynb (not in git; the book's are `nox -s reproduce`'s)."""
+    results/notebooks/adhoc/<ablation>.ipynb (not in git; the book's are `nox -s reproduce`'s). A bad
+    parameter stops it with one line naming it."""
     python = shared_python(session)
     ensure_fashion_mnist(session)
-    known = sorted(p.stem for p in (ROOT / "experiments").glob("*.ipynb"))
-    if not session.posargs or session.posargs[0] not in known:
-        session.error(f"which notebook? nox -s notebook -- ABLATION [-p NAME VALUE ...], ABLATION one of {', '.join(known)}")
-    name, rest = session.posargs[0], session.posargs[1:]
-    output = ROOT / "results" / "notebooks" / "adhoc" / f"{name}.ipynb"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    session.run(python, "-m", "papermill", str(ROOT / "experiments" / f"{name}.ipynb"), str(output), *rest,
-                external=True)
-    session.log(f"executed: {output}")
+    session.run(python, "-m", "reproduce", "notebook", *session.posargs, external=True)
 
 
 @nox.session

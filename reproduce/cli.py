@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--results-dir", default="results")
     notebooks.add_argument("--book-dir", default="book")
 
+    one = commands.add_parser("notebook", help="one ablation notebook through papermill, into "
+                                                "results/notebooks/adhoc/ (what `nox -s notebook` does)")
+    one.add_argument("ablation", help="an ablation of reproduce/claims.toml (its notebook in experiments/)")
+    one.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a notebook parameter, as papermill's -p (any of `python -m reproduce params`)")
+
     new_notebook = commands.add_parser("new-notebook", help="write experiments/ABLATION.ipynb for a new ablation of "
                                                             "reproduce/claims.toml (README: Add a claim)")
     new_notebook.add_argument("ablation", help="the ablation its claims name in reproduce/claims.toml")
@@ -266,6 +272,17 @@ def command_notebooks(args: argparse.Namespace) -> int:
     return 1 if failures or built else 0
 
 
+def command_notebook(args: argparse.Namespace) -> int:
+    from reproduce import pipeline
+
+    error, output = pipeline.run_one(args.ablation, dict(args.parameter))
+    if error:
+        print(f"error: {error}\n(the executed notebook, with its traceback: {output})", file=sys.stderr)
+        return USER_ERROR if error.startswith("ParamError") else 1
+    print(f"executed: {output}")
+    return 0
+
+
 def command_new_notebook(args: argparse.Namespace) -> int:
     from reproduce import pipeline
 
@@ -358,7 +375,7 @@ def command_results(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": command_run, "grid": command_grid, "ablation": command_ablation, "all": command_all,
             "claims": command_claims, "book": command_book, "notebooks": command_notebooks, "bench": command_bench,
-            "equivalence": command_equivalence, "new-notebook": command_new_notebook, "pilot": command_pilot,
+            "equivalence": command_equivalence, "notebook": command_notebook, "new-notebook": command_new_notebook, "pilot": command_pilot,
             "describe": command_describe, "params": command_params,
             "results": command_results}
 

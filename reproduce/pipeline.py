@@ -8,7 +8,9 @@ error) and the book shows its claims as failed; the other notebooks still run.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,6 +69,29 @@ def run_notebooks(names: list[str], preset: str, seeds: int, overrides: dict | N
         else:
             print(f"    done in {took}" + ("" if written else " (the same outputs: the kept notebook stays)"), flush=True)
     return failures
+
+
+ADHOC = Path("results") / "notebooks" / "adhoc"  # one notebook run by hand: not the book's, not in git
+
+
+def run_one(name: str, parameters: dict[str, str], folder: Path = ADHOC) -> tuple[str | None, Path]:
+    """Execute one ablation notebook with these parameters (strings, as typed: the notebook parses them);
+    returns (the error in one line, or None; the executed notebook)."""
+    import papermill
+
+    if name not in plan.ablations():
+        raise params.ParamError(f"ablation: {name!r} is not allowed; expected one of {', '.join(plan.ablations())}")
+    output = folder / f"{name}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # papermill warns of every parameter the notebook's cell does not list; the notebook itself refuses the
+    # unknown ones, in one line with the nearest known name.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    try:
+        papermill.execute_notebook(str(EXPERIMENTS / f"{name}.ipynb"), str(output), parameters=parameters,
+                                   cwd=str(Path.cwd()), progress_bar=sys.stderr.isatty())
+    except papermill.PapermillExecutionError as error:  # the cell's own exception, without papermill's frames
+        return f"{error.ename}: {error.evalue}", output
+    return None, output
 
 
 def settle(fresh: Path, output: Path) -> bool:

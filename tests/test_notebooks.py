@@ -73,12 +73,40 @@ def test_with_train_off_a_notebook_reads_and_never_trains(monkeypatch, tmp_path,
     assert "train off: nothing is trained here; 4 of the runs are not done" in capsys.readouterr().out
 
 
-def test_papermill_refuses_an_unknown_parameter(tmp_path):
-    import papermill
+def test_a_bad_notebook_parameter_is_one_line_first_with_the_nearest_name(tmp_path, monkeypatch, capsys):
+    """`python -m reproduce notebook` (what `nox -s notebook` runs): the notebook refuses the parameter, and the
+    command says so in one line, before anything else, naming the nearest known parameter."""
+    from reproduce import cli
 
-    with pytest.raises(papermill.PapermillExecutionError, match="bogus"):
-        papermill.execute_notebook(str(ROOT / "experiments" / "lrn.ipynb"), str(tmp_path / "x.ipynb"),
-                                   parameters={"bogus": 1}, progress_bar=False)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["notebook", "lrn", "-p", "presett", "cpu"]) == cli.USER_ERROR
+    said = capsys.readouterr().err.splitlines()
+    assert said[0].startswith("error: ParamError: unknown parameter 'presett' (did you mean 'preset'?)")
+    assert (tmp_path / "results" / "notebooks" / "adhoc" / "lrn.ipynb").exists()
+
+
+def test_a_notebook_whose_outputs_are_the_same_keeps_its_file_and_paths_are_relative(tmp_path):
+    from reproduce import pipeline
+
+    def executed(started: str) -> dict:
+        return {"metadata": {"papermill": {"start_time": started, "end_time": started, "duration": 1.0,
+                                           "input_path": str(pipeline.EXPERIMENTS / "lrn.ipynb"),
+                                           "output_path": "anywhere.ipynb"}},
+                "cells": [{"cell_type": "code", "id": f"drawn-{started}", "metadata": {"tags": ["injected-parameters"],
+                           "execution": {"iopub.status.busy": started}}, "outputs": [], "source": "seeds = 3"}]}
+
+    kept, fresh = tmp_path / "lrn.ipynb", tmp_path / "fresh.ipynb"
+    fresh.write_text(json.dumps(executed("2026-12-01T10:00:00")))
+    assert pipeline.settle(fresh, kept) and not fresh.exists()
+    meta = json.loads(kept.read_text())["metadata"]["papermill"]
+    assert meta["input_path"] == "experiments/lrn.ipynb" and meta["output_path"] == str(kept)
+    before = kept.read_bytes()
+    fresh.write_text(json.dumps(executed("2026-12-02T11:00:00")))  # the same outputs, other times and cell id
+    assert not pipeline.settle(fresh, kept) and kept.read_bytes() == before and not fresh.exists()
+    changed = executed("2026-12-02T11:00:00")
+    changed["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "new"}]
+    fresh.write_text(json.dumps(changed))
+    assert pipeline.settle(fresh, kept) and kept.read_bytes() != before
 
 
 def test_smoke_notebooks_write_records_and_the_book_shows_their_verdicts(smoke_book):
