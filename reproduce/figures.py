@@ -116,11 +116,13 @@ def _pairs(ax: plt.Axes, outcome: claims.Outcome) -> None:
     arms = [outcome.chosen.get(arm.name, arm.name) for arm in outcome.claim.arms]
     values = outcome.per_seed
     seeds = sorted(set(values.get(arms[0], {})) & set(values.get(arms[1], {})))
+    scale = 1.0 if outcome.claim.kind == "ratio" else 100.0  # errors and measures in points
     for seed in seeds:
-        ax.plot([0, 1], [values[arms[0]][seed], values[arms[1]][seed]], color="grey", marker="o")
+        ax.plot([0, 1], [scale * values[arms[0]][seed], scale * values[arms[1]][seed]], color="grey", marker="o")
     ax.set_xticks([0, 1], [textwrap.fill(arm, 18) for arm in arms], fontsize=8)
     ax.set_xlim(-0.3, 1.3)
-    ax.set(ylabel=wording.metric_axis(outcome.claim), title=f"per seed (n = {len(seeds)})")
+    unit = "" if outcome.claim.kind == "ratio" else ", points"
+    ax.set(ylabel=wording.metric_axis(outcome.claim) + unit, title=f"per seed (n = {len(seeds)})")
 
 
 def kernel_grid(kernels: torch.Tensor, groups: int, title: str) -> plt.Figure:

@@ -141,7 +141,8 @@ def run_grid(preset: str, seeds: int, options: dict[str, Any], overrides: dict[s
     # One bar over the grid: the runs' per-batch bars would write over it (and over each other).
     overrides = {"progress": False, **params.validate(overrides or {})}
     runs = plan.grid_plan(preset, seeds, options["only"] or None, overrides)
-    title = f"preset {preset}, at most {seeds} seeds a claim" + seeds_cap(seeds, options["only"])
+    asked = seeds != params.get_preset(preset).seeds  # a --seeds of the user's, not the preset's own number
+    title = f"preset {preset}, at most {seeds} seeds a claim" + (seeds_cap(seeds, options["only"]) if asked else "")
     return train_runs(runs, options, params.resolve(overrides, preset=preset), title, log, started,
                       record_as=(preset, seeds))
 

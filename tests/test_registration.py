@@ -134,5 +134,5 @@ def test_a_grid_of_one_ablation_is_never_shown_as_the_whole_study():
     part = {"preset": "cpu", "seeds": 2, "options": {"only": "lrn"}, "runs": [{}] * 4}
     whole = {"preset": "cpu", "seeds": seeds, "options": {"only": ""}, "runs": [{}] * 132}
     assert claims_page._grid_scope(part) == "part of preset `cpu` (`--only lrn --seeds 2`: 4 runs)"
-    assert claims_page._grid_scope(whole) == "preset `cpu` (all 132 runs)"
+    assert claims_page._grid_scope(whole) == "the whole preset `cpu`, 132 runs planned"
     assert claims_page._grid_scope({**whole, "seeds": seeds - 1}).startswith("part of preset `cpu`")
