@@ -55,10 +55,10 @@ def run_notebooks(names: list[str], preset: str, seeds: int, overrides: dict | N
         fresh = Path(tempfile.mkstemp(suffix=".ipynb", dir=out_dir)[1])
         failed = None
         try:
+            # In one order whatever the caller's: papermill writes them into the notebook as given.
+            given = {**overrides, "preset": preset, "seeds": seeds, "train": train, "results_dir": str(results_dir)}
             papermill.execute_notebook(str(EXPERIMENTS / f"{name}.ipynb"), str(fresh), cwd=str(Path.cwd()),
-                                       parameters={**overrides, "preset": preset, "seeds": seeds, "train": train,
-                                                   "results_dir": str(results_dir)},
-                                       progress_bar=True)
+                                       parameters=dict(sorted(given.items())), progress_bar=True)
         except Exception as exc:  # noqa: BLE001 - papermill's error carries the cell's traceback
             failed = f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"
             failures.append(failed)

@@ -83,7 +83,7 @@ def test_the_claims_page_and_an_ablation_page_render_in_chromium(smoke_book):
         assert all(table["fits"] for table in layout["tables"])  # every table fits its column, or scrolls in it
         assert not re.search(r"\u2013[a-z]", layout["text"])  # a flag as typed: --data-dir, never an en dash
         assert re.search(r"Preset smoke, \d+ claims:", layout["text"])  # the tally opens the page
-        page.locator("section#c3 details").first.evaluate("details => details.open = true")  # C3's folded detail
+        page.locator("section[id^='c3-'] details.sd-dropdown").first.evaluate("details => details.open = true")  # C3's fold
         run_link = page.locator("main a[href*='runs/c3-smoke']").first  # C3's runs, from its section
         run_link.click()
         assert "/runs/" in page.url and page.locator("h1").first.inner_text().startswith("C")
