@@ -1,5 +1,6 @@
 """The command line: user errors give one clear line and a non-zero exit, never a traceback."""
 
+import json
 import subprocess
 from pathlib import Path
 import sys
@@ -80,3 +81,28 @@ def test_a_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
     distinct = len(plan.grid_plan("cpu", seeds))
     assert f"grid: preset cpu, at most {seeds} seeds a claim: {distinct} distinct runs, 0 done, {distinct} to train" in done.stdout
     assert "workers:" in done.stdout and not (tmp_path / "runs").exists()
+
+
+def test_claims_json_on_the_committed_study_agrees_with_its_verdicts_and_a_closed_pipe_is_no_error():
+    """The committed CPU study: each decided claim's deciding interval agrees with its verdict, the family is
+    the registered 28 hypotheses, C1's and C12's ratios are upper bounds (their fast arms stalled), and the
+    newest registered version's verdict is the headline's."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(f"{sys.executable} -m reproduce claims --preset cpu --json", shell=True, cwd=root,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    for claim_id in ("C1", "C12"):
+        assert found[claim_id]["bound"] == "upper" and found[claim_id]["ended_at_chance"]
+    registered = {k: v for k, v in found.items() if v["registered"] and v["deciding_interval"]}
+    assert {v["holm_adjusted"]["family"] for v in registered.values()} == {28}
+    for claim_id, v in registered.items():
+        low, high = v["deciding_interval"]["low"], v["deciding_interval"]["high"]
+        null = 1.0 if v["unit"] == "ratio" else 0.0
+        shown = v["verdict"] in ("reproduced", "consistent with the paper")
+        assert (low > null) == shown, claim_id
+        assert (v["verdict"] == "not reproduced") == (high < v["registered"]["threshold"] and not shown), claim_id
+        assert v["versions"][-1]["verdict"] == v["verdict"], claim_id
+    piped = subprocess.run(f"{sys.executable} -m reproduce claims --preset cpu --json | head -1", shell=True,
+                           cwd=root, capture_output=True, text=True, timeout=600)
+    assert piped.stdout == "{\n" and "Error" not in piped.stderr
