@@ -93,5 +93,5 @@ else
   echo "== no time left for the grid ($budget s)"
 fi
 echo "== grid exit $status; packing"
-python3 -m reproduce.pack "$out/results.tgz"
+python3 -m reproduce.tools.pack "$out/results.tgz"
 exit $status

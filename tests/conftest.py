@@ -8,9 +8,10 @@ from urllib.error import URLError
 
 import pytest
 import torchvision.datasets.utils as tv_utils
-
 from formats import write_fashion_mnist
-from reproduce import cli, data
+
+from reproduce import cli
+from reproduce.datasets import data
 
 
 def no_network(*args, **kwargs):

@@ -10,7 +10,9 @@ import os
 import signal
 import sys
 
-from reproduce import results, runner, train
+from reproduce.records import results
+from reproduce.runs import runner
+from reproduce.training import train
 
 
 def kill_now():

@@ -10,12 +10,14 @@ import os
 import signal
 import sys
 
-from reproduce.rank_signals import stop_in_one_line_on_sigterm
+from reproduce.training.rank_signals import stop_in_one_line_on_sigterm
 
 stop_in_one_line_on_sigterm()  # as python -m reproduce does, before the slow imports
 
 from kill_harness import kill_at_step, kill_now  # noqa: E402 - this script's folder is on sys.path
-from reproduce import cli, distributed  # noqa: E402
+
+from reproduce import cli
+from reproduce.training import distributed  # noqa: E402
 
 
 def kill_node():

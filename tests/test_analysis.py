@@ -5,11 +5,16 @@ import json
 
 import pytest
 import torch
+from formats import trust_generated_cifar10, write_cifar10
+from test_grid import train_ablation
 from torchvision.datasets import CIFAR10
 
-from formats import trust_generated_cifar10, write_cifar10
-from reproduce import analysis, claims, figures, params, plan, results, train
-from test_grid import train_ablation
+from reproduce.records import results
+from reproduce.report import figures
+from reproduce.runs import analysis
+from reproduce.spec import params, plan
+from reproduce.training import train
+from reproduce.verdicts import claims
 
 
 def test_colour_share_is_the_energy_outside_the_grey_part():

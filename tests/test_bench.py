@@ -8,10 +8,13 @@ import sys
 import pytest
 import torch
 
-from reproduce import bench, environment_page, flops, params
-from reproduce.d2l_baseline import StockGroupedLRN, stock_model
-from reproduce.layers import PAPER_LRN, GroupedLRN
-from reproduce.models import build_model
+from reproduce.grids import flops
+from reproduce.nets.layers import PAPER_LRN, GroupedLRN
+from reproduce.nets.models import build_model
+from reproduce.report import environment_page
+from reproduce.spec import params
+from reproduce.tools import bench, bench_records
+from reproduce.tools.d2l_baseline import StockGroupedLRN, stock_model
 
 # The paper's AlexNet on 1-channel 227 px input, groups 2: multiply-adds per image of each layer.
 PAPER_MACS = {
@@ -71,12 +74,12 @@ def test_bad_bench_options_are_named(values, message):
 
 def test_targets_say_by_how_much_they_are_missed():
     small = {"device_type": "cpu", "network": "small", "ratio": 3.5, "mfu": 0.40, "against": {"speedup": 2.1}}
-    assert bench.target_verdict(small) == ("target ratio >= 4.5x: missed by 1.00x; target share >= 45%: missed by 5%; "
+    assert bench_records.target_verdict(small) == ("target ratio >= 4.5x: missed by 1.00x; target share >= 45%: missed by 5%; "
                                            "target speedup >= 2x: met")
     four = {"device_type": "cpu", "network": "four-layer", "ratio": 2.0, "mfu": 0.3, "against": None}
-    assert bench.target_verdict(four) == "target speedup >= 2x: not measured (no --against)"
+    assert bench_records.target_verdict(four) == "target speedup >= 2x: not measured (no --against)"
     gpu = {"device_type": "cuda", "network": "paper", "ratio": 6.0, "mfu": 0.3}
-    assert bench.target_verdict(gpu) == "target ratio >= 5x: met; target share >= 40%: missed by 10%"
+    assert bench_records.target_verdict(gpu) == "target ratio >= 5x: met; target share >= 40%: missed by 10%"
 
 
 def test_bench_times_each_layout_against_the_d2l_loop_and_another_commit(tiny_fashion, tmp_path, capsys):
@@ -113,10 +116,10 @@ def test_a_share_over_the_measured_peak_is_a_measurement_fault_never_a_result():
     flops_per_image = flops.training_flops_per_image(config)
     trainer = {"images_per_s": 1000.0, "peak_memory_bytes": 1, "how": how,
                "gemm_tflops": 0.8 * 1000.0 * flops_per_image / 1e12}  # the net "beat" its own peak
-    record = bench.make_record("small", bench.ONE, config, torch.device("cpu"), None, trainer, None, "")
+    record = bench_records.make_record("small", bench.ONE, config, torch.device("cpu"), None, trainer, None, "")
     assert record["mfu"] is None and "measurement fault" in record["mfu_fault"]
     assert any("125% of the rate measured as its peak: a measurement fault" in line
-               for line in bench.summary_lines(record))
+               for line in bench_records.summary_lines(record))
     assert "measurement fault" in environment_page._share_cell(record)
 
 

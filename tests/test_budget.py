@@ -10,13 +10,15 @@ import sys
 
 import pytest
 
-from reproduce import budget, estimates, grid, params, plan
-from reproduce.estimates import Estimate, Estimator, Rates, Split
-from reproduce.flops import parameter_count, training_flops_per_image
+from reproduce.grids import budget, estimates, grid
+from reproduce.grids.estimates import Estimate, Estimator, Rates, Split
+from reproduce.grids.flops import parameter_count, training_flops_per_image
+from reproduce.grids.layout import runs_per_gpu
+from reproduce.spec import params, plan
 
 
 def record_of(config, images_per_s, eval_s, first_epoch_s=None, compiled=False, train=1000, val=100, test=200):
-    """A finished run's record as reproduce.train writes it, at a given speed."""
+    """A finished run's record as reproduce.training.train writes it, at a given speed."""
     epochs = [{"epoch": e + 1, "images_per_s": images_per_s, "train_time_s": train / images_per_s,
                "eval_time_s": eval_s, "test_top1_error": 0.5} for e in range(config["epochs"])]
     if first_epoch_s is not None:
@@ -116,7 +118,7 @@ def test_runs_at_once_is_one_until_the_bench_measures_more_to_pay(tmp_path):
                                     "layout": {"runs": runs}, "images_per_s": rate}))
     at_once = estimates.runs_at_once(tmp_path, "NVIDIA H200")
     assert at_once.runs == 4 and at_once.slowdown == pytest.approx(4 * 10_000 / 12_100)
-    assert grid.runs_per_gpu(params.resolve({}, preset="gpu"), at_once.runs) == 4
+    assert runs_per_gpu(params.resolve({}, preset="gpu"), at_once.runs) == 4
 
 
 def test_a_gpu_dry_run_on_this_cpu_plans_for_the_lent_gpu_and_says_the_yield():

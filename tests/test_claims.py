@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import architecture, book_inputs, claims, params, plan, results, stats, wording
+from reproduce.records import results
+from reproduce.report import book_inputs
+from reproduce.runs import architecture
+from reproduce.spec import metrics, params, plan
+from reproduce.verdicts import claims, decisions, stats, wording
 
 CLAIMS_MD = Path(__file__).resolve().parents[2] / "shared" / "paper" / "claims.md"
 REGISTRY = plan.load_registry()
@@ -220,7 +224,7 @@ def test_another_claims_arm_is_not_taken_for_a_changed_default(tmp_path):
 
 def write_analysed_runs(results_dir, claim, measures_by_seed, seeds=3):
     """Records and their analysis files for a within claim: measures_by_seed(seed) -> measures."""
-    from reproduce import analysis
+    from reproduce.runs import analysis
 
     for config in next(iter(plan.planned_runs(claim, "smoke", seeds).values())).values():
         record = fake_run(results_dir, config, 0.2)
@@ -274,7 +278,7 @@ def test_a_ratio_bound_follows_the_arm_whose_runs_never_reached_the_target(tmp_p
     assert outcome.short.startswith({"lower": ">= ", "upper": "<= "}[bound])
     assert ("at least " if bound == "lower" else "at most ") in outcome.summary
     assert outcome.dead == [f"{stalled} seed {first}"] and outcome.without_dead.n == 2
-    assert claims.as_json(outcome, "smoke", [])["bound"] == bound
+    assert decisions.as_json(outcome, "smoke", [])["bound"] == bound
     # A slow arm's bound cannot rule the size out; a fast arm's cannot show the direction.
     assert math.isnan(outcome.p_size) if bound == "lower" else math.isnan(outcome.p_direction)
 
@@ -289,13 +293,13 @@ def test_the_interval_a_verdict_was_decided_at_agrees_with_it(tmp_path):
                seeds=4)
     write_arms(tmp_path, c15, {"five conv layers": lambda s: 0.20,
                                "without conv3": lambda s: 0.20 + (0.004, 0.012, 0.004, 0.012)[s]}, seeds=4)
-    for outcome in claims.evaluate_family("smoke", 4, tmp_path, registry=registry):
+    for outcome in decisions.evaluate_family("smoke", 4, tmp_path, registry=registry):
         low, high = outcome.deciding
         shown = outcome.verdict in ("reproduced", "consistent with the paper")
         assert (low > 0) == shown, outcome.claim.id
         assert (high < outcome.claim.threshold and not shown) == (outcome.verdict == "not reproduced")
         assert outcome.family == 6 and outcome.levels[0] <= 0.05
-    c15_outcome = next(o for o in claims.evaluate_family("smoke", 4, tmp_path, registry=registry) if o.claim.id == "C15")
+    c15_outcome = next(o for o in decisions.evaluate_family("smoke", 4, tmp_path, registry=registry) if o.claim.id == "C15")
     assert c15_outcome.interval.low > 0 and c15_outcome.verdict == "inconclusive"
     assert "Holm needs <=" in wording.undecided_text(c15_outcome)
 
@@ -338,7 +342,7 @@ def test_a_diverged_run_makes_the_claim_inconclusive_and_is_named(tmp_path):
 
 
 def test_every_metric_and_measure_the_schema_allows_is_computed_and_worded():
-    assert set(claims.METRICS) == set(plan.METRICS) == set(wording.METRIC_WORDS)
+    assert set(plan.METRICS) == set(metrics.METRICS) and all(m.words for m in metrics.METRICS.values())
     assert set(plan.MEASURES) == set(wording.MEASURE_WORDS)
     assert set(params.MODELS) == set(wording.MODEL_WORDS) | {"cifar-11pct"}  # no preset trains cifar-11pct
 
@@ -370,13 +374,13 @@ def test_registered_claims_are_decided_together_by_holm_whatever_they_assert(tmp
                                "without conv3": lambda s: 0.20 + (0.004, 0.012, 0.002, 0.010)[s]}, seeds=4)
     alone = claims.evaluate(c15, "smoke", 4, tmp_path)
     assert alone.p_direction < 0.05  # alone it would show the direction
-    outcomes = {o.claim.id: o for o in claims.evaluate_family("smoke", 4, tmp_path, registry=registry)}
+    outcomes = {o.claim.id: o for o in decisions.evaluate_family("smoke", 4, tmp_path, registry=registry)}
     assert outcomes["C3"].verdict == "reproduced" and outcomes["C4"].verdict == "not reproduced"
     assert outcomes["C15"].verdict == "inconclusive" and outcomes["C15"].family == 6
     assert outcomes["C15"].adjusted[0] > 0.05 and not outcomes["C15"].preliminary
     # A fourth registered claim whose runs are not there yet still counts in the family (at p = 1).
     c10 = replace(REGISTRY["C10"], estimator="paired-mean-t/1", seeds=4)
-    pending = {o.claim.id: o for o in claims.evaluate_family("smoke", 4, tmp_path, registry={**registry, "C10": c10})}
+    pending = {o.claim.id: o for o in decisions.evaluate_family("smoke", 4, tmp_path, registry={**registry, "C10": c10})}
     assert pending["C10"].verdict == "missing" and pending["C3"].family == 8
     assert pending["C3"].adjusted[0] >= outcomes["C3"].adjusted[0] and pending["C3"].verdict == "reproduced"
 
@@ -386,7 +390,7 @@ def test_the_forest_plot_writes_each_claims_whole_title_wrapped_and_a_legend_of_
     import matplotlib
 
     matplotlib.use("Agg")
-    from reproduce import forest
+    from reproduce.report import forest
 
     registry = plan.load_registry()
     c3, c1 = registry["C3"], registry["C1"]

@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from formats import idx_bytes, md5, trust_generated_cifar10, write_cifar10, write_fashion_mnist
 from PIL import Image
 from torchvision.datasets import CIFAR10
 
-from reproduce import data
-from formats import idx_bytes, md5, trust_generated_cifar10, write_cifar10, write_fashion_mnist
-from reproduce.augment import BatchTransform, canvas_size, crop_per_image
-from reproduce.batches import iterate_batches, to_device_if_fits
-from reproduce.data import DataCorrupt, DataUnavailable, load_dataset
+from reproduce.datasets import data, image_data, image_folder
+from reproduce.datasets.augment import BatchTransform, canvas_size, crop_per_image
+from reproduce.datasets.batches import iterate_batches, to_device_if_fits
+from reproduce.datasets.data import load_dataset
+from reproduce.datasets.image_data import DataCorrupt, DataUnavailable
 
 REAL_FASHION_MNIST = Path(data.FASHION_MNIST_SYSTEM_DIR)
 
@@ -60,7 +61,7 @@ def test_the_validation_split_is_held_out_of_the_training_images_and_the_record_
     assert loaded.splits == {"train": "fashion-mnist training images 0-4",
                              "validation": "fashion-mnist training images 18-19 (held out; the lr schedule watches "
                                            "them)", "test": "fashion-mnist test images 0-2 (reported only)"}
-    assert data.held_out_count("fashion-mnist", 60_000) == 5_000  # the real set: its last 5,000
+    assert image_data.held_out_count("fashion-mnist", 60_000) == 5_000  # the real set: its last 5,000
 
 
 def test_fashion_mnist_prefers_files_already_in_data_dir(tmp_path, monkeypatch):
@@ -201,8 +202,8 @@ def test_image_folder_preprocessing(tmp_path):
 
 
 def test_shorter_side_size():
-    assert data.shorter_side_size(100, 50) == (512, 256)
-    assert data.shorter_side_size(375, 500) == (256, 341)
+    assert image_folder.shorter_side_size(100, 50) == (512, 256)
+    assert image_folder.shorter_side_size(375, 500) == (256, 341)
 
 
 def must_not_decode(path, size=256):
@@ -212,17 +213,17 @@ def must_not_decode(path, size=256):
 def test_image_folder_cache_is_reused_and_refreshed(tmp_path, monkeypatch):
     write_image_folder(tmp_path)
     first = load_dataset("imagenet-folder", tmp_path)
-    cache = tmp_path / data.CACHE_DIR_NAME / "train-256.npy"
+    cache = tmp_path / image_folder.CACHE_DIR_NAME / "train-256.npy"
     stamp = cache.stat().st_mtime_ns
     with monkeypatch.context() as patch:
-        patch.setattr(data, "preprocess_image", must_not_decode)
+        patch.setattr(image_folder, "preprocess_image", must_not_decode)
         second = load_dataset("imagenet-folder", tmp_path)
     assert torch.equal(first.train_x, second.train_x) and torch.equal(first.mean, second.mean)
     assert cache.stat().st_mtime_ns == stamp
     # A changed folder invalidates the cache; so does a cache whose manifest never got written.
     Image.new("RGB", (40, 40), GREEN).save(tmp_path / "train" / "dog" / "c_new.png")
     assert len(load_dataset("imagenet-folder", tmp_path).train_x) == 4  # 5 images, one held out
-    (tmp_path / data.CACHE_DIR_NAME / "train-256.json").unlink()
+    (tmp_path / image_folder.CACHE_DIR_NAME / "train-256.json").unlink()
     assert len(load_dataset("imagenet-folder", tmp_path).train_x) == 4
 
 
@@ -230,7 +231,7 @@ def test_image_folder_cache_survives_moving_the_folder(tmp_path, monkeypatch):
     write_image_folder(tmp_path / "before")
     first = load_dataset("imagenet-folder", tmp_path / "before")
     (tmp_path / "before").rename(tmp_path / "after")
-    monkeypatch.setattr(data, "preprocess_image", must_not_decode)
+    monkeypatch.setattr(image_folder, "preprocess_image", must_not_decode)
     assert torch.equal(load_dataset("imagenet-folder", tmp_path / "after").train_x, first.train_x)
 
 
@@ -281,7 +282,7 @@ def test_unit_input_scale_divides_the_centred_pixels():
 
 
 def test_pixel_std_of_known_images():
-    from reproduce.data import ImageData, pixel_std
+    from reproduce.datasets.image_data import ImageData, pixel_std
 
     images = torch.tensor([0, 100], dtype=torch.uint8).repeat_interleave(2).reshape(4, 1, 1, 1)
     labels = torch.zeros(4, dtype=torch.long)
@@ -392,16 +393,16 @@ def test_preprocessing_in_worker_processes_writes_what_one_process_writes(tmp_pa
     monkeypatch.setattr(data.os, "sched_getaffinity", lambda pid: {0, 1})  # two workers, even on one core
     npy = tmp_path / "images.npy"
     np.lib.format.open_memmap(npy, mode="w+", dtype=np.uint8, shape=(len(paths), 3, 256, 256)).flush()
-    data.preprocess_all(paths, npy, desc="test", chunk=1)  # one chunk per image: the pool path
+    image_folder.preprocess_all(paths, npy, desc="test", chunk=1)  # one chunk per image: the pool path
     written = np.load(npy)
     for index, path in enumerate(paths):
-        assert (written[index] == data.preprocess_image(path)).all(), path
+        assert (written[index] == image_folder.preprocess_image(path)).all(), path
 
 
 def test_a_cache_being_built_is_waited_for_not_built_twice(tmp_path, monkeypatch):
     write_image_folder(tmp_path)
-    stem = tmp_path / data.CACHE_DIR_NAME / "train-256"
-    with data._cache_lock(stem):  # another process builds it: this one must wait, then find it done
+    stem = tmp_path / image_folder.CACHE_DIR_NAME / "train-256"
+    with image_folder._cache_lock(stem):  # another process builds it: this one must wait, then find it done
         import threading
 
         loaded = []

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from reproduce import distributed, params, results
 from slurm_cluster import free_ports
 from test_faults import covers, metrics_of, tiny_flags
+
+from reproduce.records import results
+from reproduce.spec import params
+from reproduce.training import distributed
 
 HERE = Path(__file__).parent
 
@@ -79,7 +81,7 @@ def test_two_ranks_end_near_the_weights_of_one_process(tiny_fashion, tmp_path):
     done = torchrun(*run_flags(tiny_fashion, tmp_path / "two"))
     assert done.returncode == 0, done.stderr[-3000:]
     one = config_of(tiny_fashion, tmp_path / "one")
-    from reproduce import runner
+    from reproduce.runs import runner
     runner.run(one)
     two_weights, one_weights = final_weights(config_of(tiny_fashion, tmp_path / "two")), final_weights(one)
     for name, weight in one_weights.items():

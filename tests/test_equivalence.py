@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import equivalence
+from reproduce.records import declared
+from reproduce.tools import equivalence
 
 ROOT = Path(__file__).resolve().parents[1]
-DECLARED = equivalence.load_declarations()
+DECLARED = declared.load_declarations()
 
 
 def in_history(commit):
@@ -20,24 +21,24 @@ def in_history(commit):
 
 
 def test_every_declaration_names_its_evidence_and_the_evidence_says_identical():
-    for declared in DECLARED:
-        evidence = json.loads((ROOT / declared.evidence).read_text())
+    for entry in DECLARED:
+        evidence = json.loads((ROOT / entry.evidence).read_text())
         assert evidence["all_identical"] and evidence["runs"]
         assert set(r["run"] for r in evidence["runs"]) == set(equivalence.REFERENCE_FAMILIES)
         assert (evidence["earlier"]["training_sha256"], evidence["later"]["training_sha256"]) == (
-            declared.earlier, declared.later)
+            entry.earlier, entry.later)
         assert (evidence["earlier"]["commit"], evidence["later"]["commit"]) == (
-            declared.earlier_commit, declared.later_commit)
+            entry.earlier_commit, entry.later_commit)
 
 
-@pytest.mark.parametrize("declared", DECLARED, ids=lambda d: f"{d.earlier[:8]}-{d.later[:8]}")
-def test_a_declared_change_retrains_to_bit_identical_weights_on_this_machine(declared, tiny_fashion):
-    for commit in (declared.earlier_commit, declared.later_commit):
+@pytest.mark.parametrize("entry", DECLARED, ids=lambda d: f"{d.earlier[:8]}-{d.later[:8]}")
+def test_a_declared_change_retrains_to_bit_identical_weights_on_this_machine(entry, tiny_fashion):
+    for commit in (entry.earlier_commit, entry.later_commit):
         if not in_history(commit):
             pytest.skip(f"commit {commit[:10]} is not in this clone's history (a shallow clone?)")
-    evidence = equivalence.check(declared.earlier_commit, declared.later_commit, tiny_fashion, ROOT)
+    evidence = equivalence.check(entry.earlier_commit, entry.later_commit, tiny_fashion, ROOT)
     assert (evidence["earlier"]["training_sha256"], evidence["later"]["training_sha256"]) == (
-        declared.earlier, declared.later)
+        entry.earlier, entry.later)
     assert evidence["all_identical"], [r["run"] for r in evidence["runs"] if not r["identical"]]
 
 

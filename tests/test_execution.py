@@ -5,10 +5,11 @@ import copy
 import pytest
 import torch
 
-from reproduce import params, train
-from reproduce.execution import Execution, HostCopy, plan_execution
-from reproduce.layers import PAPER_LRN, GroupedLRN, SpatialLRN
-from reproduce.models import build_model
+from reproduce.nets.layers import PAPER_LRN, GroupedLRN, SpatialLRN
+from reproduce.nets.models import build_model
+from reproduce.spec import params
+from reproduce.training import train
+from reproduce.training.execution import Execution, HostCopy, plan_execution
 
 CPU = torch.device("cpu")
 PLAIN = Execution(CPU, "fp32", compile=False, memory_format=torch.contiguous_format)
@@ -120,9 +121,9 @@ def test_a_process_compiles_each_architecture_once_and_keeps_them_all(tiny_fashi
     every net is an nn.Sequential, so their graphs pile up on one code object past dynamo's default
     limit (8); they are all kept, and the sixth run compiles nothing."""
     import torch._dynamo
-
-    from reproduce import execution
     from test_train import tiny_config
+
+    from reproduce.training import execution
 
     monkeypatch.setattr(execution, "COMPILE_BACKEND", "eager")  # dynamo's tracing and guards, no codegen
     torch._dynamo.reset()  # what this test counts starts here

@@ -1,4 +1,4 @@
-"""Every fault and bad input of reproduce/faults.py, tried: one test (at least) per case."""
+"""Every fault and bad input of reproduce/runs/faults.py, tried: one test (at least) per case."""
 
 import errno
 import importlib
@@ -15,11 +15,18 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from reproduce import (analysis, claims, cli, environment_page, faults, grid, md, methods_page, params, pipeline, plan,
-                       results, runner, submitit_jobs, train)
 from test_grid import digests, smoke_overrides, train_ablation
 from test_train import tiny_config
+
+from reproduce import cli
+from reproduce.base import locks
+from reproduce.grids import grid, messages, submitit_jobs
+from reproduce.records import provenance, results
+from reproduce.report import environment_page, md, methods_page, pipeline
+from reproduce.runs import analysis, faults, runner
+from reproduce.spec import params, plan
+from reproduce.training import train
+from reproduce.verdicts import claims
 
 HERE = Path(__file__).parent
 COVERED: dict[str, list[str]] = {}
@@ -135,7 +142,7 @@ def test_a_killed_grid_worker_is_replaced_and_its_run_resumes_to_the_same_weight
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
     first_checkpoint = wait_for(lambda: next(iter((results_dir / "checkpoints").glob("*.pt")), None))
     run_id = first_checkpoint.stem
-    os.kill(runner.lock_holder(results_dir, run_id), signal.SIGKILL)  # the worker training that run
+    os.kill(locks.holder(runner.lock_path(results_dir, run_id)), signal.SIGKILL)  # the worker training that run
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
     assert "a worker died" in out and "grid: 2 runs: 2 complete (2 trained)" in out
@@ -166,7 +173,7 @@ def test_a_run_killed_before_its_analysis_is_measured_by_the_next_grid_or_report
 def test_a_grid_past_its_deadline_starts_nothing(tiny_fashion, tmp_path):
     summary = train_ablation("lrn", "smoke", 2, smoke_overrides(tiny_fashion, tmp_path), time_budget=1e-6)
     assert summary.count() == {"missing": 4} and summary.actions() == {"not started": 4}
-    assert summary.exit_code == grid.EXIT_STOPPED
+    assert summary.exit_code == messages.EXIT_STOPPED
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*.json"))
 
 
@@ -178,7 +185,7 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_to_the_same_weights(ti
     job = executor.submit(submitit_jobs.RunJob(), run, None, None)
     wait_for(lambda: results.checkpoint_path(tmp_path / "jobs", run.config).exists())
     # What Slurm sends the job's processes before it preempts the job or its time runs out.
-    os.kill(runner.lock_holder(tmp_path / "jobs", run.run_id), signal.SIGUSR2)
+    os.kill(locks.holder(runner.lock_path(tmp_path / "jobs", run.run_id)), signal.SIGUSR2)
     assert (job.result().state, job.result().action) == ("complete", "trained")
     assert "this job is preempted" in job.stderr() and "Requeued job" in job.stdout()
     record = results.read_record(results.record_path(tmp_path / "jobs", run.config))
@@ -390,7 +397,7 @@ def test_other_training_code_makes_claims_stale_and_only_those_runs_retrain(tiny
     overrides = {"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "progress": False}
     train_ablation("lrn", "smoke", 1, overrides)
     # As after an edit of train.py: the checkout's code and the code a new process imports both change.
-    monkeypatch.setattr(results, "training_digest", lambda: "0" * 64)
+    monkeypatch.setattr(provenance, "training_digest", lambda: "0" * 64)
     monkeypatch.setattr(train, "IMPORTED_TRAINING_CODE", "0" * 64)
     claim = plan.load_registry()["C3"]
     assert claims.evaluate(claim, "smoke", 1, tmp_path, overrides).verdict == "stale"

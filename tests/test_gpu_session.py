@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from formats import write_fashion_mnist
 from lent_machine import blocking_site, lacking_modules
-from reproduce import bench, results
-from reproduce.execution import device_kind
+
+from reproduce.records import provenance
+from reproduce.tools import bench_records
+from reproduce.training.execution import device_kind
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_session.sh"
 
@@ -78,9 +79,9 @@ def test_a_bench_this_code_made_on_this_device_kind_is_not_made_again(tmp_path):
     write_fashion_mnist(tmp_path / ".fashion-mnist-gz", train_n=192, test_n=64)
     device = torch.device("cpu")
     probe = {"device": device_kind(device), "network": "paper", "layout": {"key": "all"}, "batch": 128}
-    path = bench.record_path(str(tmp_path / "results"), probe)
+    path = bench_records.record_path(str(tmp_path / "results"), probe)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({**probe, "ratio": 1.5, "code": {"training_sha256": results.training_digest()}}))
+    path.write_text(json.dumps({**probe, "ratio": 1.5, "code": {"training_sha256": provenance.training_digest()}}))
     done = session(tmp_path, "--seconds", "150", "--reserve", "30", "--preset", "smoke", "--device", "cpu",
                    "--data", ".fashion-mnist-gz", "--", "--only", "lrn", "--seeds", "1", lent=True)
     said = done.stdout + done.stderr

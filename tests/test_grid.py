@@ -1,19 +1,19 @@
 """The plan and the grid: runs shared by claims planned once, in priority order; the pool, submitit and
 this process train the same weights; the time budget; the worker layouts; the generated sbatch script;
-and the one-way data flow (the training side never imports the report)."""
+and the sbatch script generated from the options (tests/test_layers.py checks the import graph)."""
 
-import ast
 import functools
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from reproduce import claims, estimates, grid, params, plan, results, slurm_options, submitit_jobs, train
-
-PACKAGE = Path(__file__).resolve().parents[1] / "reproduce"
+from reproduce.grids import estimates, grid, messages, slurm_options, submitit_jobs
+from reproduce.grids.layout import MAX_RUNS_PER_GPU, runs_per_gpu
+from reproduce.records import results
+from reproduce.spec import params, plan
+from reproduce.training import train
+from reproduce.verdicts import claims
 
 
 def train_ablation(name, preset, seeds, overrides, log=None, **options):
@@ -104,7 +104,7 @@ def test_a_failing_run_is_named_the_others_still_train_and_the_grid_exits_1(tiny
     monkeypatch.setattr(train, "run", flaky)
     lines = []
     summary = train_ablation("lrn", "smoke", 1, smoke_overrides(tiny_fashion, tmp_path), lines.append)
-    assert summary.count() == {"complete": 1, "failed": 1} and summary.exit_code == grid.EXIT_FAILED
+    assert summary.count() == {"complete": 1, "failed": 1} and summary.exit_code == messages.EXIT_FAILED
     assert any(line.startswith("  FAILED ") and "disk full" in line for line in lines)
     # it raised before train.run could write a record: the claim has a run missing
     assert claims.evaluate(plan.load_registry()["C3"], "smoke", 1, tmp_path).verdict == "missing"
@@ -148,7 +148,7 @@ def test_a_run_whose_estimate_exceeds_the_budget_is_not_started(tiny_fashion, tm
             epoch["images_per_s"] = 0.02  # as if it had trained at one image a minute on this machine
         results.write_record(path, record)
     summary = train_ablation("lrn", "smoke", 2, overrides, time_budget=60)
-    assert summary.actions() == {"reused": 2, "not started": 2} and summary.exit_code == grid.EXIT_STOPPED
+    assert summary.actions() == {"reused": 2, "not started": 2} and summary.exit_code == messages.EXIT_STOPPED
     assert all("(earlier records of this network), " in r.detail for r in summary.results if r.action == "not started")
 
 
@@ -156,7 +156,7 @@ def test_a_run_stopped_by_the_budget_is_checkpointed_and_a_rerun_goes_on(tiny_fa
     monkeypatch.setattr(estimates.Estimator, "seconds", lambda self, config: estimates.Estimate(0.0, 0.0, "the test"))
     overrides = smoke_overrides(tiny_fashion, tmp_path / "budget", epochs=40)
     stopped = train_ablation("lrn", "smoke", 1, overrides, time_budget=1)
-    assert stopped.count()["running"] >= 1 and stopped.exit_code == grid.EXIT_STOPPED
+    assert stopped.count()["running"] >= 1 and stopped.exit_code == messages.EXIT_STOPPED
     assert set(stopped.count()) <= {"running", "missing"}
     finished = train_ablation("lrn", "smoke", 1, overrides)
     assert finished.actions() == {"trained": 2} and finished.count() == {"complete": 2}
@@ -199,10 +199,10 @@ def test_on_a_gpu_small_nets_share_it_and_the_paper_net_has_it_alone(monkeypatch
     layout = grid.worker_layout(grid.parse_options({}), params.resolve({"device": "cuda"}), runs)
     four_layer = next(r.config for r in runs if r.network == "four-layer")
     paper_net = next(r.config for r in runs if r.network == "alexnet")
-    assert grid.runs_per_gpu(four_layer) == grid.MAX_RUNS_PER_GPU and grid.runs_per_gpu(paper_net) == 1
-    assert layout.groups == {0: grid.MAX_RUNS_PER_GPU}
+    assert runs_per_gpu(four_layer) == MAX_RUNS_PER_GPU and runs_per_gpu(paper_net) == 1
+    assert layout.groups == {0: MAX_RUNS_PER_GPU}
     loads = {0: 0.0}
-    for _ in range(grid.MAX_RUNS_PER_GPU):
+    for _ in range(MAX_RUNS_PER_GPU):
         assert layout.place(four_layer, loads) == 0
         loads[0] += layout.share(four_layer, 0)
     assert layout.place(four_layer, loads) is False and layout.place(paper_net, {0: 0.25}) is False
@@ -280,68 +280,3 @@ def test_the_sbatch_script_carries_the_slurm_options(tmp_path, monkeypatch):
                  "#SBATCH --signal=USR2@90", "#SBATCH --job-name=alexnet-grid"):
         assert line in script, line
     assert "submitit.core._submit" in script
-
-
-# ----------------------------------------------------------------------------- the one-way data flow
-
-TRAINING_SIDE = {"params", "plan", "distributed", "rank_signals", "data", "models", "alexnet", "cifar_nets", "layers",
-                 "augment", "batches",
-                 "lighting", "execution", "train", "runner", "results", "equivalence", "grid", "budget", "slurm_options",
-                 "submitit_jobs",
-                 "estimates", "flops", "git", "locks", "runs_index",
-                 "analysis", "neighbours", "architecture", "faults"}
-REPORT_SIDE = {"claims", "stats", "registrations", "code_history", "run_pages", "figures", "notebook", "book", "pipeline",
-               "wording", "pilot", "book_inputs", "claims_page", "methods_page", "environment_page", "md", "forest"}
-ENTRY_POINTS = {"__init__", "__main__", "cli", "bench", "d2l_baseline", "pack"}
-
-
-def package_imports():
-    """module -> the package's modules it imports (anywhere in it, top level or inside functions)."""
-    graph = {}
-    for path in PACKAGE.glob("*.py"):
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == "reproduce":
-                found |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reproduce."):
-                found.add(node.module.split(".")[1])
-            elif isinstance(node, ast.Import):
-                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("reproduce.")}
-        graph[path.stem] = found - {path.stem}
-    return graph
-
-
-def test_every_module_has_a_side_and_the_training_side_never_reaches_the_report():
-    graph = package_imports()
-    assert set(graph) == TRAINING_SIDE | REPORT_SIDE | ENTRY_POINTS
-    for module in TRAINING_SIDE:
-        reached, frontier = set(), {module}
-        while frontier:
-            frontier = {m for f in frontier for m in graph[f]} - reached
-            reached |= frontier
-        assert not reached & REPORT_SIDE, f"{module} reaches {reached & REPORT_SIDE}"
-
-
-def test_the_import_graph_has_no_cycle_lazy_imports_included():
-    graph = package_imports()
-
-    def reaches(start, target, seen=()):
-        return any(n == target or (n not in seen and reaches(n, target, (*seen, n))) for n in graph[start])
-
-    assert not [module for module in graph if reaches(module, module)]
-
-
-def test_the_declarations_import_no_torch():
-    """The claims schema and the parameters sit at the bottom: reading them needs neither torch nor the trainer."""
-    code = "import sys, reproduce.plan, reproduce.params; print(sorted(m for m in sys.modules if m == 'torch' or " \
-           "m.startswith('reproduce')))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "['reproduce', 'reproduce.params', 'reproduce.plan', 'reproduce.results']"
-
-
-def test_the_runner_alone_decides_reuse():
-    """The training loop trains whatever it is given; only runner.py reads a run's state to skip it."""
-    graph_text = {path.stem: path.read_text() for path in PACKAGE.glob("*.py")}
-    assert "run_state" not in graph_text["train"]
-    assert "train_planned" in graph_text["grid"] and "train.run(" not in graph_text["grid"]
-    assert "record, trained = run(config, deadline, finish)" in graph_text["runner"]

@@ -4,14 +4,15 @@ import math
 
 import pytest
 import torch
+from formats import trust_generated_cifar10, write_cifar10
 from torchvision.datasets import CIFAR10
 
-from formats import trust_generated_cifar10, write_cifar10
-from reproduce import params, train
-from reproduce.augment import BatchTransform
-from reproduce.lighting import add_lighting, fit_colour_pca, lighting_on, lighting_shifts
-from reproduce.params import ParamError
-from reproduce.neighbours import label_agreement, nearest_neighbours
+from reproduce.datasets.augment import BatchTransform
+from reproduce.datasets.lighting import add_lighting, fit_colour_pca, lighting_on, lighting_shifts
+from reproduce.runs.neighbours import label_agreement, nearest_neighbours
+from reproduce.spec import params
+from reproduce.spec.params import ParamError
+from reproduce.training import train
 
 # A colour distribution with known principal components: a rotation Q and variances 900, 100, 4.
 ANGLE = math.pi / 5

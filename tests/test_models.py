@@ -4,11 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from reproduce import params
-from reproduce.alexnet import BIAS_ONE
-from reproduce.layers import GroupedLRN, LocallyConnected2d, SpatialLRN
-from reproduce.alexnet import KERNEL_PLANS, MIDDLE_CONVS
-from reproduce.models import BUILDERS, CHOICES, MODEL_KEYS, build_model, describe, input_size, layer_table
+from reproduce.nets.alexnet import BIAS_ONE, KERNEL_PLANS, MIDDLE_CONVS
+from reproduce.nets.layers import GroupedLRN, LocallyConnected2d, SpatialLRN
+from reproduce.nets.models import BUILDERS, MODEL_KEYS, build_model, describe, input_size, layer_table
+from reproduce.spec import params
 
 PAPER_NET = {"model": "alexnet", "groups": 2}
 SMALL_NET = {"model": "alexnet-small", "width": 0.25, "in_channels": 1, "num_classes": 10}
@@ -313,14 +312,14 @@ def test_lrn_switch_removes_the_lrn_layers():
 
 
 @pytest.mark.parametrize("cfg, key, allowed", [
-    ({"model": "alexnet", "groups": 3}, "groups", "[1, 2]"),
-    ({"model": "vgg"}, "model", "'alexnet'"),
-    ({"model": "alexnet", "activation": "sigmoid"}, "activation", "'tanh'"),
-    ({"model": "alexnet", "pooling": "avg"}, "pooling", "'non-overlapping'"),
-    ({"model": "alexnet", "bias_init": "one"}, "bias_init", "'zero'"),
-    ({"model": "alexnet", "lrn": 1}, "lrn", "True"),
+    ({"model": "alexnet", "groups": 3}, "groups", "one of 1, 2"),
+    ({"model": "vgg"}, "model", "one of alexnet, alexnet-small"),
+    ({"model": "alexnet", "activation": "sigmoid"}, "activation", "one of relu, tanh"),
+    ({"model": "alexnet", "pooling": "avg"}, "pooling", "non-overlapping"),
+    ({"model": "alexnet", "bias_init": "one"}, "bias_init", "zero"),
+    ({"model": "alexnet", "lrn": 1}, "lrn", "on/off"),
     ({"model": "alexnet", "kernels": "half", "groups": 2}, "groups", "[1]"),
-    ({"model": "alexnet", "remove_conv": "conv2"}, "remove_conv", "'conv3'"),
+    ({"model": "alexnet", "remove_conv": "conv2"}, "remove_conv", "conv3"),
     ({"model": "cifar-18pct", "remove_conv": "conv3"}, "remove_conv", "'none'"),
     ({"model": "cifar-11pct", "kernels": "half"}, "kernels", "'paper'"),
     ({"model": "cifar-18pct", "groups": 2}, "groups", "[1]"),
@@ -370,5 +369,5 @@ def test_the_models_read_the_one_declaration_of_names_choices_and_defaults():
     assert tuple(BUILDERS) == params.MODELS == params.BY_NAME["model"].choices
     assert params.BY_NAME["kernels"].choices == tuple(KERNEL_PLANS)
     assert params.BY_NAME["remove_conv"].choices == ("none", *MIDDLE_CONVS)
-    assert set(MODEL_KEYS) <= set(params.BY_NAME) and CHOICES["lrn"] == (True, False)
+    assert MODEL_KEYS == tuple(p.name for p in params.PARAMS if p.builds_model) and "lrn" in MODEL_KEYS
     assert build_model({"model": "alexnet-small", "in_channels": 1, "num_classes": 10}).conv1.out_channels == 96

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import book_inputs, claims_page, notebook, params
+from reproduce.report import book_inputs, claims_page, notebook
+from reproduce.spec import params
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "experiments").glob("*.ipynb"))
@@ -65,7 +66,7 @@ def test_auto_preset_and_default_seeds():
 
 
 def test_with_train_off_a_notebook_reads_and_never_trains(monkeypatch, tmp_path, capsys):
-    from reproduce import grid
+    from reproduce.grids import grid
 
     monkeypatch.setattr(grid, "run_grid", lambda *args, **kwargs: pytest.fail("trained"))
     study = notebook.start("lrn", {"preset": "smoke", "train": "off", "results_dir": str(tmp_path)})
@@ -86,7 +87,7 @@ def test_a_bad_notebook_parameter_is_one_line_first_with_the_nearest_name(tmp_pa
 
 
 def test_a_notebook_whose_outputs_are_the_same_keeps_its_file_and_paths_are_relative(tmp_path):
-    from reproduce import pipeline
+    from reproduce.report import pipeline
 
     def executed(started: str) -> dict:
         return {"metadata": {"papermill": {"start_time": started, "end_time": started, "duration": 1.0,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from reproduce import params
-from reproduce.params import ParamError
+from reproduce.spec import params
+from reproduce.spec.params import ParamError
 
 
 def test_defaults_are_the_papers_recipe():

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import params, results
+from reproduce.records import dataframe, provenance, results
+from reproduce.records import declared as declared_code
+from reproduce.spec import params, run_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,13 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_hash_ignores_execution_details_but_not_the_experiment(tmp_path):
     base = params.resolve()
     moved = params.resolve({"results_dir": str(tmp_path), "device": "cpu", "progress": "off"})
-    assert results.config_hash(base) == results.config_hash(moved)
-    assert results.config_hash(base) != results.config_hash(params.resolve({"lrn": "off"}))
-    assert results.config_hash(base) != results.config_hash(params.resolve({"seed": 1}))
+    assert run_ids.config_hash(base) == run_ids.config_hash(moved)
+    assert run_ids.config_hash(base) != run_ids.config_hash(params.resolve({"lrn": "off"}))
+    assert run_ids.config_hash(base) != run_ids.config_hash(params.resolve({"seed": 1}))
 
 
 def test_run_id_is_a_safe_file_name():
-    run_id = results.run_id(params.resolve())
+    run_id = run_ids.run_id(params.resolve())
     assert "/" not in run_id and run_id.startswith("alexnet_fashion-mnist_s0_")
 
 
@@ -56,11 +58,10 @@ def test_the_run_state_of_a_record_of_the_current_code(tmp_path, status, state, 
 
 
 def test_other_training_code_is_stale_unless_declared_equivalent(tmp_path, monkeypatch):
-    from reproduce import equivalence
 
     config = params.resolve({"results_dir": str(tmp_path)})
     record = _write(tmp_path, config, "complete")
-    monkeypatch.setattr(results, "training_digest", lambda: "b" * 64)  # as after an edit of train.py
+    monkeypatch.setattr(provenance, "training_digest", lambda: "b" * 64)  # as after an edit of train.py
     assert results.run_state(tmp_path, config).state == "stale"
     earlier = record["code"]["training_sha256"]
     declared = tmp_path / "equivalent_code.toml"
@@ -68,7 +69,7 @@ def test_other_training_code_is_stale_unless_declared_equivalent(tmp_path, monke
                         f'later_commit = "y"\nwhy = "a refactor"\nevidence = "e.json"\n\n'
                         f'[[change]]\nearlier = "{"a" * 64}"\nlater = "{"b" * 64}"\nearlier_commit = "y"\n'
                         f'later_commit = "z"\nwhy = "another"\nevidence = "f.json"\n')
-    monkeypatch.setattr(equivalence, "DECLARATIONS", declared)
+    monkeypatch.setattr(declared_code, "DECLARATIONS", declared)
     assert results.run_state(tmp_path, config).state == "complete"  # through the chain earlier -> a -> b
 
 
@@ -85,7 +86,7 @@ def test_load_records_gives_a_row_per_run_and_keeps_unreadable_ones(tmp_path):
     _write(tmp_path, params.resolve({"seed": 0}), "complete", 0.2)
     _write(tmp_path, params.resolve({"seed": 1, "lrn": "off"}), "diverged", 0.9)
     (results.runs_dir(tmp_path) / "broken.json").write_text('{"status": "compl')
-    frame = results.load_records(tmp_path).set_index("status")
+    frame = dataframe.load_records(tmp_path).set_index("status")
     assert sorted(frame.index) == ["complete", "diverged", "unreadable"]
     assert frame.loc["complete", "final_test_top1_error"] == 0.2
     assert frame.loc["diverged", "lrn"] == False  # noqa: E712 (a numpy bool)
@@ -111,22 +112,22 @@ def test_a_parameter_added_at_its_default_leaves_every_committed_config_hash_unc
     assert len(committed) >= 100
     for record in committed:
         written_before = dict(record["config"])  # a config without the new parameter
-        assert results.config_hash(written_before) == record["config_hash"]
-        assert results.config_hash({**written_before, "new_switch": False}) == record["config_hash"]
-        assert results.config_hash({**written_before, "new_switch": True}) != record["config_hash"]
+        assert run_ids.config_hash(written_before) == record["config_hash"]
+        assert run_ids.config_hash({**written_before, "new_switch": False}) == record["config_hash"]
+        assert run_ids.config_hash({**written_before, "new_switch": True}) != record["config_hash"]
 
 
 def test_editing_prose_in_a_training_module_leaves_the_training_digest_unchanged(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "reproduce", tmp_path / "reproduce")
-    monkeypatch.setattr(results, "PROJECT_ROOT", tmp_path)
-    before = results.training_digest()
-    module = tmp_path / "reproduce" / "train.py"
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", tmp_path)
+    before = provenance.training_digest()
+    module = tmp_path / "reproduce" / "training" / "train.py"
     code = module.read_text()
     reworded = code.replace('"""Training: one readable loop', '"""Training, in other words: one readable loop', 1)
     reworded = reworded.replace("# the loss in fp32 whatever the autocast", "# fp32, whatever autocast does", 1)
     reworded = reworded.replace('    """Train one epoch, evaluate', '    """Train one epoch, then evaluate', 1)
     assert reworded.count("\n") == code.count("\n") and reworded != code
     module.write_text(reworded + "\n\n# a comment at the end\n")
-    assert results.training_digest() == before
+    assert provenance.training_digest() == before
     module.write_text(code.replace("group[\"lr\"] /= 10", "group[\"lr\"] /= 10.0", 1))
-    assert results.training_digest() != before
+    assert provenance.training_digest() != before

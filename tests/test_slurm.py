@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 import slurm_cluster
-from reproduce import results
 from test_faults import cli_run, covers, grid_command, wait_for
 from test_grid import digests, smoke_overrides, train_ablation
+
+from reproduce.records import results
 
 ROOT = Path(__file__).resolve().parents[1]
 ON_SLURM = ("--executor", "submitit")

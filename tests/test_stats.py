@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from reproduce import stats
+from reproduce.verdicts import stats
 
 
 @pytest.mark.parametrize("df, expected", [(1, 12.706), (2, 4.303), (10, 2.228), (30, 2.042),

@@ -1,15 +1,18 @@
 """The trainer: real steps for every switch, resume after interruption, divergence, records."""
 
 import math
+import time
 
 import pytest
 import torch
 
-import time
-
-from reproduce import environment_page, params, results, runner, train
-from reproduce.execution import Execution
-from reproduce.models import build_model, input_size
+from reproduce.nets.models import build_model, input_size
+from reproduce.records import results
+from reproduce.report import environment_page
+from reproduce.runs import runner
+from reproduce.spec import params, run_ids
+from reproduce.training import checkpoints, train
+from reproduce.training.execution import Execution
 
 PLAIN = Execution(torch.device("cpu"), "fp32", compile=False, memory_format=torch.contiguous_format)
 
@@ -68,7 +71,7 @@ def test_a_run_writes_a_complete_self_describing_record(tiny_fashion, tmp_path):
     record = train.run(config)
     assert record["status"] == "complete"
     saved = results.read_record(results.record_path(tmp_path, config))
-    assert saved["config_hash"] == results.config_hash(config)
+    assert saved["config_hash"] == run_ids.config_hash(config)
     epoch = saved["epochs"][-1]
     for key in ("train_loss", "train_error", "val_loss", "val_top1_error", "test_loss", "test_top1_error", "test_top5_error",
                 "train_time_s", "eval_time_s", "images_per_s", "peak_memory_bytes", "lr"):
@@ -152,7 +155,7 @@ def test_a_checkpoint_from_another_config_is_refused(tiny_fashion, tmp_path):
     other = tiny_config(tiny_fashion, tmp_path, epochs=1, seed=1)
     results.checkpoint_path(tmp_path, other).write_bytes(
         results.checkpoint_path(tmp_path, config).read_bytes())
-    with pytest.raises(train.CheckpointMismatch, match="refusing"):
+    with pytest.raises(checkpoints.CheckpointMismatch, match="refusing"):
         train.run(other)
 
 
@@ -184,7 +187,7 @@ def test_schedule_divides_the_lr_after_patience_at_most_max_drops_times():
 def test_the_seeds_d2l_recipe_trains_a_few_steps_and_the_book_sets_it_beside_their_numbers(tiny_fashion, tmp_path):
     """d2l's recipe as one planned run: whole images resized to 224 (no crop), pixels / 255 with nothing
     subtracted, plain SGD; the environment page shows it beside the seed notes' loss, accuracies and img/s."""
-    from reproduce import plan
+    from reproduce.spec import plan
 
     shrunk = {"epochs": 1, "train_limit": 64, "test_limit": 32}
     config = params.resolve({"data_dir": str(tiny_fashion), "results_dir": str(tmp_path), "device": "cpu",
