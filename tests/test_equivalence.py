@@ -56,3 +56,39 @@ def test_a_change_that_alters_the_numbers_is_caught(tiny_fashion, tmp_path):
     evidence = equivalence.compare_trees(earlier, later, tiny_fashion, one)
     assert evidence["earlier"]["training_sha256"] != evidence["later"]["training_sha256"]
     assert not evidence["all_identical"] and evidence["runs"][0]["later_weights"] is not None
+
+
+ANALYSIS_BEFORE = ("reproduce/analysis.py", "reproduce/neighbours.py")  # before the layer folders
+
+
+def analysis_units(commit):
+    """(name -> portable unit) of the analysis code at a commit, wherever it lived then."""
+    import re
+
+    from reproduce.records import provenance
+    from reproduce.runs import analysis
+
+    units = {}
+    for paths in (tuple(f"reproduce/{name}" for name in analysis.ANALYSIS_CODE), ANALYSIS_BEFORE):
+        found = [subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True).stdout
+                 for path in paths]
+        if all(found):
+            for body in found:
+                for unit in provenance.portable_units(body.decode()):
+                    named = re.search(r"^(?:async def|def|class)\s+(\w+)|^(\w+)\s*[:=]", unit, re.M)
+                    units[(named.group(1) or named.group(2)) if named else unit] = unit
+            return units
+    raise AssertionError(f"no analysis code at {commit}")
+
+
+@pytest.mark.parametrize("entry", declared.load_declarations(kind="analysis"), ids=lambda d: d.earlier_commit[:8])
+def test_a_declared_move_of_the_analysis_code_changed_only_its_own_digest(entry):
+    """The measures of final weights were not changed: the analysis code's definitions differ between the two
+    commits only in those the declaration names, which compute and check its own digest."""
+    for commit in (entry.earlier_commit, entry.later_commit):
+        if not in_history(commit):
+            pytest.skip(f"commit {commit[:10]} is not in this clone's history (a shallow clone?)")
+    before, after = analysis_units(entry.earlier_commit), analysis_units(entry.later_commit)
+    changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+    named = set(entry.evidence.split(": ", 1)[1].split(", "))
+    assert changed <= named and "compute" not in changed and "crop_errors" not in changed, changed

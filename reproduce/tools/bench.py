@@ -256,10 +256,11 @@ def _timed(loop, steps: int, device: torch.device) -> float:
 # train.train_one_epoch), on the same config less the parameters that version does not know.
 _AGAINST_DRIVER = """
 import json, math, sys, time, torch
-try:
+from pathlib import Path
+if Path("reproduce/spec/params.py").exists():  # this tree's own layout (see tools/equivalence.py's driver)
     from reproduce.spec import params
     from reproduce.training import train
-except ImportError:  # a commit from before the layer folders
+else:  # a commit from before the layer folders
     from reproduce import params, train
 config, seconds, warmup = json.loads(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 config = params.resolve({k: v for k, v in config.items() if k in params.BY_NAME})

@@ -65,9 +65,11 @@ _DRIVER = """
 import json, sys
 from pathlib import Path
 from reproduce import cli
-try:
+# This tree's own modules, by its own layout: an installed checkout of the project would answer an import of a
+# module this tree lacks.
+if Path("reproduce/records/provenance.py").exists():
     from reproduce.records import provenance
-except ImportError:  # a commit from before the layer folders
+else:  # a commit from before the layer folders
     from reproduce import results as provenance
 runs, scratch, data_dir = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 weights = {}
