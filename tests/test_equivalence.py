@@ -48,7 +48,7 @@ def test_a_change_that_alters_the_numbers_is_caught(tiny_fashion, tmp_path):
     shutil.copytree(ROOT / "reproduce", earlier / "reproduce")
     later = tmp_path / "later"
     shutil.copytree(earlier, later)
-    train = later / "reproduce" / "train.py"
+    train = later / "reproduce" / "training" / "train.py"
     source = train.read_text()
     assert 'config["seed"] * 1_000_003 + epoch' in source
     train.write_text(source.replace('config["seed"] * 1_000_003 + epoch', 'config["seed"] * 1_000_003 + epoch + 1'))

@@ -461,9 +461,9 @@ def test_parameters_are_parsed_as_data_and_the_package_never_evaluates_code():
         params.BY_NAME["epochs"].parse("__import__('os').system('true')")
     code_runners = re.compile(r"(?<![.\w])(eval|exec)\(|pickle\.loads?\(|weights_only=False")
     package = HERE.parent / "reproduce"
-    offenders = [f"{path.name}:{n}" for path in package.glob("*.py")
+    offenders = [f"{path.name}:{n}" for path in package.rglob("*.py")
                  for n, line in enumerate(path.read_text().splitlines(), 1) if code_runners.search(line)]
     assert offenders == []
-    loads = [line for path in package.glob("*.py") for line in path.read_text().splitlines()
+    loads = [line for path in package.rglob("*.py") for line in path.read_text().splitlines()
              if "torch.load(" in line]
     assert loads and all("weights_only=True" in line for line in loads)
