@@ -148,6 +148,28 @@ def test_input_sizes():
     assert [input_size(m) for m in params.MODELS] == [227, 32, 224, 32, 24]
 
 
+@pytest.mark.parametrize("side, pooled", [(0, {"overlapping": 3, "non-overlapping": 4}),
+                                          (31, {"overlapping": 3, "non-overlapping": 3})])
+def test_at_31_px_both_pooling_arms_leave_conv5_the_same_map_as_the_papers_do_at_227(side, pooled):
+    """At 32 px 2x2 pooling leaves conv5 a 4x4 map against 3x3 (a confound of C4); at 31 px both give 3x3,
+    as both give 6x6 in the paper's net at 227 px."""
+    for pooling, want in pooled.items():
+        config = {"model": "alexnet-small", "width": 0.125, "pooling": pooling, "input_side": side, "in_channels": 1,
+                  "num_classes": 10}
+        rows = {row["name"]: row["output_shape"] for row in layer_table(config)}
+        assert rows["pool5"][1:] == (want, want)
+        model = build_model(config)
+        assert model(torch.zeros(2, 1, side or 32, side or 32)).shape == (2, 10)
+    paper = {p: {r["name"]: r["output_shape"] for r in layer_table({**PAPER_NET, "pooling": p})}["pool5"][1:]
+             for p in pooled}
+    assert set(paper.values()) == {(6, 6)}
+
+
+def test_only_the_alexnet_family_takes_another_input_side():
+    with pytest.raises(params.ParamError, match="input_side must be 0 for cifar-18pct"):
+        build_model({"model": "cifar-18pct", "input_side": 31})
+
+
 # --- the C4 rule: both pooling arms share identical FC layers ----------------------------
 
 def test_paper_net_needs_no_resize_for_non_overlapping_pooling():

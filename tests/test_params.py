@@ -41,6 +41,9 @@ def test_values_are_parsed_from_text_or_python(name, text, expected):
     ("model", "vgg16", "alexnet"),
     ("dataset", "mnist", "fashion-mnist"),
     ("lr", "nan", "out of range"),
+    ("lr_drop_epochs", "31,22", "increasing epochs"),
+    ("lr_drop_epochs", "0,5", "increasing epochs"),
+    ("lr_drop_epochs", "22;31", "increasing epochs"),
 ])
 def test_bad_values_name_the_parameter_and_what_is_allowed(name, value, must_mention):
     with pytest.raises(ParamError) as error:

@@ -178,10 +178,22 @@ def test_cpu_training_is_deterministic_for_a_seed(tiny_fashion, tmp_path):
 def test_schedule_divides_the_lr_after_patience_at_most_max_drops_times():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
     schedule = train.Schedule(patience=1, max_drops=2)
-    for error in [0.5, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]:
-        schedule.step(error, optimizer)
+    for epoch, error in enumerate([0.5, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4], start=1):
+        schedule.step(error, optimizer, epoch)
     assert schedule.drops == 2
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0001)
+
+
+def test_a_fixed_schedule_drops_after_its_epochs_whatever_the_validation_error(tiny_fashion, tmp_path):
+    """lr_drop_epochs 1,3: epoch 1 at the lr, 2-3 at a tenth, 4 at a hundredth; the plateau rule is off."""
+    record = train.run(tiny_config(tiny_fashion, tmp_path, epochs=4, lr_drop_epochs="1,3", lr_patience=0))
+    assert [e["lr"] for e in record["epochs"]] == pytest.approx([0.01, 0.001, 0.001, 0.0001])
+    assert record["config"]["lr_drop_epochs"] == "1,3"
+    plateau = train.Schedule(patience=0, max_drops=3, at_epochs=(5,))
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    for epoch in range(1, 5):
+        plateau.step(0.5, optimizer, epoch)  # never improving: the plateau rule would have dropped thrice
+    assert optimizer.param_groups[0]["lr"] == 0.01
 
 
 def test_the_seeds_d2l_recipe_trains_a_few_steps_and_the_book_sets_it_beside_their_numbers(tiny_fashion, tmp_path):

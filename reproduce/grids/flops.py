@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from reproduce.nets.layers import GroupedLRN
-from reproduce.nets.models import MODEL_DEFAULTS, build_model, input_size
+from reproduce.nets.models import MODEL_DEFAULTS, build_model, input_side
 from reproduce.spec.params import DATASETS
 
 # Dense peak TFLOP/s from NVIDIA's datasheets: (bf16 tensor cores, tf32 tensor cores). fp32
@@ -45,7 +45,7 @@ def _training_flops(architecture: tuple, in_channels: int, num_classes: int) -> 
 
     config = dict(architecture)
     model = build_model({**config, "in_channels": in_channels, "num_classes": num_classes})
-    side = input_size(config["model"])
+    side = input_side(config)
     images = torch.randn(2, in_channels, side, side)
     with torch.no_grad(), FlopCounterMode(display=False) as whole:
         model(images)

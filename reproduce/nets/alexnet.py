@@ -9,7 +9,7 @@ act/lrn/pool/drop layers numbered after the layer they follow.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -61,14 +61,19 @@ KERNEL_PLANS = {"paper": PAPER_CONV_WIDTHS, "half": HALF_CONV_WIDTHS}
 MIDDLE_CONVS = ("conv3", "conv4", "conv5")  # section 7: "removing any of the middle layers"
 
 
+def _sized(stem: Stem, config: dict) -> Stem:
+    """The stem for config's input_side (0: the stem's own side)."""
+    return replace(stem, input_side=config["input_side"]) if config.get("input_side") else stem
+
+
 def build_alexnet(config: dict) -> nn.Sequential:
     """The paper's net; groups=2 is its two-GPU connectivity (60,965,224 parameters)."""
-    return _build_family(config, IMAGENET_STEM)
+    return _build_family(config, _sized(IMAGENET_STEM, config))
 
 
 def build_alexnet_small(config: dict) -> nn.Sequential:
     """The same layer plan for 32 px inputs, small enough to train on a CPU at width 0.25."""
-    return _build_family(config, SMALL_STEM)
+    return _build_family(config, _sized(SMALL_STEM, config))
 
 
 def build_d2l_alexnet(config: dict) -> nn.Sequential:

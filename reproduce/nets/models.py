@@ -37,6 +37,8 @@ MODEL_KEYS = tuple(p.name for p in params.PARAMS if p.builds_model)
 MODEL_DEFAULTS = {**{key: params.BY_NAME[key].default for key in MODEL_KEYS}, "in_channels": 3, "num_classes": 1000}
 # The AlexNet family's variants; the cuda-convnet nets have their own fixed layer plans.
 ALEXNET_ONLY = {"kernels": "paper", "remove_conv": "none"}
+# The nets whose input side can change (input_side): their fc6 takes whatever map conv5's pool leaves.
+SIDE_FREE = ("alexnet", "alexnet-small")
 
 
 def resolve_config(config: dict) -> dict:
@@ -47,6 +49,9 @@ def resolve_config(config: dict) -> dict:
         if params.BY_NAME[key].type is bool and not isinstance(resolved[key], bool):
             raise params.ParamError(f"{key}: {resolved[key]!r} is not on/off; expected {params.BY_NAME[key].allowed()}")
     resolved.update(params.validate({key: resolved[key] for key in MODEL_KEYS}))
+    if resolved["input_side"] and resolved["model"] not in SIDE_FREE:
+        raise params.ParamError(f"input_side must be 0 for {resolved['model']} (only {' and '.join(SIDE_FREE)} "
+                                f"take another side), got {resolved['input_side']!r}")
     if resolved["model"].startswith("cifar"):
         for key, paper in ALEXNET_ONLY.items():
             if resolved[key] != paper:
@@ -77,6 +82,11 @@ def input_size(model_name: str) -> int:
     return INPUT_SIZES[model_name]
 
 
+def input_side(config: dict) -> int:
+    """Side in pixels of the crops this config's network takes: its input_side, else the model's own."""
+    return config.get("input_side") or input_size(config["model"])
+
+
 def layer_table(config: dict) -> list[dict]:
     """One dict per layer: name, kind, detail, output_shape (C,H,W or (N,)), params, neurons.
 
@@ -84,7 +94,7 @@ def layer_table(config: dict) -> list[dict]:
     output units of conv, locally-connected and FC layers (before pooling), as in Fig. 2.
     """
     resolved = resolve_config(config)
-    side = input_size(resolved["model"])
+    side = input_side(resolved)
     shape = (resolved["in_channels"], side, side)
     rows = []
     for name, module in build_model(resolved).named_children():
@@ -242,7 +252,7 @@ def _variant_notes(config: dict) -> list[str]:
 
 
 def _input_note(config: dict) -> str:
-    side = input_size(config["model"])
+    side = input_side(config)
     if config["model"] == "alexnet-small":
         return (f"input {side}x{side}: conv1 is 5x5 stride 1 pad 2 instead of 11x11 stride 4, "
                 "which would leave almost nothing of a 28-32 px image")

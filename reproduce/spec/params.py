@@ -13,8 +13,9 @@ machine or directory is recognised as the same run.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 # The networks reproduce.nets.models builds, and the datasets reproduce.datasets.data loads with their channels
 # (known without loading anything: whether a claim about colour, C9 or C16, can be tested on them).
@@ -44,6 +45,9 @@ class Param:
     added_later: bool = False
     # The network's own: reproduce.nets.models reads every parameter marked so, and only those, to build it.
     builds_model: bool = False
+    # A text parameter's own rule: a test of the value, and what it allows in words.
+    valid: Callable[[str], bool] | None = None
+    valid_help: str = ""
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values, for error messages."""
@@ -54,7 +58,7 @@ class Param:
         if self.type is bool:
             return "on/off (true/false)"
         if self.type is str:
-            return "any text"
+            return self.valid_help or "any text"
         low = "-inf" if self.minimum is None else show_value(self.minimum)
         high = "inf" if self.maximum is None else show_value(self.maximum)
         closing = ")" if self.max_exclusive or self.maximum is None else "]"
@@ -71,12 +75,27 @@ class Param:
             return
         if self.choices is not None and value not in self.choices:
             raise ParamError(f"{self.name}: {show_value(value)} is not allowed; expected {self.allowed()}")
+        if self.valid is not None and not self.valid(value):
+            raise ParamError(f"{self.name}: {value!r} is not allowed; expected {self.allowed()}")
         if self.type in (int, float):
             too_low = self.minimum is not None and value < self.minimum
             too_high = self.maximum is not None and (
                 value >= self.maximum if self.max_exclusive else value > self.maximum)
             if too_low or too_high or (self.type is float and not math.isfinite(value)):
                 raise ParamError(f"{self.name}: {show_value(value)} is out of range; expected {self.allowed()}")
+
+
+def increasing_epochs(value: str) -> bool:
+    """Empty, or whole epochs from 1 up, comma-separated, each after the one before."""
+    if re.fullmatch(r"(\d+(,\d+)*)?", value) is None:
+        return False
+    epochs = drop_epochs(value)
+    return all(a < b for a, b in zip((0, *epochs), epochs))
+
+
+def drop_epochs(value: str) -> tuple[int, ...]:
+    """lr_drop_epochs as numbers: () for the plateau rule."""
+    return tuple(int(epoch) for epoch in value.split(",")) if value else ()
 
 
 _TRUE = {"on", "true", "yes", "1"}
@@ -132,6 +151,10 @@ PARAMS: tuple[Param, ...] = (
     Param("weight_decay", float, 5e-4, "L2 weight decay", minimum=0, maximum=1),
     Param("lr_patience", int, 2, "epochs without a lower validation error before the lr drops tenfold", minimum=0),
     Param("lr_drops", int, 3, "most tenfold lr drops", minimum=0),
+    Param("lr_drop_epochs", str, "", "epochs after which the lr drops tenfold, increasing, comma-separated (a fixed "
+          "schedule, the same in every arm); empty = when the validation error stops improving (lr_patience, "
+          "lr_drops)", added_later=True, valid=increasing_epochs,
+          valid_help="empty, or increasing epochs such as 22,31,35"),
     Param("activation", str, "relu", "non-linearity of every hidden layer (C1)", choices=("relu", "tanh"), builds_model=True),
     Param("lrn", bool, True, "local response normalisation after conv1 and conv2 (C3)", builds_model=True),
     Param("pooling", str, "overlapping", "max-pooling windows (C4)", choices=("overlapping", "non-overlapping"), builds_model=True),
@@ -141,6 +164,8 @@ PARAMS: tuple[Param, ...] = (
     Param("kernels", str, "paper", "conv kernel counts (C2)", choices=("paper", "half"), builds_model=True),
     Param("remove_conv", str, "none", "middle conv layer left out (C15)", choices=("none", "conv3", "conv4", "conv5"), builds_model=True),
     Param("width", float, 1.0, "multiplier on every layer's width", minimum=0.01, maximum=4, builds_model=True),
+    Param("input_side", int, 0, "side in pixels of the AlexNet family's input crops; 0 = the model's own (227, or 32 "
+          "for alexnet-small)", minimum=0, maximum=512, added_later=True, builds_model=True),
     Param("bias_init", str, "paper", "initial biases (C12)", choices=("paper", "zero", "torch"), builds_model=True),
     Param("weight_init", str, "paper", "initial weights", choices=("paper", "he", "xavier"), builds_model=True),
     Param("input_scale", str, "raw", "scale of the input pixels", choices=("raw", "unit", "zero-one")),

@@ -26,8 +26,9 @@ from reproduce.datasets.batches import iterate_batches, to_device_if_fits
 from reproduce.datasets.data import load_dataset
 from reproduce.datasets.image_data import ImageData, pixel_std
 from reproduce.datasets.lighting import fit_colour_pca, lighting_on
-from reproduce.nets.models import build_model, canvas_size, input_size
+from reproduce.nets.models import build_model, canvas_size, input_side
 from reproduce.records import provenance, results
+from reproduce.spec.params import drop_epochs
 from reproduce.training.checkpoints import resume, save_checkpoint, weights_digest
 from reproduce.training.distributed import PeerLost, World
 from reproduce.training.execution import (
@@ -50,26 +51,36 @@ class Diverged(Exception):
 
 @dataclass
 class Schedule:
-    """lr / 10 when the validation error has not improved for `patience` epochs, at most `max_drops` times.
+    """lr / 10 when the validation error has not improved for `patience` epochs, at most `max_drops` times;
+    or, with `at_epochs`, after each of those epochs and never otherwise.
 
     The paper divides "when the validation error rate stopped improving". The validation images are
     held out of the training images (image_data.VALIDATION_IMAGES), so the test images never steer training.
+    A fixed schedule is the same in every arm: when the lr drops can then not depend on the arm.
     """
     patience: int
     max_drops: int
+    at_epochs: tuple[int, ...] = ()
     best: float = math.inf
     bad_epochs: int = 0
     drops: int = 0
 
-    def step(self, error: float, optimizer: torch.optim.Optimizer) -> None:
+    def step(self, error: float, optimizer: torch.optim.Optimizer, epochs_done: int) -> None:
+        if self.at_epochs:
+            if epochs_done in self.at_epochs:
+                self._drop(optimizer)
+            return
         if error < self.best:
             self.best, self.bad_epochs = error, 0
             return
         self.bad_epochs += 1
         if self.bad_epochs > self.patience and self.drops < self.max_drops:
-            for group in optimizer.param_groups:
-                group["lr"] /= 10
-            self.drops, self.bad_epochs = self.drops + 1, 0
+            self._drop(optimizer)
+
+    def _drop(self, optimizer: torch.optim.Optimizer) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] /= 10
+        self.drops, self.bad_epochs = self.drops + 1, 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "bad_epochs": self.bad_epochs, "drops": self.drops}
@@ -151,12 +162,12 @@ def build_trainer(config: dict[str, Any], world: World = World()) -> Trainer:
                                 weight_decay=config["weight_decay"])
     pca = fit_colour_pca(data.train_x) if lighting_on(config["lighting"], data.channels) else None
     mean, scale = _input_scaling(config, data, device)
-    transform = BatchTransform(input_size(config["model"]), data.stored_size, mean, config["augment"], scale, pca,
+    transform = BatchTransform(input_side(config), data.stored_size, mean, config["augment"], scale, pca,
                                canvas_size(config["model"]))
     # DDP averages the ranks' gradients in buckets as the backward produces them; then compile.
     replicated = DistributedDataParallel(model) if world.distributed else model
     trainer = Trainer(config, device, execution, data, model, execution.compiled(replicated), optimizer,
-                      Schedule(config["lr_patience"], config["lr_drops"]), transform,
+                      Schedule(config["lr_patience"], config["lr_drops"], drop_epochs(config["lr_drop_epochs"])), transform,
                       _place_splits(data, device, transform), graphs_before=compiled_graphs(), world=world)
     trainer.record = results.new_record(config, device_name(device))
     trainer.record["code"]["training_sha256"] = IMPORTED_TRAINING_CODE
@@ -226,7 +237,7 @@ def run_epoch(trainer: Trainer, epoch: int) -> None:
         "train_time_s": train_time, "eval_time_s": eval_time,
         "images_per_s": len(order) / train_time, "peak_memory_bytes": peak_memory(device),
     })
-    trainer.schedule.step(val_stats["val_top1_error"], trainer.optimizer)
+    trainer.schedule.step(val_stats["val_top1_error"], trainer.optimizer, epoch + 1)
 
 
 def _named(split: str, stats: dict[str, float]) -> dict[str, float]:
