@@ -171,3 +171,43 @@ def test_iterations_to_target_first_crossing_and_censoring():
     assert stats.iterations_to_target(curve, 0.25) == stats.Crossing(30, True)
     assert stats.iterations_to_target(curve, 0.4) == stats.Crossing(20, True)
     assert stats.iterations_to_target(curve, 0.1) == stats.Crossing(50, False)
+
+
+def test_the_constrained_holm_tests_first_at_alpha_over_the_claims_and_never_below_holm():
+    p = {("C1", "effect"): 0.001, ("C1", "small"): 0.9, ("C2", "effect"): 0.004, ("C2", "small"): 0.012,
+         ("C3", "effect"): 0.02, ("C3", "small"): 0.5}
+    levels = stats.constrained_holm_levels(p)
+    # three claims open: 0.05/3 for 0.001, 0.004 and 0.012 (C2's second: C1 and C3 still open, C2 closed after
+    # it); then C1 and C3 open: 0.05/2 = 0.025 clears 0.02; then C1 and C3 each one left: 0.05/2 stops at 0.5.
+    assert levels[("C1", "effect")] == levels[("C2", "effect")] == pytest.approx(0.05 / 3)
+    assert levels[("C2", "small")] == pytest.approx(0.05 / 3)
+    assert levels[("C3", "effect")] == pytest.approx(0.05 / 2)
+    assert levels[("C3", "small")] == levels[("C1", "small")] == pytest.approx(0.05 / 2)
+    holm = stats.holm_levels({f"{c}-{h}": v for (c, h), v in p.items()})
+    assert all(levels[key] >= holm[f"{key[0]}-{key[1]}"] for key in p)
+
+
+@pytest.mark.parametrize("effects", ["all at zero", "all at the threshold", "mixed"])
+def test_the_constrained_holms_family_wise_error_is_at_most_5_percent_by_simulation(effects):
+    """13 claims, 8 seeds each, a one-sided t test of each claim's two nulls (effect <= 0; effect >= 1);
+    each true effect on the boundary of one of its nulls, where the error is largest."""
+    rng = np.random.default_rng(31)
+    claims, seeds, reps = 13, 8, 4000
+    truth = {"all at zero": np.zeros(claims), "all at the threshold": np.ones(claims),
+             "mixed": np.arange(claims) % 2.0}[effects]
+    from scipy.stats import t as student
+
+    errors = 0
+    for _ in range(reps):
+        data = truth[:, None] + rng.standard_normal((claims, seeds))
+        centre, se = data.mean(axis=1), data.std(axis=1, ddof=1) / math.sqrt(seeds)
+        p_effect = student.sf(centre / se, seeds - 1)  # null: effect <= 0
+        p_small = student.cdf((centre - 1) / se, seeds - 1)  # null: effect >= 1
+        p = {**{(str(c), "effect"): p_effect[c] for c in range(claims)},
+             **{(str(c), "small"): p_small[c] for c in range(claims)}}
+        levels = stats.constrained_holm_levels(p)
+        true_nulls = [(str(c), "effect" if truth[c] == 0 else "small") for c in range(claims)]
+        errors += any(p[key] <= levels[key] for key in true_nulls)
+    rate = errors / reps
+    assert rate <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
+    assert rate > 0.02  # not so strict that it never errs: the first step is at alpha/13, not alpha/26

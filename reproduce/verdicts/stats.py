@@ -160,6 +160,32 @@ def holm_levels(p_values: Mapping[str, float], alpha: float = 1 - CONFIDENCE) ->
     return levels
 
 
+def constrained_holm_levels(p_values: Mapping[tuple[str, str], float],
+                            alpha: float = 1 - CONFIDENCE) -> dict[tuple[str, str], float]:
+    """Holm's step-down where the hypotheses of one claim cannot be true together (Shaffer 1986, method 2):
+    a claim's "no effect in the paper's direction" and "an effect at least the threshold" exclude each
+    other, so at most one hypothesis per claim is true. The k-th smallest p is tested at alpha / t, t the
+    number of claims that still have a hypothesis not rejected (each can hold at most one true null),
+    instead of alpha / (m - k); t is never more than Holm's m - k, and with two per claim the first step is at
+    alpha / claims, not alpha / (2 claims). Keys are (claim, hypothesis); an untestable one counts at p = 1.
+    Levels are reported as holm_levels does: where it stops, the rest are decided at that level."""
+    tested = sorted((1.0 if math.isnan(p) else p, key) for key, p in p_values.items())
+    open_claims = {}
+    for _, (claim, _) in tested:
+        open_claims[claim] = open_claims.get(claim, 0) + 1
+    levels, stopped = {}, None
+    for p, key in tested:
+        level = alpha / len(open_claims)
+        if stopped is None and p > level:
+            stopped = level
+        levels[key] = stopped if stopped is not None else level
+        if stopped is None:
+            open_claims[key[0]] -= 1
+            if not open_claims[key[0]]:
+                del open_claims[key[0]]
+    return levels
+
+
 def one_sided_bound(interval: Interval, level: float, lower: bool) -> float:
     """The one-sided (1 - level) confidence bound of the interval's mean (on the ratio scale for a ratio):
     the lower one clears a null exactly when the one-sided test of "at most the null" rejects at `level`."""
