@@ -22,7 +22,7 @@ from reproduce.runs import runner
 from reproduce.spec import params, plan
 from reproduce.tools import bench, equivalence
 from reproduce.training import distributed
-from reproduce.verdicts import decisions, pilot, sizing
+from reproduce.verdicts import decisions, pilot, pilot_v3, sizing
 
 USER_ERROR = 2
 
@@ -106,12 +106,17 @@ def command_all(args: argparse.Namespace) -> int:
 def command_pilot(args: argparse.Namespace) -> int:
     config = params.resolve(given(args, ["results_dir", "data_dir", "device"]))
     folder = Path(config["results_dir"]) / pilot.PILOT_DIR
+    study = pilot_v3 if args.study == "v3" else pilot
     exit_code = 0
     if not args.report:
-        runs = pilot.pilot_runs(folder, overrides={"data_dir": config["data_dir"], "device": config["device"]})
+        runs = study.pilot_runs(folder, overrides={"data_dir": config["data_dir"], "device": config["device"]})
         options = grid.parse_options(given(args, ["workers", "time_budget"]))
         if runs:
-            exit_code = grid.train_runs(runs, options, runs[0].config, "the pilot", started=args.started).exit_code
+            exit_code = grid.train_runs(runs, options, runs[0].config, f"the {args.study} pilot",
+                                        started=args.started).exit_code
+    if args.study == "v3":
+        print("\n".join(pilot_v3.lines(folder)))
+        return exit_code
     for line in pilot.lines(folder):
         print(line)
     try:
