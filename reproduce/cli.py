@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_param_flags(pilot, ["workers", "time_budget"], declared=params.GRID_PARAMS)
     add_param_flags(pilot, ["results_dir", "data_dir", "device"])
 
+    probe = commands.add_parser("mechanisms", help="how unevenly LRN divides in the paper's net at 227 px and in the "
+                                                   "v3 proxy, and the proxy's alpha that matches them "
+                                                   "(results/pilot/mechanisms.json)")
+    add_param_flags(probe, ["results_dir", "data_dir", "device", "cpu_threads"])
+
     verdicts = commands.add_parser("claims", help="print each claim's verdict from the records")
     add_sweep_flags(verdicts)
     verdicts.add_argument("--results-dir", default="results")

@@ -18,7 +18,7 @@ from reproduce.grids import grid, messages
 from reproduce.nets.models import describe
 from reproduce.records import declared, results
 from reproduce.records.dataframe import load_records
-from reproduce.runs import runner
+from reproduce.runs import mechanisms, runner
 from reproduce.spec import params, plan
 from reproduce.tools import bench, equivalence
 from reproduce.training import distributed
@@ -126,6 +126,18 @@ def command_pilot(args: argparse.Namespace) -> int:
     else:
         print(f"C1's lrs: {numbers.c1_lrs}\nthe registration's numbers:\n{sizing.registration_toml(numbers)}")
     return exit_code
+
+
+def command_mechanisms(args: argparse.Namespace) -> int:
+    """The paper's net and the v3 proxy probed for how unevenly LRN divides (reproduce/runs/mechanisms.py)."""
+    config = params.resolve(given(args, ["results_dir", "data_dir", "device", "cpu_threads"]))
+    where = {k: config[k] for k in ("data_dir", "device", "cpu_threads")}
+    folder = Path(config["results_dir"]) / pilot.PILOT_DIR
+    path = mechanisms.probe_nets({**pilot_v3.paper_net_config(), **where}, {**pilot_v3.alexnet_config("baseline",
+                                 pilot_v3.PILOT_SEEDS[0]), **where}, folder)
+    print("\n".join(pilot_v3.mechanism_lines(folder)))
+    print(f"written to {path}")
+    return 0
 
 
 def command_claims(args: argparse.Namespace) -> int:
@@ -246,5 +258,5 @@ def command_results(args: argparse.Namespace) -> int:
 COMMANDS = {"run": command_run, "grid": command_grid, "ablation": command_ablation, "all": command_all,
             "claims": command_claims, "book": command_book, "notebooks": command_notebooks, "bench": command_bench,
             "equivalence": command_equivalence, "notebook": command_notebook, "new-notebook": command_new_notebook,
-            "pilot": command_pilot, "describe": command_describe, "params": command_params,
+            "pilot": command_pilot, "mechanisms": command_mechanisms, "describe": command_describe, "params": command_params,
             "results": command_results}

@@ -133,7 +133,7 @@ def _conv_layers(config: dict, plan: list[tuple[int, int]], stem: Stem) -> list[
         layers += [(f"conv{index}", conv), (f"act{index}", make_activation(config["activation"]))]
         # LRN after the non-linearity of conv1 and conv2 (section 3.3), per tower.
         if index <= 2 and config["lrn"]:
-            layers.append((f"lrn{index}", GroupedLRN(groups=config["groups"], **PAPER_LRN)))
+            layers.append((f"lrn{index}", GroupedLRN(groups=config["groups"], **{**PAPER_LRN, "alpha": config["lrn_alpha"]})))
         # Pooling after conv1, conv2 and the last conv (conv5, or conv4 when conv5 is removed).
         if index in (1, 2) or index == last:
             layers.append((f"pool{index}", make_pool(config["pooling"])))

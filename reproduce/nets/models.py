@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from reproduce.nets import alexnet, cifar_nets
-from reproduce.nets.layers import GroupedLRN, LocallyConnected2d, SpatialLRN, conv_output_side, pool_output_side
+from reproduce.nets.layers import PAPER_LRN, GroupedLRN, LocallyConnected2d, SpatialLRN, conv_output_side, pool_output_side
 from reproduce.spec import params
 
 BUILDERS = {
@@ -266,9 +266,11 @@ def _input_note(config: dict) -> str:
 def _lrn_note(config: dict) -> str:
     if not config["lrn"]:
         return "LRN off (C3 ablation)"
-    convention = ("LRN b = a / (k + alpha/n * sum a^2)^beta with k=2, n=5, alpha=1e-4, beta=0.75 "
+    convention = (f"LRN b = a / (k + alpha/n * sum a^2)^beta with k=2, n=5, alpha={config['lrn_alpha']:g}, beta=0.75 "
                   "(nn.LocalResponseNorm's convention, which matches cuda-convnet's division by n; "
                   "the paper's formula read literally would need alpha=5e-4)")
+    if config["lrn_alpha"] != PAPER_LRN["alpha"]:
+        convention += f"; alpha {config['lrn_alpha'] / PAPER_LRN['alpha']:g} times the paper's 1e-4 (a proxy's deviation)"
     if config["groups"] == 2:
         towers = "; groups=2: the sum runs over adjacent maps of one tower, never across towers"
     else:

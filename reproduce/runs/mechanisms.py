@@ -1,5 +1,5 @@
-"""Whether a proxy exercises LRN as the paper's net does (issue 31): how much local response
-normalisation's divisor varies across units and inputs.
+"""Whether a proxy exercises LRN as the paper's net does (issue 31): how unevenly local response
+normalisation divides.
 
 LRN multiplies each activation a by m = (d / k)^-beta (up to the constant k^-beta), with
 d = k + alpha/n * (sum of a^2 over n adjacent maps). Where m is the same everywhere LRN is a constant
@@ -7,9 +7,10 @@ rescale, which the next layer's weights absorb; it acts (a competition between a
 as m varies. The spread measured is the standard deviation of log m over the active units (a > 0) of test
 images, with the quantiles of 1 - m, the share of an activation LRN takes away.
 
-`python -m reproduce mechanisms` measures it in the paper's net at 227 px (the paper's init and raw
-pixels) and in the CPU proxy, each at its initial weights and after a short training on the same images,
-into results/pilot/mechanisms.json.
+Each net is measured at its initial weights and after STEPS steps of SGD on the same first training images.
+For small alpha * sum(a^2), log m is nearly proportional to alpha, so the alpha that gives the proxy the
+paper net's spread is the paper's times the ratio of their spreads (`matching_alpha`), which the same probe
+then checks at that alpha. `python -m reproduce mechanisms` measures both into results/pilot/mechanisms.json.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from reproduce.datasets.batches import iterate_batches
-from reproduce.nets.layers import GroupedLRN
+from reproduce.nets.layers import PAPER_LRN, GroupedLRN
 from reproduce.records import provenance, results
 from reproduce.training import train
 
 PROBE_IMAGES = 256  # test images whose LRN inputs are measured
-TRAIN_IMAGES = 1_280  # the short training: one epoch of 10 steps of 128
+STEPS = 40  # SGD steps of 128 images between the two measurements
 QUANTILES = (0.5, 0.9, 0.99)
+MATCHED_LAYER = "lrn1"  # the layer at the input's scale; lrn2 is reported beside it
 
 
 def lrn_multipliers(x: torch.Tensor, lrn: GroupedLRN) -> torch.Tensor:
@@ -45,10 +47,10 @@ def spread(multipliers: torch.Tensor, active: torch.Tensor) -> dict[str, float]:
     """The sd of log m and the quantiles of 1 - m over the active units."""
     m = multipliers[active].double()
     taken = 1 - m
+    if taken.numel() > 2 ** 24:  # torch.quantile's limit: a fixed random sample of the units
+        taken = taken[torch.randperm(taken.numel(), generator=torch.Generator().manual_seed(0))[:2 ** 24]]
     found = {"active_units": int(m.numel()), "sd_log_multiplier": float(m.log().std())}
-    for q in QUANTILES:
-        found[f"taken_q{round(100 * q)}"] = float(taken.quantile(q)) if m.numel() < 2 ** 24 else float(
-            taken[torch.randperm(m.numel())[:2 ** 24]].quantile(q))
+    found.update({f"taken_q{round(100 * q)}": float(taken.quantile(q)) for q in QUANTILES})
     return found
 
 
@@ -66,7 +68,9 @@ def measure(trainer: train.Trainer, images: int = PROBE_IMAGES) -> dict[str, dic
     finally:
         for hook in hooks:
             hook.remove()
-    return {name: _spread_of(name, inputs, model) for name, inputs in seen.items()}
+    modules = dict(model.named_modules())
+    return {name: spread(torch.cat([lrn_multipliers(x, modules[name]) for x in inputs]), torch.cat(inputs) > 0)
+            for name, inputs in seen.items()}
 
 
 def _keep(name: str, seen: dict[str, list[torch.Tensor]]):
@@ -75,29 +79,39 @@ def _keep(name: str, seen: dict[str, list[torch.Tensor]]):
     return hook
 
 
-def _spread_of(name: str, inputs: list[torch.Tensor], model: torch.nn.Module) -> dict[str, float]:
-    lrn = dict(model.named_modules())[name]
-    m = torch.cat([lrn_multipliers(x, lrn) for x in inputs])
-    return spread(m, torch.cat(inputs) > 0)
-
-
-def probe(config: dict[str, Any]) -> dict[str, Any]:
-    """The net of `config` at its initial weights and after one epoch on its first TRAIN_IMAGES images."""
-    config = {**config, "epochs": 1, "train_limit": TRAIN_IMAGES, "progress": False}
+def probe(config: dict[str, Any], steps: int = STEPS) -> dict[str, Any]:
+    """The net of `config` at its initial weights and after `steps` SGD steps on its first training images."""
+    config = {**config, "epochs": 1, "train_limit": steps * config["batch_size"], "progress": False}
     trainer = train.build_trainer(config)
-    before = measure(trainer)
-    train.run_epoch(trainer, 0)
-    return {"config": {k: config[k] for k in ("model", "width", "input_side", "weight_init", "input_scale",
-                                              "bias_init", "groups", "lr", "seed")},
-            "initial": before, "after_10_steps": measure(trainer),
-            "train_error_of_the_epoch": trainer.record["epochs"][-1]["train_error"]}
+    initial = measure(trainer)
+    order = torch.randperm(len(trainer.data.train_y), generator=torch.Generator().manual_seed(config["seed"]))
+    augment_rng = torch.Generator(device=trainer.device).manual_seed(config["seed"])
+    torch.manual_seed(config["seed"])
+    fitted = train.train_one_epoch(trainer, 0, order, augment_rng)
+    return {"config": {k: config[k] for k in ("model", "width", "groups", "input_side", "weight_init", "input_scale",
+                                              "bias_init", "lrn_alpha", "lr", "seed")},
+            "initial": initial, f"after_{steps}_steps": measure(trainer), "train_error_of_the_steps": fitted["train_error"]}
 
 
-def probe_nets(configs: dict[str, dict[str, Any]], results_dir: str | Path) -> Path:
-    """Probe each named config; write results/<...>/mechanisms.json with the code that measured it."""
-    found = {"lrn": {name: probe(config) for name, config in configs.items()},
+def matching_alpha(paper: dict[str, Any], proxy: dict[str, Any], steps: int = STEPS) -> float:
+    """The proxy's alpha whose spread of log m at MATCHED_LAYER, after the steps, equals the paper net's:
+    the proxy's alpha times the ratio of the spreads, rounded to two significant digits."""
+    after = f"after_{steps}_steps"
+    ratio = paper[after][MATCHED_LAYER]["sd_log_multiplier"] / proxy[after][MATCHED_LAYER]["sd_log_multiplier"]
+    return float(f"{proxy['config']['lrn_alpha'] * ratio:.2g}")
+
+
+def probe_nets(paper_config: dict[str, Any], proxy_config: dict[str, Any], results_dir: str | Path) -> Path:
+    """The paper net, the proxy at the paper's alpha, and the proxy at the alpha that matches them, into
+    results_dir/mechanisms.json with the code that measured it."""
+    paper = probe(paper_config)
+    as_paper = probe({**proxy_config, "lrn_alpha": PAPER_LRN["alpha"]})
+    alpha = matching_alpha(paper, as_paper)
+    found = {"lrn": {"paper net": paper, "proxy, the paper's alpha": as_paper,
+                     "proxy, the matching alpha": probe({**proxy_config, "lrn_alpha": alpha})},
+             "matching_alpha": alpha, "matched_layer": MATCHED_LAYER, "steps": STEPS, "probe_images": PROBE_IMAGES,
              "code": {**provenance.git_state(), "source_sha256": provenance.source_digest()},
-             "measured_at": results.now_utc(), "probe_images": PROBE_IMAGES, "train_images": TRAIN_IMAGES}
+             "measured_at": results.now_utc()}
     path = Path(results_dir) / "mechanisms.json"
     results.atomic_write_bytes(path, (json.dumps(found, indent=1, sort_keys=True) + "\n").encode())
     return path

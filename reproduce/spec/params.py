@@ -157,6 +157,9 @@ PARAMS: tuple[Param, ...] = (
           valid_help="empty, or increasing epochs such as 22,31,35"),
     Param("activation", str, "relu", "non-linearity of every hidden layer (C1)", choices=("relu", "tanh"), builds_model=True),
     Param("lrn", bool, True, "local response normalisation after conv1 and conv2 (C3)", builds_model=True),
+    Param("lrn_alpha", float, 1e-4, "alpha of the AlexNet family's LRN (the paper's 1e-4, divided by n = 5 as in "
+          "cuda-convnet); a proxy whose activations are on another scale raises it so that LRN divides as unevenly as "
+          "in the paper's net (C3)", minimum=0, maximum=1, max_exclusive=True, added_later=True, builds_model=True),
     Param("pooling", str, "overlapping", "max-pooling windows (C4)", choices=("overlapping", "non-overlapping"), builds_model=True),
     Param("dropout", float, 0.5, "dropout probability of fc6 and fc7; 0 = none (C10)", minimum=0, maximum=1,
           max_exclusive=True, builds_model=True),

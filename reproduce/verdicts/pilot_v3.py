@@ -16,6 +16,7 @@ What v2's records (seeds 100-113, exploratory now) said, and what this pilot cha
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,12 @@ C12_EPOCHS = 8
 def alexnet_config(arm: str, seed: int, design: int = DESIGNS[0]) -> dict[str, Any]:
     epochs = 2 * design if arm == "twice as long" else design
     return params.resolve({**ALEXNET_BASE, **design_settings(epochs), **ARMS[arm], "seed": seed})
+
+
+def paper_net_config() -> dict[str, Any]:
+    """The paper's net as the mechanism probe measures it: 227 px, N(0, 0.01) weights, raw pixels (the paper's
+    input scale), two towers; zero biases, as the gpu preset (bias 1 stalls on this data)."""
+    return params.resolve({"model": "alexnet", "groups": 2, "bias_init": "zero", "seed": PILOT_SEEDS[0]})
 
 
 def c12_config(arm: plan.Arm, seed: int) -> dict[str, Any]:
@@ -292,4 +299,24 @@ def c12_lines(results_dir: str | Path) -> list[str]:
         cells = [_crossing_cell(finished(results_dir, c12_config(arm, s)), claim.target_train_error)
                  for s in PILOT_SEEDS]
         out.append(f"  {arm.name:8} " + "  ".join(f"{cell:>7}" for cell in cells))
+    return out
+
+
+def mechanism_lines(results_dir: str | Path) -> list[str]:
+    """What the LRN probe (results/pilot/mechanisms.json) found, a line per net and layer."""
+    path = Path(results_dir) / "mechanisms.json"
+    if not path.exists():
+        return ["LRN probe: not measured yet (python -m reproduce mechanisms)"]
+    found = json.loads(path.read_text())
+    after = f"after_{found['steps']}_steps"
+    out = [f"LRN: sd of log m (m = the factor LRN multiplies an active unit by) on {found['probe_images']} test "
+           f"images, at the initial weights and after {found['steps']} SGD steps; the share q99 of an activation "
+           "that LRN takes away at the 99th percentile",
+           "net                          alpha     layer  sd at init  after steps  q99 taken after"]
+    for name, probed in found["lrn"].items():
+        for layer, measured in probed[after].items():
+            out.append(f"{name:28} {probed['config']['lrn_alpha']:<9g} {layer:6} "
+                       f"{probed['initial'][layer]['sd_log_multiplier']:10.2e}  {measured['sd_log_multiplier']:11.2e}"
+                       f"  {100 * measured['taken_q99']:14.3f}%")
+    out.append(f"the proxy's alpha matching the paper net at {found['matched_layer']}: {found['matching_alpha']:g}")
     return out
