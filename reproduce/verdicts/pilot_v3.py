@@ -29,23 +29,17 @@ from reproduce.verdicts.stats import smoothed_crossing
 PILOT_SEEDS = (910, 911, 912)  # neither v2's pilot (900-902), v2 (100-113), v1 (0-2), nor a verdict's
 
 INPUT_SIDE = 31
-# The schedules tried, by their number of epochs: lr 0.01 for three quarters of the run, then 0.001 and 0.0001.
-# 40 first (v2's length); its baseline trained twice as long (80) ended 1.3 points lower, far from converged,
-# so the 80-epoch schedule was piloted next, with its own twice-as-long run (160).
-SCHEDULES = {40: (30, 36), 80: (60, 72), 160: (120, 144)}
-DESIGNS = (40, 80)
 TRAIN_LIMIT = 8000
-
-
-def design_settings(epochs: int) -> dict[str, Any]:
-    return {"train_limit": TRAIN_LIMIT, "epochs": epochs, "input_side": INPUT_SIDE,
-            "lr_drop_epochs": ",".join(map(str, SCHEDULES[epochs]))}
-
+# The schedules, by their number of epochs: lr 0.01 for three quarters of the run, then 0.001 and 0.0001.
+SCHEDULES = {40: (30, 36), 80: (60, 72), 160: (120, 144)}
+# LRN's alpha in the proxy: the paper's 1e-4 left its divisor 560 times less uneven than in the paper's net at
+# 227 px after 40 steps (results/pilot/mechanisms.json), a constant rescale; this alpha matches lrn1's spread.
+LRN_ALPHA = 0.056
+PAPER_ALPHA = 1e-4
 
 # The baseline, the same schedule stretched to twice the epochs (convergence), and the arms of every difference
 # claim on the AlexNet proxy, which give each claim's paired sd under the design and show its mechanism at work
-# (the overfitting arms' gaps, C7 and C10). Under the 40-epoch design "twice as long" is the 80-epoch design's
-# baseline: one run, one record.
+# (the overfitting arms' gaps, C7 and C10).
 ARMS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "twice as long": {},
@@ -59,10 +53,30 @@ ARMS: dict[str, dict[str, Any]] = {
     "without conv3": {"remove_conv": "conv3"},
     "without conv5": {"remove_conv": "conv5"},
 }
-# The 40-epoch design had its first six arms; its twice as long ended 1.3 points lower (not converged), so the
-# 80-epoch design was piloted with every arm. C15b's arm (without conv4) computes what without conv3 does on
-# this one-tower proxy with zero biases, so it is not run twice.
-DESIGN_ARMS = {40: tuple(ARMS)[:6], 80: tuple(ARMS)}
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    epochs: int
+    lrn_alpha: float
+    arms: tuple[str, ...]
+
+
+# Tried in this order. At 40 epochs with the paper's alpha the baseline trained twice as long ended 1.3 points
+# lower (not converged), so the next design has 80 epochs; the LRN probe then showed the paper's alpha idle in
+# the proxy, so it has the matching alpha too, and every arm (C15b's, without conv4, computes what without
+# conv3 does on this one-tower proxy with zero biases, so it is not run twice).
+DESIGNS = (Design("40 epochs, the paper's alpha", 40, PAPER_ALPHA, tuple(ARMS)[:6]),
+           Design(f"80 epochs, alpha {LRN_ALPHA:g}", 80, LRN_ALPHA, tuple(ARMS)))
+CHOSEN = DESIGNS[-1]
+
+
+def design_settings(design: Design, epochs: int | None = None) -> dict[str, Any]:
+    epochs = epochs or design.epochs
+    return {"train_limit": TRAIN_LIMIT, "epochs": epochs, "input_side": INPUT_SIDE, "lrn_alpha": design.lrn_alpha,
+            "lr_drop_epochs": ",".join(map(str, SCHEDULES[epochs]))}
+
 
 # C1: each activation over a grid of lrs centred on v2's pilot's fastest (ReLU 0.01, tanh 0.08); and the
 # ReLU net trained CONVERGED_EPOCHS at its v2 lr, whose error locates the paper's point of the curve.
@@ -80,9 +94,9 @@ LEFT_CHANCE = 0.80
 C12_EPOCHS = 8
 
 
-def alexnet_config(arm: str, seed: int, design: int = DESIGNS[0]) -> dict[str, Any]:
-    epochs = 2 * design if arm == "twice as long" else design
-    return params.resolve({**ALEXNET_BASE, **design_settings(epochs), **ARMS[arm], "seed": seed})
+def alexnet_config(arm: str, seed: int, design: Design = CHOSEN) -> dict[str, Any]:
+    epochs = 2 * design.epochs if arm == "twice as long" else design.epochs
+    return params.resolve({**ALEXNET_BASE, **design_settings(design, epochs), **ARMS[arm], "seed": seed})
 
 
 def paper_net_config() -> dict[str, Any]:
@@ -92,8 +106,8 @@ def paper_net_config() -> dict[str, Any]:
 
 
 def c12_config(arm: plan.Arm, seed: int) -> dict[str, Any]:
-    """C12's first 8 epochs: no schedule of SCHEDULES drops the lr within them."""
-    return params.resolve({**ALEXNET_BASE, **design_settings(DESIGNS[0]), "epochs": C12_EPOCHS, **arm.settings,
+    """C12's first 8 epochs of the chosen design: its schedule drops no lr within them."""
+    return params.resolve({**ALEXNET_BASE, **design_settings(CHOSEN), "epochs": C12_EPOCHS, **arm.settings,
                            "seed": seed})
 
 
@@ -113,11 +127,11 @@ def pilot_runs(results_dir: str | Path, overrides: dict[str, Any] | None = None)
     where = {"results_dir": str(results_dir), "progress": False, **(overrides or {})}
     found = []
     for rank, seed in enumerate(PILOT_SEEDS):
-        for design in DESIGNS:
-            for arm in DESIGN_ARMS[design]:
-                first = 0 if design == DESIGNS[-1] and arm == "twice as long" else rank + 1
+        for index, design in enumerate(DESIGNS):
+            for arm in design.arms:
+                first = 0 if design == CHOSEN and arm == "twice as long" else rank + 1
                 found.append(plan.PlannedRun({**alexnet_config(arm, seed, design), **where}, "alexnet", (), (),
-                                             False, (first, 0, design), f"v3 pilot {design} epochs, {arm}, seed={seed}"))
+                                             False, (first, 0, index), f"v3 pilot {design.name}, {arm}, seed={seed}"))
         for arm in plan.load_registry()["C12"].arms:
             found.append(plan.PlannedRun({**c12_config(arm, seed), **where}, "alexnet", (), (), False,
                                          (rank + 1, 1, 0), f"v3 pilot C12 {arm.name}, seed={seed}"))
@@ -127,16 +141,16 @@ def pilot_runs(results_dir: str | Path, overrides: dict[str, Any] | None = None)
             for lr in lrs:
                 found.append(plan.PlannedRun({**c1_config(activation, lr, seed), **where}, "four-layer", (), (),
                                              False, (rank + 1, 1, 2), f"v3 pilot C1 {activation}, lr {lr:g}, seed={seed}"))
-    distinct = {run.run_id: run for run in found}.values()  # 40's "twice as long" is 80's baseline
+    distinct = {run.run_id: run for run in found}.values()
     return sorted((run for run in distinct if finished(results_dir, run.config) is None), key=lambda r: r.priority)
 
 
 # ----------------------------------------------------------------------------- what the pilot shows
 
-def alexnet_records(results_dir: str | Path, design: int = DESIGNS[0]) -> dict[str, dict[int, dict[str, Any]]]:
-    """arm -> seed -> finished record, under the design of that many epochs."""
+def alexnet_records(results_dir: str | Path, design: Design = CHOSEN) -> dict[str, dict[int, dict[str, Any]]]:
+    """arm -> seed -> finished record, under the design."""
     out: dict[str, dict[int, dict[str, Any]]] = {}
-    for arm in DESIGN_ARMS[design]:
+    for arm in design.arms:
         for seed in PILOT_SEEDS:
             record = finished(results_dir, alexnet_config(arm, seed, design))
             if record is not None:
@@ -153,10 +167,9 @@ class Pair:
     metric: str
 
 
-def claim_pairs(design: int = DESIGNS[-1]) -> list[Pair]:
+def claim_pairs(design: Design = CHOSEN) -> list[Pair]:
     """Each difference claim on the AlexNet proxy whose two arms the design's pilot ran, matched by config."""
-    named = {run_ids.run_id(alexnet_config(arm, 0, design)): arm for arm in DESIGN_ARMS[design]
-             if arm != "twice as long"}
+    named = {run_ids.run_id(alexnet_config(arm, 0, design)): arm for arm in design.arms if arm != "twice as long"}
     pairs = []
     for claim in plan.load_registry().values():
         if claim.kind != "difference" or claim.network != "alexnet":
@@ -250,11 +263,11 @@ def lines(results_dir: str | Path) -> list[str]:
     return out + c1_lines(results_dir) + c12_lines(results_dir)
 
 
-def design_lines(results_dir: str | Path, design: int) -> list[str]:
+def design_lines(results_dir: str | Path, design: Design) -> list[str]:
     records = alexnet_records(results_dir, design)
     test, gap = metrics.METRICS["final_test_top1_error"], metrics.METRICS["final_fit_gap"]
-    out = [f"v3 pilot, seeds {', '.join(map(str, PILOT_SEEDS))}: {design} epochs, lr drops after epochs "
-           f"{', '.join(map(str, SCHEDULES[design]))}, {INPUT_SIDE} px, the first {TRAIN_LIMIT:,} training images",
+    out = [f"v3 pilot, seeds {', '.join(map(str, PILOT_SEEDS))}: {design.name}, lr drops after epochs "
+           f"{', '.join(map(str, SCHEDULES[design.epochs]))}, {INPUT_SIDE} px, the first {TRAIN_LIMIT:,} training images",
            "arm               seeds  test error (mean)  minus baseline  gap test-train  lr drops seen"]
     for arm, by_seed in records.items():
         seeds = sorted(set(by_seed) & set(records.get("baseline", {})))
