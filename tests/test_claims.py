@@ -407,3 +407,56 @@ def test_the_forest_plot_writes_each_claims_whole_title_wrapped_and_a_legend_of_
     assert "reproduced" not in drawn and "a lower bound" not in drawn
     ticks = [t.get_text() for t in figure.axes[1].get_xticklabels()]
     assert ticks and all(t.endswith("x") for t in ticks)
+
+
+def test_a_registered_chance_rule_leaves_out_the_seeds_where_a_run_never_learned(tmp_path):
+    """C1's `chance` rule: a run whose smoothed training error never falls below 80% is no evidence of its arm's
+    speed; its seed (both arms) leaves the estimate, and the summary names it. Without the rule it counts as slow."""
+    claim = replace(REGISTRY["C1"], chance="never-below-80/1")
+
+    def curve(crossing):
+        return [{"iteration": i, "train_error": 0.9 if i < crossing else 0.2} for i in range(10, 1001, 10)]
+
+    for seed in plan.claim_seeds(claim, "smoke", 4):
+        stuck = seed == plan.claim_seeds(claim, "smoke", 4)[1]
+        for label, by_seed in plan.planned_runs(claim, "smoke", 4).items():
+            at = 10_000 if stuck and label.startswith("ReLU") else (100 if label.startswith("ReLU") else 150)
+            fake_run(tmp_path, by_seed[seed], 0.2, iterations=curve(at))
+    ruled = claims.evaluate(claim, "smoke", 4, tmp_path)
+    expected = (stats.smoothed_crossing(curve(150), claim.target_train_error).iteration
+                / stats.smoothed_crossing(curve(100), claim.target_train_error).iteration)
+    assert ruled.interval.n == 3 and ruled.interval.estimate == pytest.approx(expected)
+    assert "never left chance" in ruled.summary and "ReLU seed 1" in ruled.summary
+    unruled = claims.evaluate(replace(claim, chance=None), "smoke", 4, tmp_path)
+    assert unruled.interval.n == 4 and unruled.censored  # the stuck ReLU run counted at its last iteration
+    with pytest.raises(plan.RegistryError, match="chance"):
+        plan.parse_claim("C2", {**_raw_entry("C2"), "chance": "never-below-80/1"})
+
+
+def _raw_entry(claim_id):
+    import tomllib
+
+    return tomllib.loads(plan.REGISTRY_PATH.read_text())[claim_id]
+
+
+def test_a_claim_that_shares_anothers_runs_is_one_member_of_the_family(tmp_path, monkeypatch):
+    """C15b with same_as C15 (one tower, zero biases): no runs of its own, C15's numbers and verdict, and the family
+    counts the two once. Under the constrained Holm the first step is at alpha / claims."""
+    from reproduce.spec import registration
+
+    c3, c15 = (replace(REGISTRY[i], estimator="paired-mean-t/1", seeds=4) for i in ("C3", "C15"))
+    c15b = replace(REGISTRY["C15b"], estimator="paired-mean-t/1", seeds=4, same_when={"bias_init": "zero"})
+    assert plan.planned_runs(c15b, "smoke", 4) == {}
+    write_arms(tmp_path, c3, {"LRN": lambda s: 0.20, "no LRN": lambda s: 0.23 + 0.001 * s}, seeds=4)
+    write_arms(tmp_path, c15, {"five conv layers": lambda s: 0.20,
+                               "without conv3": lambda s: 0.20 + (0.004, 0.012, 0.002, 0.010)[s]}, seeds=4)
+    registry = {c.id: c for c in (c3, c15, c15b)}
+    monkeypatch.setattr(registration, "load", lambda path=None: {"correction_method": "constrained-holm"})
+    outcomes = {o.claim.id: o for o in decisions.evaluate_family("smoke", 4, tmp_path, registry=registry)}
+    assert outcomes["C15b"].interval == outcomes["C15"].interval and "the same runs" in outcomes["C15b"].summary
+    assert outcomes["C15b"].verdict == outcomes["C15"].verdict and outcomes["C15"].family == 4
+    raw = {(c, side): p for c in ("C3", "C15") for side, p in
+           (("direction", outcomes[c].p_direction), ("size", outcomes[c].p_size))}
+    assert outcomes["C15"].adjusted == (stats.constrained_holm_adjusted(raw)[("C15", "direction")],
+                                        stats.constrained_holm_adjusted(raw)[("C15", "size")])
+    assert min(outcomes["C3"].levels) == pytest.approx(0.05 / 2)

@@ -393,3 +393,33 @@ def test_the_models_read_the_one_declaration_of_names_choices_and_defaults():
     assert params.BY_NAME["remove_conv"].choices == ("none", *MIDDLE_CONVS)
     assert MODEL_KEYS == tuple(p.name for p in params.PARAMS if p.builds_model) and "lrn" in MODEL_KEYS
     assert build_model({"model": "alexnet-small", "in_channels": 1, "num_classes": 10}).conv1.out_channels == 96
+
+
+def test_where_c15b_shares_c15s_runs_the_nets_without_conv3_and_without_conv4_are_one_function():
+    """claims.toml's same_as: with one tower and zero biases (the cpu preset), removing conv4 builds the same
+    layers from the same random draws as removing conv3; with two towers it does not (conv4 is grouped)."""
+    from reproduce.spec import plan
+
+    claim = plan.load_registry()["C15b"]
+    assert plan.shares_runs(claim, "cpu") == "C15" and plan.shares_runs(claim, "gpu") is None
+
+    def built(remove, **settings):
+        config = params.resolve({**params.get_preset("cpu").networks["alexnet"], "remove_conv": remove, **settings})
+        torch.manual_seed(3)
+        return build_model({**config, "in_channels": 1, "num_classes": 10}).eval()
+
+    x = torch.randn(2, 1, 31, 31)
+    without3, without4 = built("conv3"), built("conv4")
+    assert [p.shape for p in without3.parameters()] == [p.shape for p in without4.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(without3.parameters(), without4.parameters()))
+    assert torch.equal(without3(x), without4(x))
+    two3, two4 = built("conv3", groups=2), built("conv4", groups=2)
+    assert [p.shape for p in two3.parameters()] != [p.shape for p in two4.parameters()]
+
+
+def test_lrn_alpha_reaches_both_lrn_layers_and_says_so_where_it_is_not_the_papers():
+    config = {"model": "alexnet-small", "width": 0.125, "lrn_alpha": 0.056}
+    small = build_model({**params.resolve(config), "in_channels": 1, "num_classes": 10})
+    assert [m.alpha for m in small.modules() if isinstance(m, GroupedLRN)] == [0.056, 0.056]
+    assert "alpha 560 times the paper's 1e-4" in describe(config)
+    assert "times the paper's" not in describe({"model": "alexnet-small", "width": 0.125})

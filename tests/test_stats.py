@@ -187,6 +187,17 @@ def test_the_constrained_holm_tests_first_at_alpha_over_the_claims_and_never_bel
     assert all(levels[key] >= holm[f"{key[0]}-{key[1]}"] for key in p)
 
 
+def test_the_constrained_holms_adjusted_p_rejects_exactly_where_its_levels_do():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        p = {(f"C{c}", side): float(rng.uniform(0, 0.02) if rng.random() < 0.5 else rng.uniform())
+             for c in range(6) for side in ("direction", "size")}
+        levels, adjusted = stats.constrained_holm_levels(p), stats.constrained_holm_adjusted(p)
+        assert all((adjusted[key] <= 0.05) == (p[key] <= levels[key]) for key in p)
+    assert stats.constrained_holm_adjusted({("C1", "a"): 0.01, ("C1", "b"): 0.5, ("C2", "a"): 0.02}) == \
+        {("C1", "a"): 0.02, ("C2", "a"): 0.04, ("C1", "b"): 0.5}
+
+
 @pytest.mark.parametrize("effects", ["all at zero", "all at the threshold", "mixed"])
 def test_the_constrained_holms_family_wise_error_is_at_most_5_percent_by_simulation(effects):
     """13 claims, 8 seeds each, a one-sided t test of each claim's two nulls (effect <= 0; effect >= 1);

@@ -44,6 +44,14 @@ CROSSINGS = {
                     "between log points",
 }
 
+# What a ratio claim does with a run that never learned (registered as `chance`); without one, every run counts.
+CHANCE_RULES = {
+    "never-below-80/1": "a run whose training error (the mean of 3 consecutive log points) never falls below 80% "
+                        "never left chance: it says nothing of its arm's speed, so its seed (both arms) is left out "
+                        "of the estimate, and the runs left out are counted and reported beside it",
+}
+CHANCE_LEVELS = {"never-below-80/1": 0.80}
+
 
 @dataclass(frozen=True)
 class Arm:
@@ -78,6 +86,11 @@ class Claim:
     # (stats' estimator, named and versioned), how a crossing is read (ratio claims), and its seeds.
     estimator: str | None = None
     crossing: str | None = None
+    chance: str | None = None  # a ratio claim's rule for runs that never learned (CHANCE_RULES)
+    # Where the preset's network has the settings `same_when`, this claim's arms compute exactly what claim
+    # `same_as`'s do: it trains nothing of its own and takes that claim's runs and verdict (one member of the family).
+    same_as: str | None = None
+    same_when: dict[str, Any] = field(default_factory=dict)
     seeds: int | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -164,6 +177,13 @@ def _check_claim(claim: Claim) -> None:
         problems.append(f"estimator {claim.estimator!r} is not one of {', '.join(ESTIMATORS)}")
     if claim.crossing is not None and claim.crossing not in CROSSINGS:
         problems.append(f"crossing {claim.crossing!r} is not one of {', '.join(CROSSINGS)}")
+    if claim.chance is not None and (claim.kind != "ratio" or claim.chance not in CHANCE_RULES):
+        problems.append(f"chance {claim.chance!r}: a ratio claim's, one of {', '.join(CHANCE_RULES)}")
+    if claim.same_when:
+        try:
+            params.validate(claim.same_when)
+        except params.ParamError as exc:
+            problems.append(f"same_when: {exc}")
     if claim.seeds is not None and claim.seeds < 2:
         problems.append("seeds: a registered claim needs at least 2")
     if problems:
@@ -239,6 +259,15 @@ def untestable_reason(claim: Claim, preset: str, overrides: dict[str, Any] | Non
             "with dataset cifar10 or on the paper preset's ImageNet folder")
 
 
+def shares_runs(claim: Claim, preset: str, overrides: dict[str, Any] | None = None) -> str | None:
+    """The claim whose runs and verdict this one takes at this preset (its `same_as`, where the preset's network
+    has the settings `same_when`), or None."""
+    if claim.same_as is None or not claim.network:
+        return None
+    network = params.resolve(overrides or {}, preset=preset, network=claim.network)
+    return claim.same_as if all(network[k] == v for k, v in claim.same_when.items()) else None
+
+
 def claim_seeds(claim: Claim, preset: str, seeds: int) -> list[int]:
     """The seeds of a claim's runs at this preset: its registered number, or fewer when `seeds` is fewer
     (a preliminary look), counted from the preset's first seed (so never the pilot's)."""
@@ -250,7 +279,7 @@ def planned_runs(claim: Claim, preset: str, seeds: int,
                  overrides: dict[str, Any] | None = None) -> dict[str, dict[int, dict[str, Any]]]:
     """label -> seed -> config, for the claim's seeds (claim_seeds; labels: see arm_variants); nothing
     when the claim cannot be tested on the preset's data."""
-    if untestable_reason(claim, preset, overrides):
+    if untestable_reason(claim, preset, overrides) or shares_runs(claim, preset, overrides):
         return {}
     return {label: {seed: arm_config(claim, arm, preset, seed, overrides, lr)
                     for seed in claim_seeds(claim, preset, seeds)}

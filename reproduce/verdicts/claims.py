@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,11 @@ def evaluate(claim: Claim, preset: str, seeds: int, results_dir: str | Path = "r
     reason = untestable_reason(claim, preset, overrides)
     if reason:
         return Outcome(claim, "not tested here", reason)
+    same = plan.shares_runs(claim, preset, overrides)
+    if same:
+        shared = evaluate(plan.load_registry()[same], preset, seeds, results_dir, overrides)
+        return replace(shared, claim=claim, summary=f"the same runs and numbers as {same} here ({_settings(claim)}: "
+                       f"the same function from the same weights): {shared.summary}")
     records, outcome = _gather(claim, preset, seeds, results_dir, overrides)
     if outcome is not None:
         return outcome
@@ -120,6 +125,10 @@ def evaluate(claim: Claim, preset: str, seeds: int, results_dir: str | Path = "r
     if claim.kind == "within":
         return _evaluate_within(claim, records)
     return _evaluate_difference(claim, records)
+
+
+def _settings(claim: Claim) -> str:
+    return ", ".join(f"{name} {params.show_value(value)}" for name, value in claim.same_when.items())
 
 
 def _gather(claim: Claim, preset: str, seeds: int, results_dir: str | Path,
@@ -229,6 +238,11 @@ def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcom
     chosen = best_lr_labels(claim, per_label)
     slow, fast = chosen[claim.other_arm.name], chosen[claim.paper_arm.name]
     seeds = stats.paired_seeds(per_label[slow], per_label[fast])
+    # The registered chance rule (plan.CHANCE_RULES) leaves out a seed where either arm never learned.
+    unlearned = [] if claim.chance is None else [
+        (label, seed) for seed in seeds for label in (slow, fast)
+        if not stats.smoothed_crossing(records[label][seed]["iterations"], plan.CHANCE_LEVELS[claim.chance]).reached]
+    seeds = [seed for seed in seeds if all(seed != s for _, s in unlearned)]
     ratio = stats.log_ratio({s: per_label[slow][s] for s in seeds}, {s: per_label[fast][s] for s in seeds})
     slow_censored = not all(crossings[slow][s].reached for s in seeds)
     fast_censored = not all(crossings[fast][s].reached for s in seeds)
@@ -254,6 +268,9 @@ def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcom
         summary += (f"; ended at chance: {', '.join(f'{label} seed {seed}' for label, seed in sorted(dead))}"
                     + (f" - without them {without.estimate:.2f}x [{without.low:.2f}, {without.high:.2f}], n = "
                        f"{without.n} (not the registered estimate)" if without else ""))
+    if unlearned:
+        summary += (f"; never left chance, so their seeds are left out (the registered rule): "
+                    f"{', '.join(f'{label} seed {seed}' for label, seed in unlearned)}")
     summary += _sweep_note(claim, chosen, crossings)
     return Outcome(claim, verdict, summary, ratio, per_label, _ids(records), censored=slow_censored or fast_censored,
                    bound=bound, dead=[f"{label} seed {seed}" for label, seed in sorted(dead)], without_dead=without,

@@ -32,28 +32,45 @@ def evaluate_family(preset: str, seeds: int, results_dir: str | Path = "results"
 
 def apply_holm(outcomes: list[Outcome], alpha: float = ALPHA) -> None:
     """Decide the registered claims together: each has two one-sided hypotheses (its direction, its size),
-    and Holm's correction across all of them keeps the chance of any false verdict at `alpha`, whatever
-    the verdicts assert - "not reproduced" as much as "reproduced". A claim whose direction is shown is
-    reproduced (at least its threshold) or consistent with the paper (less); one whose size is ruled out,
-    and not its direction, is not reproduced; otherwise inconclusive."""
+    and the registration's correction across all of them keeps the chance of any false verdict at `alpha`,
+    whatever the verdicts assert - "not reproduced" as much as "reproduced". A claim whose direction is shown
+    is reproduced (at least its threshold) or consistent with the paper (less); one whose size is ruled out,
+    and not its direction, is not reproduced; otherwise inconclusive. Claims whose comparisons are the same
+    numbers (merge_identical) are one member of the family, and get one verdict."""
     family = [o for o in outcomes if o.claim.estimator and o.verdict in VERDICTS and o.interval is not None]
-    raw = {(o.claim.id, side): p for o in family for side, p in (("direction", o.p_direction), ("size", o.p_size))}
+    members = {ids[0]: ids for ids, _ in merge_identical(family)}
+    raw = {(o.claim.id, side): p for o in family if o.claim.id in members
+           for side, p in (("direction", o.p_direction), ("size", o.p_size))}
     # A registered claim with no verdict yet (its runs missing or running) stays in the family at p = 1, as does
     # a hypothesis its data cannot test (stats.holm_adjusted): the family is always the registered one, so a
     # verdict given before the study is whole is never held to a laxer level than the registered family's.
     decided = {o.claim.id for o in family}
     raw.update({(o.claim.id, side): 1.0 for o in outcomes if o.claim.estimator and o.claim.id not in decided
                 for side in ("direction", "size")})
-    adjusted, levels = stats.holm_adjusted(raw), stats.holm_levels(raw, alpha)
+    adjusted, levels = correction(raw, alpha)
+    member_of = {claim_id: first for first, ids in members.items() for claim_id in ids}
     for outcome in family:
-        key = outcome.claim.id
+        key = member_of[outcome.claim.id]
         outcome.adjusted = (adjusted[(key, "direction")], adjusted[(key, "size")])
         outcome.levels = (levels[(key, "direction")], levels[(key, "size")])
         outcome.deciding = (stats.one_sided_bound(outcome.interval, outcome.levels[0], lower=True),
                             stats.one_sided_bound(outcome.interval, outcome.levels[1], lower=False))
         outcome.family = len(raw)
         outcome.verdict = holm_verdict(outcome, *outcome.adjusted, alpha)
-        outcome.machine = machine_sensitivity(outcome, raw, adjusted, alpha)
+        outcome.machine = machine_sensitivity(outcome, raw, adjusted, alpha, key)
+
+
+CORRECTIONS = {
+    "holm": "Holm's step-down over every hypothesis",
+    "constrained-holm": "Holm's step-down constrained by each claim's two nulls, which exclude each other (Shaffer)",
+}
+
+
+def correction(raw: dict[tuple[str, str], float], alpha: float) -> tuple[dict, dict]:
+    """(adjusted p-values, deciding levels) by the registration's correction (CORRECTIONS; Holm's by default)."""
+    if registration.load().get("correction_method", "holm") == "constrained-holm":
+        return stats.constrained_holm_adjusted(raw), stats.constrained_holm_levels(raw, alpha)
+    return stats.holm_adjusted(raw), stats.holm_levels(raw, alpha)
 
 
 def holm_verdict(outcome: Outcome, direction: float, size: float, alpha: float = ALPHA) -> str:
@@ -63,7 +80,7 @@ def holm_verdict(outcome: Outcome, direction: float, size: float, alpha: float =
     return "not reproduced" if size <= alpha else "inconclusive"
 
 
-def machine_sensitivity(outcome: Outcome, raw: dict, adjusted: dict, alpha: float) -> str:
+def machine_sensitivity(outcome: Outcome, raw: dict, adjusted: dict, alpha: float, key: str | None = None) -> str:
     """Whether the verdict holds if every run had been trained on another machine: each per-seed error moves
     by the noise measured between two CPUs (MACHINE_NOISE_SD, registration), so the mean difference by about
     2 x sqrt(2) x that / sqrt(n) at the worst; the test statistics shift, Holm's multipliers stay."""
@@ -72,8 +89,9 @@ def machine_sensitivity(outcome: Outcome, raw: dict, adjusted: dict, alpha: floa
         return "not assessed (the noise measured between machines is in points of error)"
     interval = outcome.interval
     shift = 2 * math.sqrt(2) * noise / math.sqrt(interval.n)
-    factor = {side: adjusted[(outcome.claim.id, side)] / raw[(outcome.claim.id, side)]
-              if raw[(outcome.claim.id, side)] > 0 else 1.0 for side in ("direction", "size")}
+    key = key or outcome.claim.id
+    factor = {side: adjusted[(key, side)] / raw[(key, side)] if raw[(key, side)] > 0 else 1.0
+              for side in ("direction", "size")}
     verdicts = set()
     for move in (-shift, shift):
         moved = stats.Interval(interval.estimate + move, interval.low + move, interval.high + move, interval.n,

@@ -23,7 +23,7 @@ from reproduce.spec.plan import REGISTRY_PATH
 
 # What decides a verdict; a change of anything else (title, quote, notes) is not a new rule.
 RULE_KEYS = ("kind", "network", "conditions", "paper_arm", "other_arm", "metric", "threshold", "target_train_error",
-             "lr_sweep", "tolerance", "check", "requires", "estimator", "crossing", "seeds")
+             "lr_sweep", "tolerance", "check", "requires", "estimator", "crossing", "chance", "same_as", "same_when", "seeds")
 # Its first commit registered the CPU study's confirmatory design (there, before the package had layer folders).
 REGISTRATION = ("reproduce/spec/registration.toml", "reproduce/registration.toml")
 

@@ -160,6 +160,24 @@ def holm_levels(p_values: Mapping[str, float], alpha: float = 1 - CONFIDENCE) ->
     return levels
 
 
+def constrained_holm_adjusted(p_values: Mapping[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """Adjusted p-values of constrained_holm_levels' procedure: the k-th smallest p times the number of claims
+    still open when every smaller one is rejected, made monotone; a hypothesis is rejected at family-wise
+    alpha exactly when its adjusted p is at most alpha. Keys are (claim, hypothesis); NaN counts as 1."""
+    tested = sorted((1.0 if math.isnan(p) else p, key) for key, p in p_values.items())
+    open_claims: dict[str, int] = {}
+    for _, (claim, _) in tested:
+        open_claims[claim] = open_claims.get(claim, 0) + 1
+    adjusted, running = {}, 0.0
+    for p, key in tested:
+        running = max(running, min(1.0, len(open_claims) * p))
+        adjusted[key] = running
+        open_claims[key[0]] -= 1
+        if not open_claims[key[0]]:
+            del open_claims[key[0]]
+    return adjusted
+
+
 def constrained_holm_levels(p_values: Mapping[tuple[str, str], float],
                             alpha: float = 1 - CONFIDENCE) -> dict[tuple[str, str], float]:
     """Holm's step-down where the hypotheses of one claim cannot be true together (Shaffer 1986, method 2):
