@@ -114,14 +114,13 @@ def command_pilot(args: argparse.Namespace) -> int:
         if runs:
             exit_code = grid.train_runs(runs, options, runs[0].config, f"the {args.study} pilot",
                                         started=args.started).exit_code
-    if args.study == "v3":
-        print("\n".join(pilot_v3.lines(folder)))
+    if args.study == "v2":
+        print("\n".join(pilot.lines(folder)))  # its registration's numbers are commit 524e3ba's
         return exit_code
-    for line in pilot.lines(folder):
-        print(line)
+    print("\n".join(pilot_v3.lines(folder) + pilot_v3.mechanism_lines(folder)))
     try:
         numbers = sizing.registration_numbers(config["results_dir"])
-    except (KeyError, ValueError, StopIteration, statistics.StatisticsError) as exc:
+    except (KeyError, ValueError, TypeError, StopIteration, statistics.StatisticsError) as exc:
         print(f"the registration's numbers need the whole pilot ({type(exc).__name__}: {exc})")
     else:
         print(f"C1's lrs: {numbers.c1_lrs}\nthe registration's numbers:\n{sizing.registration_toml(numbers)}")

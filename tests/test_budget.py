@@ -31,17 +31,18 @@ def record_of(config, images_per_s, eval_s, first_epoch_s=None, compiled=False, 
 
 
 def test_an_estimate_is_set_up_plus_epochs_of_images_at_the_measured_rates_plus_checkpoints():
-    config = params.resolve({"device": "cpu"}, preset="cpu")  # 40 epochs, tested after the last
+    config = params.resolve({"device": "cpu"}, preset="cpu")  # tested after the last epoch only
+    epochs = config["epochs"]
     estimator = Estimator("cpu", "cpu (test)", {estimates.data_key(config): Split(8000, 5000, 10000)})
     estimator.finished(record_of({**config, "epochs": 3}, images_per_s=400.0, eval_s=5.0))
     found = estimator.seconds(config)
     evaluate = 3 * (100 + 200) / 15.0  # the measured run evaluated 300 images an epoch in 5 s
-    compute = 40 * 8000 / 400.0 + (40 * 5000 + 10000 + 5000) / evaluate
-    saving = 40 * parameter_count(config) * 8 / estimates.CHECKPOINT_BYTES_PER_S  # weights and momentum
+    compute = epochs * 8000 / 400.0 + (epochs * 5000 + 10000 + 5000) / evaluate
+    saving = epochs * parameter_count(config) * 8 / estimates.CHECKPOINT_BYTES_PER_S  # weights and momentum
     assert found == Estimate(pytest.approx(estimates.SET_UP_S["cpu"] + compute + saving), 0.0,
                              "runs finished in this grid")
-    shorter = estimator.seconds({**config, "epochs": 8})  # C12's arms: a fifth of the epochs, not the same time
-    assert shorter.seconds < 0.25 * found.seconds
+    shorter = estimator.seconds({**config, "epochs": 8})  # C12's arms: a tenth of the epochs, not the same time
+    assert shorter.seconds < 0.15 * found.seconds
 
 
 def test_the_first_epoch_is_left_out_of_the_rate_and_is_the_compile_time():

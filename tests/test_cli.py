@@ -88,18 +88,19 @@ def test_a_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
 
 
 def test_claims_json_on_the_committed_study_agrees_with_its_verdicts_and_a_closed_pipe_is_no_error():
-    """The committed CPU study: each decided claim's deciding interval agrees with its verdict, the family is
-    the registered 28 hypotheses, C1's and C12's ratios are upper bounds (their fast arms stalled), and the
-    newest registered version's verdict is the headline's."""
+    """The committed CPU study (v3): each decided claim's deciding interval agrees with its verdict, the family is
+    the registered one (two hypotheses for each of its 13 members, C15b being C15's), a claim without all its runs
+    has no verdict, and the newest registered version's verdict is the headline's."""
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(f"{sys.executable} -m reproduce claims --preset cpu --json", shell=True, cwd=root,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
-    for claim_id in ("C1", "C12"):
-        assert found[claim_id]["bound"] == "upper" and found[claim_id]["ended_at_chance"]
     registered = {k: v for k, v in found.items() if v["registered"] and v["deciding_interval"]}
-    assert {v["holm_adjusted"]["family"] for v in registered.values()} == {28}
+    assert {v["holm_adjusted"]["family"] for v in registered.values()} <= {26}
+    undecided = {k: v for k, v in found.items() if v["registered"] and not v["deciding_interval"]}
+    assert all(v["verdict"] in ("missing", "running", "failed", "stale", "unmeasured") for v in undecided.values())
+    assert found["C15b"]["per_seed"] == found["C15"]["per_seed"]
     for claim_id, v in registered.items():
         low, high = v["deciding_interval"]["low"], v["deciding_interval"]["high"]
         null = 1.0 if v["unit"] == "ratio" else 0.0

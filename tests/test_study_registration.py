@@ -1,5 +1,5 @@
-"""The CPU study's registration (issue 23): committed before its confirmatory runs, kept apart from the
-pilot's seeds, and sized by numbers that follow from the committed pilot records."""
+"""The CPU study's registration (study v3, issue 31): committed before its confirmatory runs, kept apart from the
+pilots' and the earlier studies' seeds, and sized by numbers that follow from the committed records."""
 
 import math
 import shutil
@@ -11,11 +11,12 @@ from test_rule_versions import commit_all, new_repo
 
 from reproduce.report import claims_page, environment_page
 from reproduce.spec import params, plan, registration
-from reproduce.verdicts import pilot, rule_versions, sizing
+from reproduce.verdicts import pilot, pilot_v3, rule_versions, sizing
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 REGISTERED = [c for c in plan.load_registry().values() if c.estimator]
+EARLIER_SEEDS = {*range(0, 3), *range(100, 114), *pilot.PILOT_SEEDS, *pilot_v3.PILOT_SEEDS}  # v1, v2, both pilots
 needs_git = pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
                                reason="needs the project's git history")
 
@@ -27,19 +28,36 @@ def git(repo, *args):
 
 @needs_git
 def test_every_confirmatory_record_descends_from_the_registration_commit():
-    assert rule_versions.registration_commit(ROOT) is not None, "reproduce/spec/registration.toml is not committed"
+    assert registration.load()["study"] == "v3"
+    assert rule_versions.registration_commit(ROOT) is not None, "study v3 is not registered in a commit"
     records = rule_versions.confirmatory_records(RESULTS, "cpu")
     assert rule_versions.order_problems(ROOT, records) == []
 
 
+@needs_git
+def test_every_confirmatory_alexnet_record_followed_the_registered_schedule():
+    """Issue 31: every v3 record's lr follows the registered schedule (0.01, then tenfold lower after each
+    registered epoch), read from the record, whatever its config says."""
+    drops = [int(e) for e in params.get_preset("cpu").networks["alexnet"]["lr_drop_epochs"].split(",")]
+    for record in rule_versions.confirmatory_records(RESULTS, "cpu"):
+        if record["config"]["model"] != "alexnet-small":
+            continue
+        expected = [0.01 * 0.1 ** sum(epoch > d for d in drops) for epoch in range(1, len(record["epochs"]) + 1)]
+        assert [e["lr"] for e in record["epochs"]] == pytest.approx(expected), record["run_id"]
+
+
 def test_the_order_check_refuses_a_record_made_before_the_registration_or_by_uncommitted_code(tmp_path):
     repo = new_repo(tmp_path)
+    (repo / "reproduce" / "spec").mkdir(parents=True)
     (repo / "reproduce" / "train.py").write_text("# before\n")
-    commit_all(repo, "code before the registration")
+    (repo / "reproduce" / "spec" / "registration.toml").write_text('study = "v2"\n')
+    commit_all(repo, "code and an earlier study's registration")
     before = git(repo, "rev-parse", "HEAD")
-    (repo / "reproduce" / "registration.toml").write_text("preset = 'cpu'\n")
-    commit_all(repo, "register")
+    (repo / "reproduce" / "spec" / "registration.toml").write_text('study = "v3"\n')
+    commit_all(repo, "register v3")
     after = git(repo, "rev-parse", "HEAD")
+    assert rule_versions.registration_commit(repo)[0] == after
+    assert rule_versions.registration_commit(repo, "v2")[0] == before
 
     def record(name, commit, dirty=False):
         return {"run_id": name, "code": {"commit": commit, "dirty": dirty}}
@@ -51,58 +69,61 @@ def test_the_order_check_refuses_a_record_made_before_the_registration_or_by_unc
     assert problems[1] == "dirty: made by uncommitted code"
 
 
-def test_the_pilot_seeds_are_never_a_verdicts():
+def test_no_confirmatory_seed_is_a_pilots_or_an_earlier_studys():
     design = registration.load()
-    assert tuple(design["pilot_seeds"]) == pilot.PILOT_SEEDS
+    assert tuple(design["pilot_seeds"]) == pilot_v3.PILOT_SEEDS
     preset = params.get_preset("cpu")
+    assert preset.first_seed == design["first_seed"]
     for claim in REGISTERED:
         seeds = plan.claim_seeds(claim, "cpu", preset.seeds)
         assert len(seeds) == claim.seeds, claim.id
-        assert not set(seeds) & set(pilot.PILOT_SEEDS), claim.id
-        assert not set(seeds) & set(pilot.V1_SEEDS), claim.id  # nor the exploratory study's
+        assert not set(seeds) & EARLIER_SEEDS, claim.id
 
 
 def test_every_tested_claim_is_registered_with_an_estimator_seeds_and_for_a_crossing_a_smoothing_rule():
     tested = [c for c in plan.load_registry().values() if c.trains and not c.requires]
     assert {c.id for c in tested} == {c.id for c in REGISTERED}
-    assert len(tested) == 14
+    members = sizing.tested_claims(plan.load_registry())
+    assert len(members) == 13 and "C15b" not in {c.id for c in members}  # C15b takes C15's runs (same_as)
     for claim in tested:
         assert claim.estimator in plan.ESTIMATORS and claim.seeds >= 2, claim.id
         if claim.kind == "ratio":
             assert claim.crossing == "smoothed-3/1", claim.id
-            assert all("lr" in arm.settings for arm in claim.arms) or claim.id != "C1"
+    assert plan.load_registry()["C1"].chance == "never-below-80/1"
     assert params.get_preset("cpu").seeds == max(c.seeds for c in tested)
+    assert registration.load()["correction_method"] == "constrained-holm"
 
 
-def test_the_registered_sizing_follows_from_the_committed_pilot_records():
+def test_the_registered_sizing_follows_from_the_committed_records():
     design = registration.load()
-    spread = {**sizing.spreads(RESULTS / pilot.PILOT_DIR, pilot.design_named(design["design"]["chosen"])),
-              **sizing.ratio_spreads(RESULTS / pilot.PILOT_DIR), **sizing.v1_spreads(RESULTS)}
+    numbers = sizing.registration_numbers(RESULTS, design["alpha"])
     for measure, registered in design["spreads"].items():
-        assert math.isclose(spread[measure].sd, registered["sd"], rel_tol=1e-6), measure
-        assert spread[measure].df == registered["df"], measure
-    affordable = {network: design["affordable_seeds"][network] for network in params.NETWORKS}
-    sized = sizing.size_claims(plan.load_registry(), spread, affordable, design["alpha"])
+        assert math.isclose(numbers.spreads[measure].sd, registered["sd"], rel_tol=1e-6), measure
+        assert numbers.spreads[measure].df == registered["df"], measure
     registry = plan.load_registry()
-    for sized_claim in sized:
-        assert registry[sized_claim.claim].seeds == sized_claim.seeds, sized_claim.claim
-        assert math.isclose(design["detectable"][sized_claim.claim], sized_claim.detectable, rel_tol=1e-6), \
-            sized_claim.claim
-    chosen = sizing.c1_choice(RESULTS / pilot.PILOT_DIR)
-    assert {arm.settings["activation"]: arm.settings["lr"] for arm in registry["C1"].arms} == chosen
+    for sized in numbers.sizing:
+        assert registry[sized.claim].seeds == sized.seeds == design["seeds"][sized.claim], sized.claim
+        assert (sized.needed or 0) == design["seeds_needed"][sized.claim], sized.claim
+        assert math.isclose(design["detectable"][sized.claim], sized.detectable, rel_tol=1e-6), sized.claim
+    assert registry["C15b"].seeds == registry["C15"].seeds
+    assert {arm.settings["activation"]: arm.settings["lr"] for arm in registry["C1"].arms} == numbers.c1_lrs
+    assert registry["C1"].target_train_error == design["c1_target"] == round(numbers.c1_target, 4)
+    assert numbers.study_hours <= design["budget_hours"]
+    assert design["study_hours"] == pytest.approx(numbers.study_hours, abs=0.005)
 
 
-def test_the_chosen_design_is_in_the_regime_its_claims_are_about():
-    """Issue 23: the baseline within about a point of twice as long, and the no-dropout arm overfitting."""
-    design = registration.load()["design"]
-    found = {r.design.name: r for r in pilot.design_results(RESULTS / pilot.PILOT_DIR)}
-    chosen = found[design["chosen"]]
-    assert chosen.seeds == len(pilot.PILOT_SEEDS)
-    assert abs(chosen.longer_minus_baseline) <= 0.01
-    assert chosen.gaps["no dropout"] >= 0.03
-    cpu = params.resolve({}, preset="cpu", network="alexnet")
-    assert {k: cpu[k] for k in ("epochs", "train_limit", "test_limit")} == \
-        {"test_limit": 0, **{k: v for k, v in chosen.design.settings.items() if k in ("epochs", "train_limit")}}
+def test_the_chosen_design_is_the_presets_and_in_the_regime_its_claims_are_about():
+    """Issue 31: the baseline close to the same net trained twice as long, the overfitting arms overfitting, LRN
+    dividing unevenly, and the pooling arms leaving the same maps."""
+    chosen = pilot_v3.design_summary(RESULTS / pilot.PILOT_DIR, pilot_v3.CHOSEN)
+    assert chosen.seeds == len(pilot_v3.PILOT_SEEDS)
+    assert abs(chosen.longer_minus_baseline) <= registration.load()["design"]["converged_within"]
+    assert chosen.gaps["no dropout"] > chosen.gaps["baseline"] + 0.01
+    assert chosen.gaps["no augmentation"] > chosen.gaps["baseline"] + 0.01
+    assert pilot_v3.pooled_map("overlapping") == pilot_v3.pooled_map("non-overlapping")
+    for seed in (300, 999):
+        assert pilot_v3.alexnet_config("baseline", seed) == params.resolve({"seed": seed}, preset="cpu",
+                                                                            network="alexnet")
 
 
 def test_the_study_time_counts_measured_runs_and_prices_the_rest_per_epoch(tmp_path):
@@ -133,10 +154,15 @@ def test_the_study_time_counts_measured_runs_and_prices_the_rest_per_epoch(tmp_p
 def test_a_grid_of_one_ablation_is_never_shown_as_the_whole_study():
     """The title page's 'trained from empty in N min' names what that grid ran: a `--only lrn --seeds 2`
     rehearsal is labelled as part of the preset, and only a grid of every run is the preset."""
-
     seeds = params.get_preset("cpu").seeds
     part = {"preset": "cpu", "seeds": 2, "options": {"only": "lrn"}, "runs": [{}] * 4}
     whole = {"preset": "cpu", "seeds": seeds, "options": {"only": ""}, "runs": [{}] * 132}
     assert claims_page._grid_scope(part) == "part of preset `cpu` (`--only lrn --seeds 2`: 4 runs)"
     assert claims_page._grid_scope(whole) == "the whole preset `cpu`, 132 runs planned"
     assert claims_page._grid_scope({**whole, "seeds": seeds - 1}).startswith("part of preset `cpu`")
+
+
+def test_the_earlier_studies_are_shown_as_exploratory_with_their_own_verdicts():
+    lines = "\n".join(claims_page.exploratory_section(RESULTS))
+    assert "## Exploratory: the second CPU study (v2)" in lines and "## Exploratory: the first CPU study (v1)" in lines
+    assert lines.index("(v2)") < lines.index("(v1)")

@@ -12,13 +12,14 @@ from reproduce.records import dataframe, results
 from reproduce.report import run_pages
 from reproduce.report.book_inputs import PresetOutcomes
 from reproduce.report.md import cell, verdict_badge
-from reproduce.spec import params, plan
-from reproduce.verdicts import claims, decisions, rule_versions, wording
+from reproduce.spec import params, plan, registration
+from reproduce.verdicts import claims, decisions, pilot_v3, rule_versions, wording
 
 INTRO = ("Each claim of the paper, the rule that decides it (registered in `reproduce/spec/claims.toml` before its "
          "confirmatory runs) and what the runs in `results/` say of it, on the proxy named beside it - never on the "
          "paper's ImageNet runs. The registered claims are decided together: two one-sided tests each (the paper's "
-         "direction; the claimed size ruled out), Holm's correction across all of them, so that the chance of any false "
+         "direction; the claimed size ruled out), a correction across all of them (the registration's: Holm's step-down, "
+         "constrained by each claim's two nulls, which cannot both be true), so that the chance of any false "
          "verdict is at most 5%. Each verdict is shown with the interval it was decided at; the words under it are "
          "explained [below](#reading-the-verdicts).")
 
@@ -41,8 +42,9 @@ def claims_page(shown: list[PresetOutcomes], results_dir: str | Path = "results"
         lines += _glance_table(group)
     lines += glossary() + _registration_intro(shown)
     lines += ["## The claims and their rules", ""]
+    checks = pilot_v3.mechanism_checks(results_dir)
     for claim in plan.load_registry().values():
-        lines += _claim_section(claim, shown)
+        lines += _claim_section(claim, shown, checks)
     untested = [c for c in plan.load_registry().values() if c.kind == "untested"]
     if untested:
         lines += ["## Not tested here", "", "| | claim | the paper's number | why not |", "|---|---|---|---|"]
@@ -102,23 +104,29 @@ def glossary() -> list[str]:
     return lines
 
 
-V1_VERDICTS = Path("v1") / "verdicts.json"  # under the results folder
+EXPLORATORY = {"v2": "the second CPU study (v2), registered then, exploratory now",
+               "v1": "the first CPU study (v1), exploratory"}  # results/<name>/verdicts.json, newest first
 
 
 def exploratory_section(results_dir: str | Path = "results") -> list[str]:
-    """The first CPU study (v1): exploratory, kept as its own code judged it, beside the registered study."""
-    path = Path(results_dir) / V1_VERDICTS
-    if not path.exists():
-        return []
-    found = json.loads(path.read_text())
-    lines = ["## The exploratory first study (v1)", "",
-             f"{found['about']} Its verdicts, as the code of commit `{found['commit'][:12]}` gave them; its records "
-             f"and executed notebooks are in `results/v1/`. They informed the design of the registered study, "
-             "which decides the claims above; they decide nothing themselves.", "",
-             "| claim | v1 verdict (exploratory) | measured then |", "|---|---|---|"]
-    for claim_id, verdict in found["claims"].items():
-        lines.append(f"| {claim_id} | {verdict_badge(verdict['verdict'])} | {cell(textwrap.shorten(verdict['summary'], 240, placeholder=' ...'))} |")
-    return lines + [""]
+    """The earlier CPU studies, each kept as its own code judged it, beside the confirmatory one: they shaped it
+    and decide nothing now."""
+    lines = []
+    for name, words in EXPLORATORY.items():
+        path = Path(results_dir) / name / "verdicts.json"
+        if not path.exists():
+            continue
+        found = json.loads(path.read_text())
+        lines += [f"## Exploratory: {words}", "",
+                  f"{found['about']} Its verdicts, as the code of commit `{found['commit'][:12]}` gave them; its "
+                  f"records and executed notebooks are in `results/{name}/`. They informed the design of the study "
+                  "that decides the claims above; they decide nothing themselves.", "",
+                  f"| claim | {name} verdict (exploratory) | measured then |", "|---|---|---|"]
+        for claim_id, verdict in found["claims"].items():
+            lines.append(f"| {claim_id} | {verdict_badge(verdict['verdict'])} | "
+                         f"{cell(textwrap.shorten(verdict['summary'], 240, placeholder=' ...'))} |")
+        lines.append("")
+    return lines
 
 
 def overview(results_dir: str | Path, shown: list[PresetOutcomes]) -> str:
@@ -283,8 +291,9 @@ def _glance_notes(group: PresetOutcomes) -> list[str]:
              + (f" {', '.join(others)} share runs among themselves too." if others else ""), ""]
     if family:
         lines += [f"**Decided together.** The registered claims' {family} one-sided hypotheses (each claim's "
-                  "direction, and its size) form one family: Holm's step-down correction keeps the chance that any "
-                  "verdict above is wrong - a direction shown that is not there, or a size ruled out that is - at "
+                  "direction, and its size) form one family: the registered correction "
+                  f"({decisions.CORRECTIONS[registration.load().get('correction_method', 'holm')]}) keeps the chance "
+                  "that any verdict above is wrong - a direction shown that is not there, or a size ruled out that is - at "
                   "5%. A registered claim whose runs are not all here yet counts in the family at p = 1, so a verdict "
                   "given before the study is whole is held to at least the registered family's level. Each claim's "
                   "section gives its raw and adjusted p-values.", ""]
@@ -321,13 +330,15 @@ def _lr_flag(outcome: claims.Outcome, preset: str) -> str:
     return {True: "lr tuned", False: "lr not tuned", None: ""}[wording.lr_fairness(outcome.claim, preset).tuned]
 
 
-def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes]) -> list[str]:
-    """A claim: its words and, per preset, the verdict with the intervals; the rule, the notes, the per-seed
-    values, the rule's history and the runs folded below."""
+def _claim_section(claim: claims.Claim, shown: list[PresetOutcomes], checks: dict[str, str] | None = None) -> list[str]:
+    """A claim: its words and, per preset, the verdict with the intervals and, on the cpu proxy, how it exercises
+    the claim's mechanism; the rule, the notes, the per-seed values, the rule's history and the runs folded below."""
     lines = [f"({claim.id.lower()})=", f"### {claim.id}: {claim.title}", "",
              f"> {claim.quote} (section {claim.section})", ""]
     for group in shown:
         lines += [_verdict_line(group.outcomes[claim.id], group.preset), ""]
+        if group.preset == "cpu" and (checks or {}).get(claim.id):
+            lines += [f"**The mechanism on this proxy** ([the pilot](pilot.md)): {checks[claim.id]}.", ""]
     lines += ["```{dropdown} The rule, the paper's number, the notes" + (", the per-seed values and the runs"
                                                                         if claim.trains else ""),
               f"- **Paper:** {claim.paper_value}", f"- **Rule:** {wording.rule_text(claim)}"]

@@ -108,7 +108,9 @@ def study_time_lines(results_dir: str | Path, preset: str = "cpu", cores: tuple[
               if done == len(planned) else
               f"{done} of them measured here so far, two at a time on a 2-core machine; the other {len(planned) - done} "
               "at their network's median seconds per epoch among those (the pilot's, where none has run yet)")
-    return [f"**The registered `{preset}` study from empty**: {len(planned)} runs of one core each, "
+    study = registration.load().get("study")
+    named = f"`{preset}` study" + (f" ({study})" if study else "")
+    return [f"**The registered {named} from empty**: {len(planned)} runs of one core each, "
             f"{sum(seconds) / 3600:.1f} core-hours in all ({source}). Started in the grid's order on one-thread workers: {times} (more cores: "
             "estimated, each as fast as one of these two). Add the analyses of final weights, the notebooks and "
             "the book: minutes.", ""]

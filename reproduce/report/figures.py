@@ -69,7 +69,7 @@ def _training_curves(ax: plt.Axes, records: dict[str, dict[int, dict]], target: 
         x = [p["iteration"] for p in curves[0]]
         _band(ax, x, [[p["train_error"] for p in curve] for curve in curves], colour, arm, linewidth=1.5)
     if target is not None:
-        ax.axhline(100 * target, color="black", linestyle="--", linewidth=1, label=f"target {target:.0%}")
+        ax.axhline(100 * target, color="black", linestyle="--", linewidth=1, label=f"target {wording.percent(target)}")
     ax.set(xlabel="iteration", ylabel="training error, points (log window)", ylim=(0, 100),
            title="training error (cf. the paper's Figure 1); band: lowest to highest seed")
     ax.legend(fontsize=8)

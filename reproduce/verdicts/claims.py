@@ -18,6 +18,7 @@ from reproduce.runs import analysis, architecture
 from reproduce.spec import metrics, params, plan, run_ids
 from reproduce.spec.plan import Claim, arm_variants, planned_runs, sweep_label, untestable_reason, varied_names
 from reproduce.verdicts import stats
+from reproduce.verdicts.wording import percent
 
 ALPHA = 1 - stats.CONFIDENCE  # the family-wise error rate of the registered verdicts
 VERDICTS = ("reproduced", "consistent with the paper", "not reproduced", "inconclusive", "not tested here")
@@ -258,7 +259,7 @@ def _evaluate_ratio(claim: Claim, records: dict[str, dict[int, dict]]) -> Outcom
     alive = [s for s in seeds if (slow, s) not in dead and (fast, s) not in dead]
     without = (stats.log_ratio({s: per_label[slow][s] for s in alive}, {s: per_label[fast][s] for s in alive})
                if dead and len(alive) >= 2 else None)
-    summary = (f"iterations to {target:.0%} training error, {slow} / {fast}: "
+    summary = (f"iterations to {percent(target)} training error, {slow} / {fast}: "
                f"{_bound_words(bound)}{ratio.estimate:.2f}x (geometric mean of the per-seed ratios), "
                f"95% t interval on their logs [{ratio.low:.2f}, {ratio.high:.2f}], n = {ratio.n} seeds")
     if slow_censored or fast_censored:

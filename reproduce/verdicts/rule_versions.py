@@ -18,7 +18,7 @@ from typing import Any
 
 from reproduce.base.git import git_bytes, git_lines, git_text
 from reproduce.records import results
-from reproduce.spec import params, plan
+from reproduce.spec import params, plan, registration
 from reproduce.spec.plan import REGISTRY_PATH
 
 # What decides a verdict; a change of anything else (title, quote, notes) is not a new rule.
@@ -64,9 +64,17 @@ def first_records_date(registry: Path = REGISTRY_PATH) -> str | None:
     return dates[0] if dates else None
 
 
-def registration_commit(root: Path) -> tuple[str, str] | None:
-    """(commit, ISO date) of the commit that registered the study (added reproduce/spec/registration.toml)."""
-    found = git_lines(root, "log", "--diff-filter=A", "--format=%H %cI", "--", *REGISTRATION)
+def registration_commit(root: Path, study: str | None = None) -> tuple[str, str] | None:
+    """(commit, ISO date) of the commit that registered the study: the first whose registration says
+    `study = "<study>"` (the current registration's study by default); for a registration that names no study
+    (v2's), the commit that added the file."""
+    if study is None:
+        here = next((root / path for path in REGISTRATION if (root / path).exists()), None)
+        study = registration.load(here).get("study") if here else None
+    if study:
+        found = git_lines(root, "log", "--format=%H %cI", "-S", f'study = "{study}"', "--", *REGISTRATION)
+    else:
+        found = git_lines(root, "log", "--diff-filter=A", "--format=%H %cI", "--", *REGISTRATION)
     return tuple(found[-1].split(" ", 1)) if found else None
 
 

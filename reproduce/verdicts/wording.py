@@ -53,6 +53,11 @@ def proxy_text(claim: Claim, preset: str) -> str | None:
     return f"{text}. {caveat[0].upper()}{caveat[1:]}" if caveat else text
 
 
+
+def percent(fraction: float) -> str:
+    """A target error as a percentage, with the digits it was registered with: 25%, 25.76%."""
+    return f"{100 * fraction:.4g}%"
+
 @dataclass(frozen=True)
 class LrFairness:
     tuned: bool | None  # None: no learning rate to tune (a claim that trains nothing, or measures one set of runs)
@@ -86,7 +91,7 @@ def rule_text(claim: Claim) -> str:
                 "numbers; otherwise not reproduced")
     if claim.kind == "ratio":
         effect, null, size = (f"the geometric mean over seeds of the ratio of iterations to "
-                              f"{claim.target_train_error:.0%} training error, {claim.other_arm.name} / "
+                              f"{percent(claim.target_train_error)} training error, {claim.other_arm.name} / "
                               f"{claim.paper_arm.name} (its interval: a t interval on the per-seed log ratios)"
                               + (" (each at its best lr of the sweep)" if claim.lr_sweep else "")), "1", \
             f"{claim.threshold:g}x"
