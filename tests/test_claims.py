@@ -461,3 +461,20 @@ def test_a_claim_that_shares_anothers_runs_is_one_member_of_the_family(tmp_path,
     assert outcomes["C15"].adjusted == (stats.constrained_holm_adjusted(raw)[("C15", "direction")],
                                         stats.constrained_holm_adjusted(raw)[("C15", "size")])
     assert min(outcomes["C3"].levels) == pytest.approx(0.05 / 2)
+
+
+def test_c9s_lighting_on_arm_is_the_colour_baseline_run_and_trains_once():
+    """Issue 32: on colour data lighting `auto` is on, so C9's lighting-on arm computes the baseline: one config,
+    one run id, one run in the grid (on greyscale, `off` is what `auto` does)."""
+    from reproduce.spec import run_ids
+
+    colour = {"dataset": "cifar10", "seed": 0}
+    assert run_ids.run_id(params.resolve({**colour, "lighting": "on"})) == run_ids.run_id(params.resolve(colour))
+    assert run_ids.run_id(params.resolve({**colour, "lighting": "off"})) != run_ids.run_id(params.resolve(colour))
+    assert run_ids.run_id(params.resolve({"lighting": "off"})) == run_ids.run_id(params.resolve({}))
+    runs = plan.grid_plan("smoke", 1, "lighting", {"dataset": "cifar10"})
+    c9 = REGISTRY["C9"]
+    ids = {run_ids.run_id(plan.arm_config(c9, arm, "smoke", 0, {"dataset": "cifar10"})) for arm in c9.arms}
+    assert len(ids) == 2 and ids <= {run.run_id for run in runs}
+    baseline = run_ids.run_id(params.resolve({"dataset": "cifar10", "seed": 0}, preset="smoke", network="alexnet"))
+    assert baseline in ids

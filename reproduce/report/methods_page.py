@@ -15,7 +15,7 @@ from reproduce.report.md import cell
 from reproduce.runs import faults
 from reproduce.spec import params, plan, registration
 from reproduce.training import train
-from reproduce.verdicts import claims, pilot, pilot_v3, rule_versions, stats, wording
+from reproduce.verdicts import claims, decisions, pilot, pilot_v3, rule_versions, sizing, stats, wording
 
 TEMPLATE = Path(__file__).with_name("methods.md")  # the page's prose; its numbers are filled in here
 
@@ -23,7 +23,8 @@ TEMPLATE = Path(__file__).with_name("methods.md")  # the page's prose; its numbe
 def methods_page() -> str:
     """reproduce/report/methods.md, its placeholders filled from the declarations."""
     design = registration.load()
-    registered = [c for c in plan.load_registry().values() if c.estimator]
+    registry = plan.load_registry()
+    members = sizing.tested_claims(registry)
     noise = design.get("machine_noise_sd", math.nan)
     values = {
         "presets": "\n".join(_preset_lines()),
@@ -32,7 +33,11 @@ def methods_page() -> str:
         "estimators": " ".join(f"`{name}`: {words}." for name, words in plan.ESTIMATORS.items()),
         "crossings": " ".join(f"`{name}`: {words}." for name, words in plan.CROSSINGS.items()),
         "chance_margin": f"{100 * stats.CHANCE_MARGIN:g}",
-        "registered": len(registered), "family": 2 * len(registered),
+        "registered": len(members), "family": 2 * len(members),
+        "shared": ", ".join(f"{c.id} as {c.same_as} where {', '.join(f'{k} {params.show_value(v)}' for k, v in c.same_when.items())}"
+                            for c in registry.values() if c.same_as) or "none",
+        "correction": decisions.CORRECTIONS[design.get("correction_method", "holm")],
+        "chance_rules": " ".join(f"`{name}`: {words}." for name, words in plan.CHANCE_RULES.items()),
         "alpha_percent": f"{100 * design.get('alpha', claims.ALPHA):g}",
         # Two machines' errors of a run, each off by an independent normal noise of sd s, differ by a median
         # 0.674 x sqrt(2) x s.

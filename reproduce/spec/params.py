@@ -386,6 +386,11 @@ def result_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
     """What the config hash covers: the result-deciding values, less the parameters added later that
-    sit at their default (so that adding one leaves every earlier run's id as it was)."""
-    return {name: value for name, value in result_config(config).items()
-            if not (BY_NAME[name].added_later and value == BY_NAME[name].default)}
+    sit at their default (so that adding one leaves every earlier run's id as it was), with a `lighting` that
+    says what `auto` does on its data written as `auto` (so one computation has one id: C9's lighting-on arm on
+    colour data is the baseline's run)."""
+    hashed = {name: value for name, value in result_config(config).items()
+              if not (BY_NAME[name].added_later and value == BY_NAME[name].default)}
+    if hashed.get("lighting") == ("on" if DATASETS.get(hashed.get("dataset")) == 3 else "off"):
+        hashed["lighting"] = "auto"
+    return hashed
