@@ -61,11 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_param_flags(everything)
     everything.add_argument("--book-dir", default="book")
 
-    pilot = commands.add_parser("pilot", help="train the CPU study's pilot (results/pilot/: seeds no verdict uses) "
-                                              "and print what it shows; --report alone reads it")
+    pilot = commands.add_parser("pilot", help="train the CPU study's pilot (study v3's: results/pilot/, seeds no "
+                                              "verdict uses) and print what it shows and the registration's numbers; "
+                                              "--report alone reads it")
     pilot.add_argument("--report", action="store_true", help="only print what the pilot's records show")
-    pilot.add_argument("--study", choices=("v2", "v3"), default="v3",
-                       help="whose pilot: v3 (seeds 910-912, reproduce/verdicts/pilot_v3.py) or v2's (900-902)")
     add_param_flags(pilot, ["workers", "time_budget"], declared=params.GRID_PARAMS)
     add_param_flags(pilot, ["results_dir", "data_dir", "device"])
 

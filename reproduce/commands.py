@@ -106,17 +106,12 @@ def command_all(args: argparse.Namespace) -> int:
 def command_pilot(args: argparse.Namespace) -> int:
     config = params.resolve(given(args, ["results_dir", "data_dir", "device"]))
     folder = Path(config["results_dir"]) / pilot.PILOT_DIR
-    study = pilot_v3 if args.study == "v3" else pilot
     exit_code = 0
     if not args.report:
-        runs = study.pilot_runs(folder, overrides={"data_dir": config["data_dir"], "device": config["device"]})
+        runs = pilot_v3.pilot_runs(folder, overrides={"data_dir": config["data_dir"], "device": config["device"]})
         options = grid.parse_options(given(args, ["workers", "time_budget"]))
         if runs:
-            exit_code = grid.train_runs(runs, options, runs[0].config, f"the {args.study} pilot",
-                                        started=args.started).exit_code
-    if args.study == "v2":
-        print("\n".join(pilot.lines(folder)))  # its registration's numbers are commit 524e3ba's
-        return exit_code
+            exit_code = grid.train_runs(runs, options, runs[0].config, "the v3 pilot", started=args.started).exit_code
     print("\n".join(pilot_v3.lines(folder) + pilot_v3.mechanism_lines(folder)))
     try:
         numbers = sizing.registration_numbers(config["results_dir"])

@@ -107,8 +107,8 @@ def test_a_parameter_added_at_its_default_leaves_every_committed_config_hash_unc
     added = params.Param("new_switch", bool, False, "a switch added after the runs", added_later=True)
     monkeypatch.setattr(params, "PARAMS", (*params.PARAMS, added))
     monkeypatch.setitem(params.BY_NAME, added.name, added)
-    # The study's records, and the pilot's and the exploratory v1 study's, each in its own folder.
-    committed = [r for folder in ("", "pilot", "v1") for r in results.readable_records(ROOT / "results" / folder)]
+    # The study's records, and the pilots' and the exploratory studies', each in its own folder.
+    committed = [r for folder in ("", "pilot", "v1", "v2") for r in results.readable_records(ROOT / "results" / folder)]
     assert len(committed) >= 100
     for record in committed:
         written_before = dict(record["config"])  # a config without the new parameter

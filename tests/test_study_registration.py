@@ -16,7 +16,7 @@ from reproduce.verdicts import pilot, pilot_v3, rule_versions, sizing
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 REGISTERED = [c for c in plan.load_registry().values() if c.estimator]
-EARLIER_SEEDS = {*range(0, 3), *range(100, 114), *pilot.PILOT_SEEDS, *pilot_v3.PILOT_SEEDS}  # v1, v2, both pilots
+EARLIER_SEEDS = {*range(0, 3), *range(100, 114), *pilot.V2_PILOT_SEEDS, *pilot_v3.PILOT_SEEDS}  # v1, v2, both pilots
 needs_git = pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
                                reason="needs the project's git history")
 
