@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reproduce.datasets.data import load_dataset
+from reproduce.datasets.image_cache_state import whole_cache_rows
 from reproduce.grids import slurm_options
 from reproduce.grids.budget import Budget, Worker, workers_of
 from reproduce.grids.estimates import Estimator, Split, data_key, runs_at_once
@@ -246,14 +247,24 @@ def _pin_worker(gpu: int | None) -> None:
 def preflight(runs: list[plan.PlannedRun]) -> dict[tuple, Split]:
     """Fail once, before any worker starts, on what would fail every run: a results folder that
     cannot be written, data that is missing or corrupt. Loading each dataset here also unpacks it
-    (or builds an image folder's cache) once, by one process, before workers would race to.
-    Returns the size of each dataset's splits, for the first-run estimates."""
+    once, by one process, before workers would race to. Returns the size of each dataset's splits,
+    for the first-run estimates.
+
+    An image folder's cache is checked, never built: it must be whole (its manifests say so, read in a
+    moment), else DataUnavailable says how to build it (`python -m reproduce cache`, shard by shard or in
+    one process). A grid is many processes, at cluster scale an allocation of GPUs, that would wait hours
+    on one process preprocessing ImageNet; a single run (`python -m reproduce run`, a notebook) still builds a
+    missing cache itself, which is what a small folder on a laptop wants."""
     for config in {run.config["results_dir"]: run.config for run in runs}.values():
         runner.check_writable(Path(config["results_dir"]))
     splits = {}
     for key, config in {data_key(run.config): run.config for run in runs}.items():
-        data = load_dataset(config["dataset"], config["data_dir"], train_limit=config["train_limit"],
-                            test_limit=config["test_limit"])
+        limits = {"train_limit": config["train_limit"], "test_limit": config["test_limit"]}
+        if config["dataset"] == "imagenet-folder":
+            rows = whole_cache_rows(config["data_dir"], **limits)
+            splits[key] = Split(rows["train"], rows["heldout"], rows["val"])
+            continue
+        data = load_dataset(config["dataset"], config["data_dir"], **limits)
         splits[key] = Split(len(data.train_y), len(data.val_y), len(data.test_y))
     return splits
 
