@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from reproduce.commands import COMMANDS, USER_ERROR, flag
+from reproduce.commands import CACHE_SLURM, COMMANDS, USER_ERROR, flag
 from reproduce.spec import params
 
 
@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "v3 proxy, and the proxy's alpha that matches them "
                                                    "(results/pilot/mechanisms.json)")
     add_param_flags(probe, ["results_dir", "data_dir", "device", "cpu_threads"])
+
+    cache = commands.add_parser("cache", help="build an image folder's cache (--data-dir): every shard in this "
+                                              "process, one shard (--shard I/N: a Slurm array task's part), or a Slurm "
+                                              "array of --shards N tasks (--executor submitit); --verify checks it "
+                                              "against the folder; exit 1 unless it is whole")
+    add_param_flags(cache, declared=params.CACHE_PARAMS)
+    add_param_flags(cache, CACHE_SLURM, declared=params.GRID_PARAMS)
+    add_param_flags(cache, ["data_dir", "train_limit", "test_limit", "results_dir"])
 
     verdicts = commands.add_parser("claims", help="print each claim's verdict from the records")
     add_sweep_flags(verdicts)

@@ -134,6 +134,37 @@ def command_mechanisms(args: argparse.Namespace) -> int:
     return 0
 
 
+CACHE_SLURM = ["executor", "slurm_partition", "slurm_time", "slurm_cpus_per_task", "slurm_extra",
+               "slurm_array_parallelism"]
+
+
+def command_cache(args: argparse.Namespace) -> int:
+    """Build an image folder's cache: one shard (--shard I/N), every shard here or as a Slurm array
+    (--shards N, --executor submitit), or check it (--verify); then say its state. Exit 1 if it is not whole."""
+    from reproduce.datasets import image_cache_state, image_shards
+    from reproduce.datasets.image_plan import SPLITS
+
+    config = params.resolve(given(args, ["data_dir", "train_limit", "test_limit", "results_dir"]))
+    chosen = {**{p.name: p.default for p in params.CACHE_PARAMS},
+              **params.validate(given(args, list(params.CACHE_BY_NAME)), params.CACHE_BY_NAME, "cache option")}
+    options = grid.parse_options(given(args, CACHE_SLURM))
+    limits = {"train_limit": config["train_limit"], "test_limit": config["test_limit"]}
+    data_dir = config["data_dir"]
+    if chosen["shard"]:
+        index, count = map(int, chosen["shard"].split("/"))
+        for split in SPLITS:
+            image_shards.build_shard(data_dir, split, index, count, **limits)
+    elif options["executor"] == "submitit" and not chosen["verify"]:
+        from reproduce.grids import cache_jobs
+
+        cache_jobs.build_array(data_dir, chosen["shards"], options, config["results_dir"], limits)
+    elif not chosen["verify"]:
+        image_shards.build_all(data_dir, chosen["shards"] or None, **limits)
+    state = image_cache_state.cache_state(data_dir, verify=chosen["verify"], **limits)
+    print(state.message)
+    return 0 if state.whole else 1
+
+
 def command_claims(args: argparse.Namespace) -> int:
     preset, seeds = sweep_settings(args)
     outcomes = decisions.evaluate_family(preset, seeds, args.results_dir)
@@ -252,5 +283,5 @@ def command_results(args: argparse.Namespace) -> int:
 COMMANDS = {"run": command_run, "grid": command_grid, "ablation": command_ablation, "all": command_all,
             "claims": command_claims, "book": command_book, "notebooks": command_notebooks, "bench": command_bench,
             "equivalence": command_equivalence, "notebook": command_notebook, "new-notebook": command_new_notebook,
-            "pilot": command_pilot, "mechanisms": command_mechanisms, "describe": command_describe, "params": command_params,
+            "pilot": command_pilot, "mechanisms": command_mechanisms, "cache": command_cache, "describe": command_describe, "params": command_params,
             "results": command_results}

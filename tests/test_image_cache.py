@@ -9,6 +9,8 @@ import builtins
 import io
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from reproduce.grids import grid
 from reproduce.grids.estimates import Split
 from reproduce.spec import params, plan
 
+ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PER_CLASS = {"tench": 70, "goldfish": 64, "shark": 66}  # written in no sorted order: labels follow the names
 SPLITS = ("train", "heldout", "val")
 
@@ -300,3 +303,47 @@ def test_the_grid_preflight_checks_the_cache_and_never_builds_it(data_dir, tmp_p
     assert not (data_dir / ".reproduce-cache").exists() or not list((data_dir / ".reproduce-cache").glob("*.npy"))
     build_all(data_dir, 2)
     assert list(grid.preflight(runs).values()) == [Split(180, 20, 40)]
+
+
+def _cache_command(data_dir, *more, env=None):
+    return subprocess.run([sys.executable, "-m", "reproduce", "cache", "--data-dir", str(data_dir), *more],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
+
+
+def test_the_cache_command_builds_shard_by_shard_and_says_when_the_cache_is_whole(tmp_path):
+    write_random_folder(tmp_path, {"a": 12, "b": 9})
+    first = _cache_command(tmp_path, "--shard", "0/2")
+    assert first.returncode == 1 and "is not whole" in first.stdout and "--shard I/2" in first.stdout
+    second = _cache_command(tmp_path, "--shard", "1/2")
+    assert second.returncode == 0 and "is whole" in second.stdout, second.stdout + second.stderr
+    checked = _cache_command(tmp_path, "--verify")
+    assert checked.returncode == 0 and "2 of 2 shards complete" in checked.stdout
+    bad = _cache_command(tmp_path, "--shard", "2/2")
+    assert bad.returncode == 2 and "shard: '2/2' is not allowed" in bad.stderr
+
+
+def test_the_cache_builds_as_a_slurm_job_array_one_task_a_shard(tmp_path):
+    """`--executor submitit --shards 3` on the one-node Slurm cluster the tests start (test_slurm's): one array
+    of 3 tasks, and the cache they leave is the one a single process builds."""
+    import slurm_cluster
+
+    reason = slurm_cluster.why_not()
+    if reason:
+        pytest.skip(reason)
+    write_random_folder(tmp_path / "data", {"a": 12, "b": 9})
+    cluster = slurm_cluster.Cluster(tmp_path / "slurm").start()
+    try:
+        env = {**os.environ, "SLURM_CONF": str(cluster.conf)}
+        done = _cache_command(tmp_path / "data", "--executor", "submitit", "--shards", "3", "--slurm-time", "5",
+                              "--results-dir", str(tmp_path / "results"), env=env)
+    finally:
+        cluster.cancel_all()
+        cluster.stop()
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "submitit (slurm): 3 cache tasks, job array" in done.stdout and "3 of 3 shards complete" in done.stdout
+    alone = tmp_path / "alone"
+    shutil.copytree(tmp_path / "data", alone, ignore=shutil.ignore_patterns(".reproduce-cache"))
+    assert _cache_command(alone, "--shards", "1").returncode == 0
+    arrayed, single = (load_dataset("imagenet-folder", str(d)) for d in (tmp_path / "data", alone))
+    assert torch.equal(arrayed.train_x[: len(arrayed.train_y)], single.train_x[: len(single.train_y)])
+    assert torch.equal(arrayed.train_y, single.train_y) and torch.equal(arrayed.mean, single.mean)

@@ -332,6 +332,24 @@ GRID_PARAMS: tuple[Param, ...] = (
 GRID_BY_NAME: dict[str, Param] = {p.name: p for p in GRID_PARAMS}
 
 
+def one_shard(value: str) -> bool:
+    """Empty, or I/N with 0 <= I < N."""
+    found = re.fullmatch(r"(\d+)/(\d+)", value)
+    return value == "" or (found is not None and int(found[1]) < int(found[2]))
+
+
+# What `python -m reproduce cache` takes besides the data folder, its limits and the grid's Slurm options.
+CACHE_PARAMS: tuple[Param, ...] = (
+    Param("shard", str, "", "build only shard I of N of each split (a Slurm array task's part); empty = every "
+          "shard", valid=one_shard, valid_help="empty, or I/N with 0 <= I < N, such as 3/16"),
+    Param("shards", int, 0, "shards per split when every shard is built (in this process, or with --executor "
+          "submitit as a Slurm array of that many tasks); 0 = the cache's plan's count, 1 for a new cache", minimum=0),
+    Param("verify", bool, False, "list and stat every image and compare with the cache's manifests (the full "
+          "check), instead of reading the manifests only"),
+)
+CACHE_BY_NAME: dict[str, Param] = {p.name: p for p in CACHE_PARAMS}
+
+
 def defaults() -> dict[str, Any]:
     return {p.name: p.default for p in PARAMS}
 
