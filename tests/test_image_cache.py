@@ -347,3 +347,24 @@ def test_the_cache_builds_as_a_slurm_job_array_one_task_a_shard(tmp_path):
     arrayed, single = (load_dataset("imagenet-folder", str(d)) for d in (tmp_path / "data", alone))
     assert torch.equal(arrayed.train_x[: len(arrayed.train_y)], single.train_x[: len(single.train_y)])
     assert torch.equal(arrayed.train_y, single.train_y) and torch.equal(arrayed.mean, single.mean)
+
+
+def test_the_paper_grids_dry_run_shows_the_caches_state_one_gpu_a_run_and_the_time_left(tmp_path, capsys):
+    """Issue 32: `grid --preset paper --data-dir D --dry-run` on a machine without a GPU plans for one, and says
+    whether the cache is whole (how to build it when not), that each run takes one GPU, and how long it takes."""
+    from reproduce import cli
+
+    write_random_folder(tmp_path, {"a": 12, "b": 9})
+
+    def dry_run():
+        status = cli.main(["grid", "--preset", "paper", "--data-dir", str(tmp_path), "--dry-run", "--device", "cuda",
+                           "--results-dir", str(tmp_path / "r")])
+        assert status == 0
+        return capsys.readouterr().out
+
+    before = dry_run()
+    assert "data: imagenet-folder: the cache under" in before and "is not whole" in before
+    assert "python -m reproduce cache --data-dir" in before
+    assert "placement: one GPU a run" in before and "time left: about" in before
+    build_all(tmp_path)
+    assert "is whole (train-256 1 of 1 shards complete" in dry_run()

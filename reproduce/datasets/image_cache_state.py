@@ -75,7 +75,8 @@ class CacheState:
         shards = f"I/{count}` for I = 0..{count - 1}" if count else "I/N` for I = 0..N-1"
         return (f"imagenet-folder: the cache under {cache_dir} is not whole ({said}). Build it with `python -m "
                 f"reproduce cache --data-dir {self.data_dir}{limits} --shard {shards}, one process each "
-                "(`--executor submitit` runs them as a Slurm array), or all of it in one process without --shard.")
+                f"(`--shards {count or 'N'} --executor submitit` runs them as a Slurm array), or all of it in one process "
+                "without --shard.")
 
     def rows(self) -> dict[str, int]:
         return {split: state.rows for split, state in self.splits.items()}

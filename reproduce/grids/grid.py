@@ -38,7 +38,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reproduce.datasets.data import load_dataset
-from reproduce.datasets.image_cache_state import whole_cache_rows
+from reproduce.datasets.image_cache_state import cache_state, whole_cache_rows
+from reproduce.datasets.image_data import DataUnavailable
+from reproduce.datasets.image_plan import check_folders
 from reproduce.grids import slurm_options
 from reproduce.grids.budget import Budget, Worker, workers_of
 from reproduce.grids.estimates import Estimator, Split, data_key, runs_at_once
@@ -107,7 +109,8 @@ def train_runs(runs: list[plan.PlannedRun], options: dict[str, Any], sample: dic
     if device.type == "cuda":
         estimator.at_once = runs_at_once(results_dir, device.kind)
     say = log or print
-    for line in [*device.warnings, *plan_lines(title, runs, states, estimator, layout, options)]:
+    for line in [*device.warnings, *plan_lines(title, runs, states, estimator, layout, options), *data_lines(runs),
+                 *placement_lines(runs, options)]:
         say(line)
     if options["dry_run"] or not runs:
         return GridSummary()
@@ -243,6 +246,34 @@ def _pin_worker(gpu: int | None) -> None:
 
 
 # ----------------------------------------------------------------------------- before training
+
+def data_lines(runs: list[plan.PlannedRun]) -> list[str]:
+    """The state of each image folder's cache the runs read (from its manifests: a moment), and how to build
+    what it lacks; a folder that is not there says so."""
+    lines = []
+    for config in {data_key(run.config): run.config for run in runs if run.config["dataset"] == "imagenet-folder"}.values():
+        try:
+            check_folders(Path(config["data_dir"]))
+            state = cache_state(config["data_dir"], train_limit=config["train_limit"], test_limit=config["test_limit"])
+            lines.append(f"  data: {state.message}")
+        except DataUnavailable as exc:
+            lines.append(f"  data: {exc}")
+    return lines
+
+
+def placement_lines(runs: list[plan.PlannedRun], options: dict[str, Any]) -> list[str]:
+    """What a run of the paper's net on ImageNet gets: one GPU, or (gpus_per_run N) the paper's batch split N
+    ways, which stays the paper's 128 - a larger batch would be a deviation its config names."""
+    if not any(run.config["dataset"] == "imagenet-folder" for run in runs):
+        return []
+    ranks = options["gpus_per_run"]
+    if ranks == 1:
+        return ["  placement: one GPU a run, the ImageNet runs side by side (one run over N GPUs: --gpus-per-run N "
+                "with --executor submitit, or torchrun; it splits the batch of 128 N ways)"]
+    batch = runs[0].config["batch_size"]
+    return [f"  placement: {ranks} GPUs a run (--gpus-per-run): each rank takes {batch // ranks}-{-(-batch // ranks)} "
+            f"of the batch of {batch} and the gradients are averaged over all {batch}, as on one GPU"]
+
 
 def preflight(runs: list[plan.PlannedRun]) -> dict[tuple, Split]:
     """Fail once, before any worker starts, on what would fail every run: a results folder that
