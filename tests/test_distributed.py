@@ -170,3 +170,17 @@ def test_one_process_is_rank_0_of_1_and_joins_nothing(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     world = distributed.join(params.resolve({}))
     assert (world.rank, world.size, world.distributed, world.seed(5)) == (0, 1, False, 5)
+
+
+def test_two_ranks_through_loader_workers_end_with_the_weights_of_two_without(tiny_fashion, tmp_path):
+    """Issue 32: each rank's DataLoader workers gather that rank's share of every batch, as iterate_batches does,
+    so 2 gloo ranks end with the same weights either way (bit for bit: the same world size)."""
+    weights = []
+    for workers in ("0", "2"):
+        flags = run_flags(tiny_fashion, tmp_path / workers, "--loader-workers", workers)
+        done = torchrun(*flags)
+        assert done.returncode == 0, done.stderr[-3000:]
+        config = config_of(tiny_fashion, tmp_path / workers)
+        record = results.read_record(results.record_path(config["results_dir"], config))
+        weights.append(record["totals"]["weights_sha256"])
+    assert weights[0] == weights[1]

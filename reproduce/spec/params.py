@@ -184,6 +184,10 @@ PARAMS: tuple[Param, ...] = (
     Param("device", str, "auto", "where to train", choices=("auto", "cpu", "cuda"), affects_result=False),
     Param("precision", str, "auto", "arithmetic of the forward and backward pass", choices=("auto", "fp32", "bf16")),
     Param("cpu_threads", int, 1, "torch threads of one run on the CPU", minimum=1, affects_result=False),
+    Param("loader_workers", int, "auto", "worker processes that gather a run's batches when its training images stay "
+          "on the host (a memory-mapped image cache too big for the GPU); auto = the CPUs this process may use, "
+          "shared by the node's ranks, one kept for training (none on the CPU); 0 = in the training process",
+          minimum=0, words=("auto",), affects_result=False),
     Param("compile", str, "auto", "torch.compile the model", choices=("auto", "on", "off"), affects_result=False),
     Param("dist_backend", str, "auto", "how torchrun's ranks talk", choices=("auto", "nccl", "gloo"),
           affects_result=False),

@@ -63,6 +63,11 @@ class World:
     def leader(self) -> bool:
         return self.rank == 0
 
+    @property
+    def local_size(self) -> int:
+        """The ranks on this node (torchrun's LOCAL_WORLD_SIZE; 1 without it)."""
+        return int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if self.distributed else 1
+
     def seed(self, seed: int) -> int:
         """This rank's seed for the streams it draws alone (augmentation, dropout)."""
         return seed + self.rank * RANK_SEED_STRIDE

@@ -26,6 +26,7 @@ from reproduce.datasets.batches import iterate_batches, to_device_if_fits
 from reproduce.datasets.data import load_dataset
 from reproduce.datasets.image_data import ImageData, pixel_std
 from reproduce.datasets.lighting import fit_colour_pca, lighting_on
+from reproduce.datasets.loader import HostBatches, auto_workers
 from reproduce.nets.models import build_model, canvas_size, input_side
 from reproduce.records import provenance, results
 from reproduce.spec.params import drop_epochs
@@ -105,6 +106,7 @@ class Trainer:
     record: dict[str, Any] = field(default_factory=dict)
     graphs_before: int = 0  # dynamo's graph count when the run started: the record says how many it compiled
     world: World = field(default_factory=World)
+    host_batches: HostBatches | None = None  # DataLoader workers gathering the training batches (host-kept images)
 
 
 def run(config: dict[str, Any], deadline: float | None = None, world: World = World()) -> dict[str, Any]:
@@ -166,9 +168,11 @@ def build_trainer(config: dict[str, Any], world: World = World()) -> Trainer:
                                canvas_size(config["model"]))
     # DDP averages the ranks' gradients in buckets as the backward produces them; then compile.
     replicated = DistributedDataParallel(model) if world.distributed else model
+    splits = _place_splits(data, device, transform)
     trainer = Trainer(config, device, execution, data, model, execution.compiled(replicated), optimizer,
                       Schedule(config["lr_patience"], config["lr_drops"], drop_epochs(config["lr_drop_epochs"])), transform,
-                      _place_splits(data, device, transform), graphs_before=compiled_graphs(), world=world)
+                      splits, graphs_before=compiled_graphs(), world=world,
+                      host_batches=_host_batches(config, splits, device, world))
     trainer.record = results.new_record(config, device_name(device))
     trainer.record["code"]["training_sha256"] = IMPORTED_TRAINING_CODE
     trainer.record["execution"] = execution.describe()
@@ -176,6 +180,21 @@ def build_trainer(config: dict[str, Any], world: World = World()) -> Trainer:
     trainer.record["world"] = world.describe()
     trainer.record["model_parameters"] = sum(p.numel() for p in model.parameters())
     return trainer
+
+
+def _host_batches(config: dict[str, Any], splits: dict[str, torch.Tensor], device: torch.device,
+                  world: World) -> HostBatches | None:
+    """Worker processes gathering the training batches: by default (auto) where the training images stay on the
+    host of a GPU (an image cache too big for it), as many as loader_workers says otherwise (on the CPU too,
+    where the tests check that they give the same batches); None for none."""
+    workers = config["loader_workers"]
+    if workers == "auto":
+        on_host = device.type == "cuda" and splits["train_x"].device.type != "cuda"
+        workers = auto_workers(device, world.local_size) if on_host else 0
+    if not workers:
+        return None
+    return HostBatches(splits["train_x"], splits["train_y"], config["batch_size"], device, workers,
+                       part=(world.rank, world.size))
 
 
 def _input_scaling(config: dict[str, Any], data: ImageData, device: torch.device) -> tuple[torch.Tensor, float]:
@@ -269,8 +288,9 @@ def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
     steps_per_epoch = math.ceil(len(order) / batch)
     window = _Window(device, world)
     log = _EpochLog(trainer, epoch, steps_per_epoch)
-    batches = iterate_batches(trainer.splits["train_x"], trainer.splits["train_y"], batch, device=device,
-                              order=order, part=(world.rank, world.size))
+    batches = trainer.host_batches.iterate(order) if trainer.host_batches else iterate_batches(
+        trainer.splits["train_x"], trainer.splits["train_y"], batch, device=device, order=order,
+        part=(world.rank, world.size))
     bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config['epochs']}",
                disable=not config["progress"], leave=False, unit="batch")
     for step, (images, labels) in enumerate(bar, start=1):
