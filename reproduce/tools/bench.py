@@ -69,6 +69,11 @@ BENCH_PARAMS: tuple[Param, ...] = (
     Param("profile", bool, False, "also print and save a torch.profiler table of the trainer's top kernels"),
     Param("skip_measured", bool, False, "keep a network and layout whose record for this kind of device was made "
           "by the current training code, instead of measuring it again"),
+    Param("loader", bool, False, "time the DataLoader path instead: images a second per worker core gathering "
+          "batches from a synthetic memory-mapped ImageNet cache, cold and warm, and JPEG decoding per core; writes "
+          "bench/<device>/loader.json and the table of docs/scale-out.md"),
+    Param("loader_gb", float, 2.0, "size of the synthetic cache the loader is timed on (GB)", minimum=0.01,
+          maximum=256.0),
     Param("data_dir", str, "data", "where Fashion-MNIST lives or is unpacked"),
     Param("results_dir", str, "results", "where bench records go (bench/ under it)"),
 )
@@ -125,6 +130,10 @@ def run_bench(values: dict[str, Any]) -> list[dict[str, Any]]:
     """Measure each chosen network in each of its layouts, write and print the records; the last line is
     `ratio <number>` (the paper net's, where it was timed). Raises CompileFailed when only compiling fails."""
     settings = parse_settings(values)
+    if settings["loader"]:
+        from reproduce.tools.bench_loader import run_loader_bench
+
+        return [run_loader_bench(settings["loader_gb"], settings["results_dir"])]
     device = pick_device(settings["device"])
     chosen = list(NETWORKS) if settings["networks"] == "all" else [settings["networks"]]
     with _against_tree(settings["against"]) as tree:
