@@ -5,6 +5,7 @@ python kill_harness.py CONFIG_JSON checkpoint N  killed halfway through writing 
 python kill_harness.py CONFIG_JSON record        killed halfway through writing the final record
 """
 
+import io
 import json
 import os
 import signal
@@ -32,17 +33,20 @@ def kill_at_step(n, kill=kill_now):
 
 
 def kill_midway_through_write(should_kill):
-    real_write = results.atomic_write_bytes
+    real_write = results.atomic_write
 
-    def write(path, data):
+    def write(path, writer):
+        data = io.BytesIO()
+        writer(data)
+        data = data.getvalue()
         if should_kill(path, data):
             # What a kill leaves mid-write: a half-written temporary file beside the target.
             path.parent.mkdir(parents=True, exist_ok=True)
             (path.parent / f".{path.name}.killed.tmp").write_bytes(data[: len(data) // 2])
             kill_now()
-        real_write(path, data)
+        real_write(path, lambda handle: handle.write(data))
 
-    results.atomic_write_bytes = write
+    results.atomic_write = write
 
 
 def nth_checkpoint(n):

@@ -184,3 +184,21 @@ def test_two_ranks_through_loader_workers_end_with_the_weights_of_two_without(ti
         record = results.read_record(results.record_path(config["results_dir"], config))
         weights.append(record["totals"]["weights_sha256"])
     assert weights[0] == weights[1]
+
+
+def test_a_rank_killed_within_an_epoch_resumes_there_to_the_weights_of_an_uninterrupted_run(tiny_fashion, tmp_path):
+    """checkpoint_every_steps with 2 ranks: each rank's streams travel to rank 0's checkpoint, and each rank
+    takes its own back; the run resumes inside epoch 2 and ends bit for bit where an uninterrupted one does."""
+    straight = run_flags(tiny_fashion, tmp_path / "straight", "--epochs", "3")
+    assert torchrun(*straight).returncode == 0
+    more = ("--epochs", "3", "--checkpoint-every-steps", "2")
+    flags = run_flags(tiny_fashion, tmp_path / "killed", *more)
+    killed = torchrun(*flags, harness=["kill-at-step", "1", "10"])  # step 4 of epoch 2 (6 steps an epoch)
+    assert killed.returncode != 0
+    resumed = torchrun(*flags)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    config = config_of(tiny_fashion, tmp_path / "killed", *more)
+    record = results.read_record(results.record_path(config["results_dir"], config))
+    expected = results.read_record(results.record_path(tmp_path / "straight", config))
+    assert (record["resumed_at_epoch"], record["resumed_at_step"]) == (1, 2)
+    assert record["totals"]["weights_sha256"] == expected["totals"]["weights_sha256"]

@@ -98,6 +98,22 @@ def test_kill_at_a_random_step_then_rerun_gives_the_uninterrupted_record(draw, t
     assert resumed.get("resumed_at_epoch", 0) == (step - 1) // 6  # from the last whole epoch killed in
 
 
+@covers("kill-within-epoch")
+@pytest.mark.parametrize("step", [10, 17])  # 6 steps an epoch: killed after the checkpoints at steps 3 of epochs 2, 3
+def test_killed_within_an_epoch_a_run_resumes_from_its_last_step_checkpoint_to_the_same_record(step, tiny_fashion,
+                                                                                                tmp_path, straight):
+    """checkpoint_every_steps: the rerun starts at the step of the last checkpoint, inside the epoch, with each
+    stream where it was (crops, flips, dropout masks) and the epoch's sums so far: the record is the straight one."""
+    config = {**interrupted_config(tiny_fashion, tmp_path), "checkpoint_every_steps": 3}
+    killed(config, "step", str(step))
+    state = torch.load(results.checkpoint_path(config["results_dir"], config), weights_only=True)
+    within = state["within_epoch"][0]["step"]
+    assert (state["epochs_done"], within) == {10: (1, 3), 17: (2, 3)}[step]
+    resumed, trained = runner.run(config)
+    assert trained and metrics_of(resumed) == metrics_of(straight)
+    assert (resumed["resumed_at_epoch"], resumed["resumed_at_step"]) == (state["epochs_done"], within)
+
+
 @covers("kill-checkpoint-write")
 def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tiny_fashion, tmp_path, straight):
     config = interrupted_config(tiny_fashion, tmp_path)

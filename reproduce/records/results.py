@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from reproduce.records.provenance import git_state, is_current_code, package_versions
 from reproduce.spec.run_ids import config_hash, run_id
@@ -38,19 +38,26 @@ def checkpoint_path(results_dir: str | Path, config: dict[str, Any]) -> Path:
     return Path(results_dir) / "checkpoints" / f"{run_id(config)}.pt"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: readers see old or new, never half."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Stream `write(handle)` into a temporary file beside `path`, fsync, then rename: readers see the old file
+    or the new one, never half, and no whole copy of it is held in memory (a checkpoint of the paper's net is
+    half a gigabyte)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """atomic_write of bytes already in memory."""
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:

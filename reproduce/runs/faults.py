@@ -23,6 +23,10 @@ CASES: tuple[FaultCase, ...] = (
     FaultCase("kill-mid-epoch", "interruption", "kill -9 at a random moment while training",
               "the rerun resumes from the last whole-epoch checkpoint; its record equals an uninterrupted "
               "run's in every metric and in the weights"),
+    FaultCase("kill-within-epoch", "interruption", "kill -9 inside an epoch of a run that checkpoints every few "
+              "steps (checkpoint_every_steps)",
+              "the rerun resumes inside the epoch, at the last step checkpoint, with every random stream and partial "
+              "sum where it was; its record equals an uninterrupted run's in every metric and in the weights"),
     FaultCase("kill-checkpoint-write", "interruption", "kill -9 halfway through writing a checkpoint",
               "the previous checkpoint is untouched (writes go to a temporary file, then rename); "
               "the rerun resumes from it; same final record"),

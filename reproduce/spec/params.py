@@ -192,6 +192,9 @@ PARAMS: tuple[Param, ...] = (
     Param("dist_backend", str, "auto", "how torchrun's ranks talk", choices=("auto", "nccl", "gloo"),
           affects_result=False),
     Param("progress", bool, True, "per-batch progress bars", affects_result=False),
+    Param("checkpoint_every_steps", int, 0, "SGD steps between checkpoints within an epoch, each rank's place and "
+          "random streams included (an ImageNet epoch is 10,000 steps: a requeued job loses at most this many); "
+          "0 = at epoch ends only", minimum=0, affects_result=False),
     Param("checkpoint_every_s", float, 0.0, "seconds of training between epoch-end checkpoints (one is always "
           "written after the last epoch and at a stop); 0 = after every epoch", minimum=0, affects_result=False),
 )

@@ -1,12 +1,12 @@
 """A run's checkpoint: everything a rerun needs to go on exactly where an epoch ended (weights, optimizer,
-schedule, the curves so far), written atomically by rank 0, loaded as tensors only, and refused when another
-config or another number of ranks made it; and the digest that says two runs' weights are bit-identical.
+schedule, the curves so far) or, every checkpoint_every_steps steps, where it is within one (each rank's step,
+random streams and partial sums too), written atomically by rank 0, loaded as tensors only, and refused when
+another config or another number of ranks made it; and the digest that says two runs' weights are bit-identical.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 from typing import Any
 
 import torch
@@ -20,8 +20,11 @@ class CheckpointMismatch(Exception):
     """A checkpoint made by another config: refusing to resume from it."""
 
 
-def save_checkpoint(trainer: Any, epochs_done: int) -> None:
-    """Everything a rerun needs to continue exactly where this epoch ended (atomic write, by rank 0)."""
+def save_checkpoint(trainer: Any, epochs_done: int, within: dict[str, Any] | None = None) -> None:
+    """Everything a rerun needs to continue exactly where this epoch ended - or, with `within` (this rank's
+    place in the epoch: train.within_epoch_state), where the epoch is now. Every rank takes part (each one's
+    random streams are its own); rank 0 writes, streaming to a temporary file that is renamed into place."""
+    every_rank = trainer.world.gather(within) if within is not None else None
     if not trainer.world.leader:
         return
     state = {
@@ -34,21 +37,21 @@ def save_checkpoint(trainer: Any, epochs_done: int) -> None:
         "iterations": trainer.record["iterations"],
         "started_at": trainer.record["started_at"],
         "world_size": trainer.world.size,
+        "within_epoch": every_rank,  # None: at an epoch end; else per rank, the step and the streams
     }
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
     path = results.checkpoint_path(trainer.config["results_dir"], trainer.config)
-    results.atomic_write_bytes(path, buffer.getvalue())
+    results.atomic_write(path, lambda handle: torch.save(state, handle))
     # A visible, atomically written "running" record: lets people follow a long run.
     results.write_record(results.record_path(trainer.config["results_dir"], trainer.config),
                          trainer.record)
 
 
-def resume(trainer: Any) -> int:
-    """Load the run's checkpoint if there is one; return the first epoch still to train."""
+def resume(trainer: Any) -> tuple[int, dict[str, Any] | None]:
+    """Load the run's checkpoint if there is one; return the first epoch still to train and, for a checkpoint
+    made within that epoch, this rank's place in it (None: from the epoch's start)."""
     path = results.checkpoint_path(trainer.config["results_dir"], trainer.config)
     if not path.exists():
-        return 0
+        return 0, None
     # weights_only: a checkpoint is data, never code to execute.
     state = torch.load(path, map_location=trainer.device, weights_only=True)
     if state["config_hash"] != trainer.record["config_hash"]:
@@ -64,7 +67,11 @@ def resume(trainer: Any) -> int:
     trainer.schedule.load_state_dict(state["schedule"])
     trainer.record.update(epochs=state["epochs"], iterations=state["iterations"],
                           started_at=state["started_at"], resumed_at_epoch=state["epochs_done"])
-    return state["epochs_done"]
+    within = state.get("within_epoch")
+    if within is None:
+        return state["epochs_done"], None
+    trainer.record["resumed_at_step"] = within[trainer.world.rank]["step"]
+    return state["epochs_done"], within[trainer.world.rank]
 
 
 def weights_digest(model: torch.nn.Module) -> str:

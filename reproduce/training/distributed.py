@@ -80,6 +80,14 @@ class World:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's value, in rank order, on every rank."""
+        if not self.distributed:
+            return [value]
+        found = [None] * self.size
+        dist.all_gather_object(found, value)
+        return found
+
     def total(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum of `tensor` over the ranks, in place."""
         if self.distributed:

@@ -116,12 +116,12 @@ def run(config: dict[str, Any], deadline: float | None = None, world: World = Wo
     finishes before it, checkpointed; its record is returned with status "running", and a rerun
     goes on from there. `world`: this process's rank among a torchrun's ranks."""
     trainer = build_trainer(config, world)
-    start_epoch = resume(trainer)
+    start_epoch, within = resume(trainer)
     saved = time.time()
     try:
         for epoch in range(start_epoch, config["epochs"]):
             started = time.time()
-            run_epoch(trainer, epoch)
+            run_epoch(trainer, epoch, within if epoch == start_epoch else None)
             stopping = world.share(_next_epoch_overruns(deadline, started, epoch + 1, config["epochs"]))
             if stopping or epoch + 1 == config["epochs"] or time.time() - saved >= config["checkpoint_every_s"]:
                 save_checkpoint(trainer, epoch + 1)
@@ -227,19 +227,22 @@ def _epoch_seed(config: dict[str, Any], epoch: int) -> int:
     return config["seed"] * 1_000_003 + epoch
 
 
-def run_epoch(trainer: Trainer, epoch: int) -> None:
-    """Train one epoch, evaluate, record the metrics and let the schedule react."""
+def run_epoch(trainer: Trainer, epoch: int, within: dict[str, Any] | None = None) -> None:
+    """Train one epoch (from the place `within` of a checkpoint made inside it, if given), evaluate, record the
+    metrics and let the schedule react."""
     config, device = trainer.config, trainer.device
     seed = _epoch_seed(config, epoch)
     own_seed = trainer.world.seed(seed)  # rank 0's is the one-process seed
     torch.manual_seed(own_seed)  # dropout masks
     order = torch.randperm(len(trainer.data.train_y), generator=torch.Generator().manual_seed(seed))  # shared
     augment_rng = torch.Generator(device=device).manual_seed(own_seed)
+    if within is not None:
+        _restore_streams(within, augment_rng, device)
     lr = trainer.optimizer.param_groups[0]["lr"]
 
     reset_peak_memory(device)
     started = time.perf_counter()
-    train_stats = train_one_epoch(trainer, epoch, order, augment_rng)
+    train_stats = train_one_epoch(trainer, epoch, order, augment_rng, within)
     synchronize(device)
     train_time = time.perf_counter() - started
 
@@ -275,9 +278,10 @@ def fit_error(trainer: Trainer) -> dict[str, float]:
     return {"fit_top1_error": stats["top1_error"]}
 
 
-def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
-                    augment_rng: torch.Generator) -> dict[str, float]:
-    """SGD over one permutation of the training set, with no host synchronisation inside.
+def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor, augment_rng: torch.Generator,
+                    within: dict[str, Any] | None = None) -> dict[str, float]:
+    """SGD over one permutation of the training set (from step `within["step"]` on, when resuming inside it),
+    with no host synchronisation inside but the checkpoints every checkpoint_every_steps steps.
 
     Loss and error sums stay on the device; at each log point they start an asynchronous
     copy to the host, which is read one log point later, when it has long arrived.
@@ -288,12 +292,17 @@ def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
     steps_per_epoch = math.ceil(len(order) / batch)
     window = _Window(device, world)
     log = _EpochLog(trainer, epoch, steps_per_epoch)
-    batches = trainer.host_batches.iterate(order) if trainer.host_batches else iterate_batches(
-        trainer.splits["train_x"], trainer.splits["train_y"], batch, device=device, order=order,
+    first = 0 if within is None else within["step"]
+    if within is not None:
+        window.restore(within["window"])
+        log.loss, log.wrong = within["log"]
+    batches = trainer.host_batches.iterate(order, first) if trainer.host_batches else iterate_batches(
+        trainer.splits["train_x"], trainer.splits["train_y"], batch, device=device, order=order[first * batch:],
         part=(world.rank, world.size))
-    bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config['epochs']}",
+    bar = tqdm(batches, total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{config['epochs']}",
                disable=not config["progress"], leave=False, unit="batch")
-    for step, (images, labels) in enumerate(bar, start=1):
+    every = config["checkpoint_every_steps"]
+    for step, (images, labels) in enumerate(bar, start=first + 1):
         global_size = min(batch, len(order) - (step - 1) * batch)  # this step's images over all ranks
         images = execution.layout(trainer.transform.train(images, augment_rng))
         loss, wrong = train_step(trainer.forward, trainer.optimizer, images, labels, execution,
@@ -302,8 +311,27 @@ def train_one_epoch(trainer: Trainer, epoch: int, order: torch.Tensor,
         if step % config["log_every"] == 0 or step == steps_per_epoch:
             log.queue(step, window.take())
             log.read(keep=1, bar=bar)
+        if every and step % every == 0 and step < steps_per_epoch:
+            log.read(keep=0, bar=bar)  # the log points so far into the record the checkpoint holds
+            save_checkpoint(trainer, epoch, within_epoch_state(step, augment_rng, window, log))
     log.read(keep=0, bar=bar)
     return {"train_loss": log.loss / len(order), "train_error": log.wrong / len(order)}
+
+
+def within_epoch_state(step: int, augment_rng: torch.Generator, window: "_Window", log: "_EpochLog") -> dict[str, Any]:
+    """This rank's place in the epoch after `step` steps: what a rerun needs to draw the same crops, flips and
+    dropout masks from there on and to add the same sums (on the CPU: it travels between ranks)."""
+    cuda = augment_rng.device.type == "cuda"
+    return {"step": step, "global_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(augment_rng.device) if cuda else None,
+            "augment_rng": augment_rng.get_state(), "window": window.state(), "log": (log.loss, log.wrong)}
+
+
+def _restore_streams(within: dict[str, Any], augment_rng: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(within["global_rng"].cpu())
+    if within["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(within["cuda_rng"].cpu(), device)
+    augment_rng.set_state(within["augment_rng"].cpu())
 
 
 def train_step(forward: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
@@ -343,6 +371,12 @@ class _Window:
         self.loss += loss_sum
         self.wrong += wrong
         self.count += count
+
+    def state(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        return self.loss.cpu(), self.wrong.cpu(), self.count
+
+    def restore(self, state: tuple[torch.Tensor, torch.Tensor, int]) -> None:
+        self.loss, self.wrong, self.count = state[0].to(self.device), state[1].to(self.device), state[2]
 
     def take(self) -> tuple[HostCopy, int]:
         """(loss sum and wrong predictions on their way to the host, examples) since the last take."""
