@@ -368,3 +368,56 @@ def test_the_paper_grids_dry_run_shows_the_caches_state_one_gpu_a_run_and_the_ti
     assert "placement: one GPU a run" in before and "time left: about" in before
     build_all(tmp_path)
     assert "is whole (train-256 1 of 1 shards complete" in dry_run()
+
+
+def test_two_runs_staging_at_once_make_one_copy_and_read_the_same_images(folder, expected, tmp_path, monkeypatch):
+    """stage_dir: the shards are copied to the node-local folder once, however many runs start together (each
+    shard under a lock there); every run then reads the copy, which holds the cache's bytes."""
+    import threading
+    import time as clock
+
+    from reproduce.datasets import staging
+
+    build_all(folder, 2)
+    real_copy, copies = shutil.copyfile, []
+
+    def slow_copy(source, target):
+        copies.append(Path(source).name)
+        clock.sleep(0.05)  # long enough for the other run to reach the lock
+        return real_copy(source, target)
+
+    monkeypatch.setattr(staging.shutil, "copyfile", slow_copy)
+    loaded = [None, None]
+
+    def run(slot):
+        loaded[slot] = load_dataset("imagenet-folder", str(folder), stage_dir=str(tmp_path / "local"))
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(copies) == sorted(set(copies)) and len(copies) == 3 * 2 * 3  # 3 splits x 2 shards x 3 files
+    for data in loaded:
+        assert torch.equal(data.train_x[:], expected["train"][0]) and torch.equal(data.train_y, expected["train"][1])
+    staged = next((tmp_path / "local").iterdir())
+    assert {p.name for p in staged.glob("*.npy")} <= {p.name for p in (folder / ".reproduce-cache").glob("*.npy")}
+    again = load_dataset("imagenet-folder", str(folder), stage_dir=str(tmp_path / "local"))
+    assert len(copies) == 18 and torch.equal(again.test_x[:], expected["val"][0])  # test_x: val/
+
+
+def test_a_jobs_memory_is_asked_for_the_cache_it_reads(folder):
+    """slurm_mem auto: a run of an image folder asks Slurm for its cache's size plus 16 GB (the page cache holds
+    what each epoch reads, within the job's cgroup); Fashion-MNIST asks for Slurm's default."""
+    from reproduce.grids import slurm_options
+
+    build_all(folder)
+    config = params.resolve({"dataset": "imagenet-folder", "data_dir": str(folder)})
+    options = grid.parse_options({"executor": "submitit"})
+    chosen = slurm_options.job_options(options, config, "local", 0)
+    rows = sum(cache_state(folder).rows().values())
+    assert chosen["slurm_mem"] == -(-rows * 196_608 // 10 ** 9) + 16 == 17
+    assert slurm_options.job_parameters(chosen)["mem_gb"] == 17
+    small = slurm_options.job_options(options, params.resolve({}), "local", 0)
+    assert small["slurm_mem"] == 0 and "mem_gb" not in slurm_options.job_parameters(small)
+    assert slurm_options.job_options({**options, "slurm_mem": 64}, config, "local", 0)["slurm_mem"] == 64

@@ -41,8 +41,10 @@ DOWNLOAD_ERRORS = (URLError, RuntimeError, OSError)
 IDX_ERRORS = (AssertionError, RuntimeError, TypeError, ValueError, KeyError, IndexError)
 
 
-def load_dataset(name: str, data_dir: str | Path, *, train_limit: int = 0, test_limit: int = 0) -> ImageData:
-    """Load `name` from `data_dir`; a limit > 0 keeps only that many examples (deterministic)."""
+def load_dataset(name: str, data_dir: str | Path, *, train_limit: int = 0, test_limit: int = 0,
+                 stage_dir: str = "") -> ImageData:
+    """Load `name` from `data_dir`; a limit > 0 keeps only that many examples (deterministic); an image
+    folder's cache is read from its copy in `stage_dir` (node-local) when one is given."""
     loaders = {
         "fashion-mnist": _load_fashion_mnist,
         "cifar10": _load_cifar10,
@@ -50,6 +52,8 @@ def load_dataset(name: str, data_dir: str | Path, *, train_limit: int = 0, test_
     }
     if name not in loaders:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(loaders)}")
+    if name == "imagenet-folder":
+        return _load_image_folder(Path(data_dir).expanduser(), train_limit, test_limit, stage_dir=stage_dir)
     return loaders[name](Path(data_dir).expanduser(), train_limit, test_limit)
 
 

@@ -28,19 +28,23 @@ from reproduce.datasets.image_preprocess import (  # noqa: F401 (where callers h
 )
 from reproduce.datasets.image_shards import build_planned_shard, missing_shards
 from reproduce.datasets.sharded_images import ShardedImages
+from reproduce.datasets.staging import stage
 
 # Up to this many images (train/ and val/ together) a load lists the folder to check its cache: a fraction
 # of a second on a laptop's disk. Above it, a load trusts the manifests (verify=True checks them).
 VERIFY_UP_TO = 50_000
 
 
-def _load_image_folder(data_dir: Path, train_limit: int, test_limit: int, *, verify: bool | None = None) -> ImageData:
+def _load_image_folder(data_dir: Path, train_limit: int, test_limit: int, *, verify: bool | None = None,
+                       stage_dir: str = "") -> ImageData:
     """The folder's splits from its cache, building what is missing first; verify=None lists a small folder
-    only (VERIFY_UP_TO)."""
+    only (VERIFY_UP_TO); with a stage_dir, read from the node-local copy of its shards (staging)."""
     plans = _current_plans(data_dir, train_limit, test_limit, verify)
     for plan in plans.values():
         _build_missing(data_dir, plan)
     cache_dir = data_dir / CACHE_DIR_NAME
+    if stage_dir:
+        cache_dir = stage(cache_dir, plans, stage_dir)
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = (_open(cache_dir, plans[split])
                                                             for split in ("train", "heldout", "val"))
     train_dir, val_dir = data_dir / "train", data_dir / "val"

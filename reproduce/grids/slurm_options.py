@@ -22,7 +22,7 @@ CPUS_BESIDE_A_GPU = 4  # slurm_cpus_per_task auto, for a task with a GPU
 # sbatch options the grid writes itself: set through slurm_extra they would fight its own.
 SET_BY_THE_GRID = {"partition": "--slurm-partition", "time": "--slurm-time", "cpus-per-task": "--slurm-cpus-per-task",
                    "gpus-per-node": "--slurm-gpus-per-task", "ntasks-per-node": "--gpus-per-run",
-                   "nodes": "the grid (one node per run)", "array": "--slurm-array-parallelism",
+                   "nodes": "the grid (one node per run)", "mem": "--slurm-mem", "array": "--slurm-array-parallelism",
                    "signal": "submitit (its requeue signal)", "job-name": "the grid",
                    "output": "submitit (its logs)", "error": "submitit (its logs)"}
 
@@ -73,7 +73,8 @@ def job_options(options: dict[str, Any], config: dict[str, Any], cluster: str, g
     cpus = options["slurm_cpus_per_task"]
     if cpus == "auto":
         cpus = CPUS_BESIDE_A_GPU if gpus else config["cpu_threads"]
-    chosen = {**options, "slurm_gpus_per_task": gpus, "slurm_cpus_per_task": cpus}
+    chosen = {**options, "slurm_gpus_per_task": gpus, "slurm_cpus_per_task": cpus,
+              "slurm_mem": cache_memory_gb(config) if options["slurm_mem"] == "auto" else options["slurm_mem"]}
     if partition:
         check_fits(chosen, partition)
     return chosen
@@ -91,10 +92,28 @@ def job_parameters(options: dict[str, Any], gpus_here: int = 0) -> dict[str, Any
               "local_gpus_per_node": min(gpus_here, gpus)}
     if options["slurm_partition"]:
         chosen["slurm_partition"] = options["slurm_partition"]
+    if options["slurm_mem"]:
+        chosen["mem_gb"] = options["slurm_mem"]
     extra = sbatch_extra(options["slurm_extra"])
     if extra:
         chosen["slurm_additional_parameters"] = extra
     return chosen
+
+
+MEMORY_BESIDE_THE_CACHE_GB = 16  # the training process, its loader workers' buffers and pinned batches
+
+
+def cache_memory_gb(config: dict[str, Any]) -> int:
+    """slurm_mem auto: for a run reading an image cache, its splits' size (from the manifests) plus what the run
+    itself needs; 0 (Slurm's default) for the small datasets, or a cache not built yet."""
+    if config.get("dataset") != "imagenet-folder":
+        return 0
+    from reproduce.datasets.image_cache_state import cache_state
+    from reproduce.datasets.image_preprocess import IMAGENET_SIZE
+
+    rows = sum(cache_state(config["data_dir"], train_limit=config["train_limit"],
+                           test_limit=config["test_limit"]).rows().values())
+    return math.ceil(rows * 3 * IMAGENET_SIZE ** 2 / 1e9) + MEMORY_BESIDE_THE_CACHE_GB if rows else 0
 
 
 # ----------------------------------------------------------------------------- the cluster, from sinfo

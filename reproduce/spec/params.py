@@ -181,6 +181,8 @@ PARAMS: tuple[Param, ...] = (
     Param("test_every_epoch", bool, True, "test after every epoch; off = after the last only", added_later=True),
     Param("data_dir", str, "data", "where datasets live or are unpacked", affects_result=False),
     Param("results_dir", str, "results", "where records and checkpoints go", affects_result=False),
+    Param("stage_dir", str, "", "a node-local folder (local NVMe, /dev/shm) the image cache's shards are copied to "
+          "before a run reads them, once a node; empty = read them where they are", affects_result=False),
     Param("device", str, "auto", "where to train", choices=("auto", "cpu", "cuda"), affects_result=False),
     Param("precision", str, "auto", "arithmetic of the forward and backward pass", choices=("auto", "fp32", "bf16")),
     Param("cpu_threads", int, 1, "torch threads of one run on the CPU", minimum=1, affects_result=False),
@@ -332,6 +334,9 @@ GRID_PARAMS: tuple[Param, ...] = (
     # again, and never trains.
     Param("slurm_time", int, 240, "minutes per Slurm job; a job that runs out is requeued and resumes from "
           "its last epoch checkpoint", minimum=3),
+    Param("slurm_mem", int, "auto", "GB of memory per job: auto = for runs reading an image cache, the cache's "
+          "size plus 16 (so the node's page cache can hold the images every epoch reads, within the job's cgroup), "
+          "else Slurm's default; 0 = Slurm's default", minimum=0, words=("auto",)),
     Param("slurm_array_parallelism", int, 16, "Slurm jobs of the array running at once (with the local "
           "executor: jobs at once on this machine)", minimum=1),
     Param("slurm_extra", str, "", "more sbatch options, as key=value,key=value (e.g. account=abc,qos=high)"),

@@ -155,8 +155,8 @@ def build_trainer(config: dict[str, Any], world: World = World()) -> Trainer:
     execution = plan_execution(config, device)
     # Every rank loads the data; an image folder's cache is built once, under a file lock that the other
     # ranks wait on (reproduce.datasets.data), not at a barrier, whose timeout a build of hours would overrun.
-    data = load_dataset(config["dataset"], config["data_dir"],
-                        train_limit=config["train_limit"], test_limit=config["test_limit"])
+    data = load_dataset(config["dataset"], config["data_dir"], train_limit=config["train_limit"],
+                        test_limit=config["test_limit"], stage_dir=config["stage_dir"])
     torch.manual_seed(config["seed"])  # the initial weights depend on the seed alone
     model_config = {**config, "in_channels": data.channels, "num_classes": data.num_classes}
     model = build_model(model_config).to(device, memory_format=execution.memory_format)
