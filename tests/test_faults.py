@@ -368,18 +368,19 @@ def test_a_results_folder_that_cannot_be_made_stops_before_training(tiny_fashion
 @covers("disk-full")
 def test_a_full_disk_names_the_file_keeps_the_last_checkpoint_and_the_rerun_resumes(tiny_fashion, tmp_path,
                                                                                     monkeypatch, capsys):
-    real_write, writes = results.atomic_write_bytes, []
+    real_write, writes = results.atomic_write, []
 
-    def full_on_second_checkpoint(path, data):
+    def full_on_second_checkpoint(path, write):
         writes.append(path.suffix)
         if path.suffix == ".pt" and writes.count(".pt") == 2:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real_write(path, data)
+        real_write(path, write)
 
-    monkeypatch.setattr(results, "atomic_write_bytes", full_on_second_checkpoint)
+    monkeypatch.setattr(results, "atomic_write", full_on_second_checkpoint)
     status, err = cli_run(capsys, *tiny_flags(tiny_fashion, tmp_path))
     assert status == 2 and "No space left on device" in err and ".pt" in err and "Traceback" not in err
-    monkeypatch.setattr(results, "atomic_write_bytes", real_write)
+    assert writes.count(".pt") == 2  # the second checkpoint is the one the full disk refused
+    monkeypatch.setattr(results, "atomic_write", real_write)
     config = tiny_config(tiny_fashion, tmp_path)
     record, _ = runner.run(config)
     assert record["status"] == "complete" and record["resumed_at_epoch"] == 1

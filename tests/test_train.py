@@ -107,10 +107,10 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_fashion, tmp_path
     interrupted = tiny_config(tiny_fashion, tmp_path / "interrupted", epochs=3)
     real_run_epoch = train.run_epoch
 
-    def dies_in_epoch_two(trainer, epoch):
+    def dies_in_epoch_two(trainer, epoch, within=None):
         if epoch == 1:
             raise KeyboardInterrupt  # as if killed half-way: epoch 1's checkpoint is all that is left
-        real_run_epoch(trainer, epoch)
+        real_run_epoch(trainer, epoch, within)
 
     monkeypatch.setattr(train, "run_epoch", dies_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
