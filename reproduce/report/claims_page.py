@@ -231,7 +231,9 @@ def _registration_intro(shown: list[PresetOutcomes]) -> list[str]:
 
 def _glance_table(group: PresetOutcomes) -> list[str]:
     preset = params.get_preset(group.preset)
-    lines = [f"## Preset `{group.preset}`", "", f"*{preset.proxy}.*", "", *_tested_on_lines(group), "",
+    design = registration.load()
+    study = f" - study {design['study']}, confirmatory" if design.get("preset") == group.preset and design.get("study") else ""
+    lines = [f"## Preset `{group.preset}`{study}", "", f"*{preset.proxy}.*", "", *_tested_on_lines(group), "",
              "| | claim | verdict | effect: 95% interval, n | [decided at](#glossary-holm) | "
              "[why undecided](#glossary-undecided) |", "|---|---|---|---|---|---|"]
     for ids, outcome in decisions.merge_identical(group.outcomes.values()):

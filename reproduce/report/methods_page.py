@@ -217,7 +217,10 @@ def registration_section(results_dir: str | Path) -> list[str]:
                      f"| {needed or 'more than 40'} | {seeds} | {wording.effect_size(claim, design['detectable'][claim_id])} |")
     lines.append("")
     if design.get("open_by_design"):
-        lines += [f"**Left open by design.** {design['open_by_design']}", ""]
+        short = ", ".join(design["open_by_design"])
+        lines += [f"**Short of 80% power by design**: {short}. The budget gives them fewer seeds than 80% power "
+                  "against their thresholds needs; each still has its registered test, and with 80% power settles "
+                  "only an effect at least as far from the threshold as its last column says.", ""]
     since = rule_versions.registration_commit(PROJECT_ROOT)
     if since is not None:
         records = rule_versions.confirmatory_records(results_dir, design["preset"])

@@ -272,7 +272,8 @@ def registration_toml(numbers: Registration) -> str:
     out = [f'seconds_per_epoch = {{ alexnet = {numbers.seconds_per_epoch["alexnet"]:.3f}, '
            f'four-layer = {numbers.seconds_per_epoch["four-layer"]:.3f} }}',
            f"study_hours = {numbers.study_hours:.2f}  # the registered runs on {WORKERS} cores, from empty",
-           f"c1_target = {round(numbers.c1_target, 4)!r}", ""]
+           f"c1_target = {round(numbers.c1_target, 4)!r}",
+           f"open_by_design = {open_by_design(numbers)!r}  # fewer seeds than 80% power against the threshold needs", ""]
     for measure, spread in numbers.spreads.items():
         out += [f"[spreads.{measure}]", f"sd = {spread.sd!r}", f"df = {spread.df}", f"upper = {spread.upper!r}",
                 f'source = "{spread.source}"', ""]
@@ -282,3 +283,9 @@ def registration_toml(numbers: Registration) -> str:
     out += ["", "[detectable]  # the smallest effect the registered seeds detect with 80% power (the claim's scale)"]
     out += [f"{s.claim} = {s.detectable!r}" for s in numbers.sizing]
     return "\n".join(out)
+
+
+def open_by_design(numbers: Registration) -> list[str]:
+    """The claims the budget cannot give 80% power against their thresholds: decided only if their effect is far
+    from the threshold (at least the detectable effect away from it)."""
+    return [s.claim for s in numbers.sizing if s.needed is None or s.needed > s.seeds]
