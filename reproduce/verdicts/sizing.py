@@ -203,25 +203,30 @@ def study_seconds(registry: dict[str, Any], seeds_of: dict[str, int], seconds_pe
 
 def allocate_seeds(registry: dict[str, Any], spread_of: dict[str, Spread], seconds_per_epoch: dict[str, float],
                    budget_s: float, workers: int, alpha: float = 0.05, least: int = 3) -> dict[str, int]:
-    """claim id -> its seeds. Claims get the seeds they need for 80% power (seeds_needed_by_claim), cheapest
-    first, each one only while the whole study still fits the budget; the claims left over (they need more than
-    the budget has, or than MOST_SEEDS) share what remains, the most seeds each that fits, at least `least`.
-    The most claims decidable against their thresholds, and a chance for the rest where the effect is large."""
+    """claim id -> its seeds. Claims get the seeds they need for 80% power (seeds_needed_by_claim), the cheapest
+    next each time, priced by what it adds to the runs funded so far (a claim whose runs another's already pay
+    for is free), each one only while the whole study still fits the budget; the claims left over (they need
+    more than the budget has, or than MOST_SEEDS) share what remains, the most seeds each that fits, at least
+    `least`. The most claims decidable against their thresholds, and a chance for the rest where the effect is
+    large."""
     needed = seeds_needed_by_claim(registry, spread_of, alpha)
     seeds_of = {claim_id: least for claim_id in needed}
 
     def fits(trial: dict[str, int]) -> bool:
         return study_seconds(registry, trial, seconds_per_epoch) / workers <= budget_s
 
-    def cost(claim_id: str) -> float:
-        return study_seconds(registry, {**seeds_of, claim_id: needed[claim_id]}, seconds_per_epoch)
+    def funded_with(claim_id: str) -> dict[str, int]:
+        return {**seeds_of, claim_id: max(least, needed[claim_id])}
 
-    funded = set()
-    for claim_id in sorted((i for i, n in needed.items() if n), key=cost):
-        trial = {**seeds_of, claim_id: max(least, needed[claim_id])}
-        if fits(trial):
-            seeds_of, funded = trial, funded | {claim_id}
-    rest = [claim_id for claim_id in needed if claim_id not in funded]
+    waiting = {claim_id for claim_id, n in needed.items() if n}
+    while True:
+        priced = sorted((study_seconds(registry, funded_with(c), seconds_per_epoch), c) for c in waiting)
+        affordable = [c for _, c in priced if fits(funded_with(c))]
+        if not affordable:
+            break
+        seeds_of = funded_with(affordable[0])
+        waiting.discard(affordable[0])
+    rest = [claim_id for claim_id in needed if claim_id in waiting or not needed[claim_id]]
     for cap in range(least + 1, MOST_SEEDS + 1):
         trial = {**seeds_of, **{claim_id: cap for claim_id in rest}}
         if not fits(trial):
