@@ -87,7 +87,8 @@ def table(rates: Rates) -> list[str]:
               f"worker core from the page cache and {rates.loader_cold:,.0f} from storage; JPEG decoding to the cache "
               f"runs at {rates.decode:,.0f} images a second per core. The cache is {cache_gb():.0f} GB: a node whose "
               f"runs all read it holds it in its page cache only with that much memory free (`--slurm-mem`), or "
-              f"stages it to local storage. Built as an array of 64 tasks of 16 cores it takes "
-              f"{build_hours(rates, 64, 16):.2f} hours ({build_hours(rates, 1, 16):.1f} on one such task); "
+              f"stages it to local storage. Built as an array of 64 tasks of 16 cores, its JPEG decoding takes "
+              f"{60 * build_hours(rates, 64, 16):.1f} minutes ({60 * build_hours(rates, 1, 16):.0f} on one such task): "
+              f"the build is bound by reading the JPEGs and writing the {cache_gb():.0f} GB, at the storage's rate; "
               "the GPU rates are published figures, not measured here."]
     return lines
