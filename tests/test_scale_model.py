@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.grids import scale_model
-from reproduce.tools import bench_loader
+from reproduce.tools import bench_loader, bench_records
 
 ROOT = Path(__file__).resolve().parents[1]
 RATES = scale_model.Rates(loader_cold=1_000.0, loader_warm=5_000.0, decode=250.0, measured_on="a test")
@@ -35,6 +35,7 @@ def test_the_loader_bench_writes_its_record_and_the_pages_table(tmp_path):
     saved = json.loads(next((tmp_path / "bench").glob("*/loader.json")).read_text())
     assert saved["images_per_s"] == record["images_per_s"]
     assert "\n".join(scale_model.table(bench_loader.rates_of(record))) in doc.read_text()
+    assert bench_records.load_bench_records(tmp_path) == ([], [])  # not a training-speed record
 
 
 def test_the_pages_table_is_the_committed_bench_records():

@@ -131,13 +131,17 @@ def write_record(record: dict[str, Any], results_dir: str) -> Path:
 
 
 def load_bench_records(results_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """(records, problems): every results/bench record, and one line per file that does not parse."""
+    """(records, problems): every training-speed record of results/bench (the loader's, bench --loader, are
+    not), and one line per file that does not parse."""
     found, problems = [], []
     for path in sorted((Path(results_dir) / "bench").glob("*/*.json")):
         try:
-            found.append({**json.loads(path.read_text()), "path": str(path)})
+            record = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             problems.append(f"{path}: unreadable ({error})")
+            continue
+        if record.get("what") != "loader":
+            found.append({**record, "path": str(path)})
     return found, problems
 
 
