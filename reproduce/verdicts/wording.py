@@ -23,8 +23,8 @@ MEASURE_WORDS = {
     "tower_colour_gap": "gap between the two towers' mean colour share of conv1's kernels",
     "random_split_colour_gap": "the same gap for random halves of conv1's kernels (chance)",
 }
-MODEL_WORDS = {"alexnet": "AlexNet at 227 px", "alexnet-small": "AlexNet at 32 px", "cifar-18pct": "four-layer net",
-               "d2l-alexnet": "d2l's AlexNet at 224 px"}
+MODEL_WORDS = {"alexnet": "AlexNet at {side} px", "alexnet-small": "AlexNet at {side} px", "cifar-18pct": "four-layer net",
+               "d2l-alexnet": "d2l's AlexNet at {side} px"}
 
 
 def tested_on(preset: str, network: str, dataset: bool = True, conditions: dict | None = None) -> str:
@@ -32,7 +32,9 @@ def tested_on(preset: str, network: str, dataset: bool = True, conditions: dict 
     claim's conditions (C12's 8 epochs, say), without the preset's name (see proxy_text)."""
     config = params.resolve(conditions or {}, preset=preset, network=network)
     width = config["width"]
-    net = MODEL_WORDS.get(config["model"], config["model"])
+    from reproduce.nets.models import input_side  # lazy: torch
+
+    net = MODEL_WORDS.get(config["model"], config["model"]).format(side=input_side(config))
     if config["groups"] == 2:
         net = f"two-tower {net}"
     if width != 1:
