@@ -124,7 +124,7 @@ def exploratory_section(results_dir: str | Path = "results") -> list[str]:
                   f"| claim | {name} verdict (exploratory) | measured then |", "|---|---|---|"]
         for claim_id, verdict in found["claims"].items():
             lines.append(f"| {claim_id} | {verdict_badge(verdict['verdict'])} | "
-                         f"{cell(textwrap.shorten(verdict['summary'], 240, placeholder=' ...'))} |")
+                         f"{cell(textwrap.shorten(verdict['summary'], 240))} |")
         lines.append("")
     return lines
 

@@ -21,7 +21,7 @@ TEMPLATE = Path(__file__).with_name("methods.md")  # the page's prose; its numbe
 
 
 def methods_page() -> str:
-    """reproduce/report/methods.md, its placeholders filled from the declarations."""
+    """reproduce/report/methods.md, its {fields} filled from the declarations."""
     design = registration.load()
     registry = plan.load_registry()
     members = sizing.tested_claims(registry)

@@ -221,7 +221,7 @@ def allocate_seeds(registry: dict[str, Any], spread_of: dict[str, Spread], secon
     waiting = {claim_id for claim_id, n in needed.items() if n}
     while True:
         priced = sorted((study_seconds(registry, funded_with(c), seconds_per_epoch), c) for c in waiting)
-        affordable = [c for _, c in priced if fits(funded_with(c))]
+        affordable = [c for seconds, c in priced if seconds / workers <= budget_s]
         if not affordable:
             break
         seeds_of = funded_with(affordable[0])
