@@ -453,6 +453,11 @@ def test_a_claim_that_shares_anothers_runs_is_one_member_of_the_family(tmp_path,
                                "without conv3": lambda s: 0.20 + (0.004, 0.012, 0.002, 0.010)[s]}, seeds=4)
     registry = {c.id: c for c in (c3, c15, c15b)}
     monkeypatch.setattr(registration, "load", lambda path=None: {"correction_method": "constrained-holm"})
+    # While C15's runs are still to come, the two are one member too (at p = 1): the family is the registered one.
+    c3_only = tmp_path / "c3-only"
+    write_arms(c3_only, c3, {"LRN": lambda s: 0.20, "no LRN": lambda s: 0.23 + 0.001 * s}, seeds=4)
+    pending = {o.claim.id: o for o in decisions.evaluate_family("smoke", 4, c3_only, registry=registry)}
+    assert pending["C15b"].verdict == pending["C15"].verdict == "missing" and pending["C3"].family == 4
     outcomes = {o.claim.id: o for o in decisions.evaluate_family("smoke", 4, tmp_path, registry=registry)}
     assert outcomes["C15b"].interval == outcomes["C15"].interval and "the same runs" in outcomes["C15b"].summary
     assert outcomes["C15b"].verdict == outcomes["C15"].verdict and outcomes["C15"].family == 4

@@ -44,8 +44,7 @@ def apply_holm(outcomes: list[Outcome], alpha: float = ALPHA) -> None:
     # A registered claim with no verdict yet (its runs missing or running) stays in the family at p = 1, as does
     # a hypothesis its data cannot test (stats.holm_adjusted): the family is always the registered one, so a
     # verdict given before the study is whole is never held to a laxer level than the registered family's.
-    decided = {o.claim.id for o in family}
-    raw.update({(o.claim.id, side): 1.0 for o in outcomes if o.claim.estimator and o.claim.id not in decided
+    raw.update({(claim_id, side): 1.0 for claim_id in _undecided_members(outcomes, family)
                 for side in ("direction", "size")})
     adjusted, levels = correction(raw, alpha)
     member_of = {claim_id: first for first, ids in members.items() for claim_id in ids}
@@ -58,6 +57,16 @@ def apply_holm(outcomes: list[Outcome], alpha: float = ALPHA) -> None:
         outcome.family = len(raw)
         outcome.verdict = holm_verdict(outcome, *outcome.adjusted, alpha)
         outcome.machine = machine_sensitivity(outcome, raw, adjusted, alpha, key)
+
+
+def _undecided_members(outcomes: list[Outcome], family: list[Outcome]) -> list[str]:
+    """The registered claims with no verdict yet, once each: one that takes its `same_as` claim's runs at
+    this preset (C15b C15's, plan.shares_runs) will get the same numbers, so it is that claim's member."""
+    decided = {o.claim.id for o in family}
+    runs_of = {o.claim.id: set(o.run_ids) for o in outcomes}
+    return [o.claim.id for o in outcomes
+            if o.claim.estimator and o.claim.id not in decided
+            and not (o.claim.same_as and o.run_ids and runs_of.get(o.claim.same_as) == set(o.run_ids))]
 
 
 CORRECTIONS = {
