@@ -108,6 +108,8 @@ def test_a_notebook_whose_outputs_are_the_same_keeps_its_file_and_paths_are_rela
     changed["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "new"}]
     fresh.write_text(json.dumps(changed))
     assert pipeline.settle(fresh, kept) and kept.read_bytes() != before
+    rewritten = json.loads(kept.read_text())["metadata"]["papermill"]  # comparing must not edit what is written
+    assert rewritten["input_path"] == "experiments/lrn.ipynb" and rewritten["output_path"] == str(kept)
 
 
 def test_smoke_notebooks_write_records_and_the_book_shows_their_verdicts(smoke_book):

@@ -119,7 +119,8 @@ def _portable(notebook: dict[str, Any]) -> dict[str, Any]:
     for key in ("input_path", "output_path"):
         if meta.get(key):
             path = Path(meta[key])
-            meta[key] = str(path.relative_to(ROOT)) if path.is_absolute() and path.is_relative_to(ROOT) else path.name
+            if path.is_absolute():  # a relative path is already the project's
+                meta[key] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
     for cell in notebook.get("cells", []):
         cell.get("metadata", {}).pop("execution", None)  # the kernel's message timestamps
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
@@ -128,7 +129,7 @@ def _portable(notebook: dict[str, Any]) -> dict[str, Any]:
 
 
 def _comparable(notebook: dict[str, Any]) -> dict[str, Any]:
-    copy = json.loads(json.dumps(_portable(notebook)))
+    copy = _portable(json.loads(json.dumps(notebook)))  # a copy first: _portable edits in place
     meta = copy.get("metadata", {}).get("papermill", {})
     for key in VOLATILE:
         meta.pop(key, None)
