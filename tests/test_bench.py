@@ -108,6 +108,9 @@ def test_bench_times_each_layout_against_the_d2l_loop_and_another_commit(tiny_fa
     page = "\n".join(environment_page.speed_section(tmp_path))
     assert f"**{one['ratio']:.2f}x**" in page and "two runs at once" in page and "`HEAD`" in page
     assert "broken-b1.json: unreadable" in page and "No GPU record" in page
+    rates, targets = (line for line in page.splitlines() if line.startswith("| device |"))
+    assert "over an earlier trainer" in rates and "against the targets" in targets  # two tables, each readable
+    assert "ratio >= 4.5x" in page and rates.count("|") == 10 and targets.count("|") == 6
 
 
 def test_a_share_over_the_measured_peak_is_a_measurement_fault_never_a_result():
