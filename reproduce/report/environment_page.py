@@ -182,8 +182,8 @@ def _rates_table(found: list[dict[str, Any]]) -> list[str]:
     for r in found:
         d2l = f"{r['baseline_images_per_s']:,.1f}/s" if r.get("baseline_images_per_s") else "not run"
         ratio = f"**{r['ratio']:.2f}x**" if r.get("ratio") else ""
-        against = (f"{r['against']['speedup']:.2f}x `{r['against']['revision']}` | " if r.get("against") else
-                   " | ") if earlier else ""
+        speedup = f"{r['against']['speedup']:.2f}x `{r['against']['revision']}`" if r.get("against") else ""
+        against = f"{speedup} | " if earlier else ""
         base_memory = f" ({r['baseline_peak_memory'] / 1e9:.2f} GB)" if r.get("baseline_peak_memory") else ""
         lines.append(f"| {_which_run(r)} | {d2l} | {r['images_per_s']:,.1f}/s "
                      f"({bench_records.describe_how(r['trainer']['how'])}) | {ratio} | {against}{_share_cell(r)} "
