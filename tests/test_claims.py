@@ -404,8 +404,11 @@ def test_the_forest_plot_writes_each_claims_whole_title_wrapped_and_a_legend_of_
     assert any(label.replace("\n", " ") == f"C3: {c3.title}" for label in labels)
     assert not any("[...]" in label for label in labels)
     drawn = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
-    assert {"inconclusive", "not reproduced", "95% interval", "an upper bound"} <= set(drawn)
+    assert {"inconclusive", "not reproduced", "95% interval\n(in the verdict's colour)", "an upper bound"} <= set(drawn)
     assert "reproduced" not in drawn and "a lower bound" not in drawn
+    handles = dict(zip(drawn, figure.axes[0].get_legend().legend_handles))
+    assert all(handles[v].get_marker() == "o" and handles[v].get_linestyle() == "None"
+               for v in ("inconclusive", "not reproduced"))  # a verdict is a dot, never a bar like the interval
     ticks = [t.get_text() for t in figure.axes[1].get_xticklabels()]
     assert ticks and all(t.endswith("x") for t in ticks)
 

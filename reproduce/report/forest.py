@@ -88,8 +88,11 @@ def _legend(shown: list[tuple[list[str], claims.Outcome]]) -> list:
     """What is drawn, and only that: the verdicts present, the intervals, the markers."""
     outcomes = [o for _, o in shown]
     verdicts = [v for v in VERDICT_COLOURS if any(o.verdict == v for o in outcomes)]
-    handles = [plt.Line2D([], [], color=VERDICT_COLOURS[v], linewidth=5, alpha=0.6, label=v) for v in verdicts]
-    handles.append(plt.Line2D([], [], color="#555555", linewidth=5, alpha=0.45, label="95% interval"))
+    # Verdicts as the estimate's dot, intervals as bars: a grey verdict and a grey bar would read alike.
+    handles = [plt.Line2D([], [], color=VERDICT_COLOURS[v], marker="o", linestyle="", markersize=9,
+                          markeredgecolor="black", markeredgewidth=0.6, label=v) for v in verdicts]
+    handles.append(plt.Line2D([], [], color="#555555", linewidth=5, alpha=0.45,
+                              label="95% interval\n(in the verdict's colour)"))
     if any(o.deciding is not None for o in outcomes):
         handles.append(plt.Line2D([], [], color="#555555", linewidth=1.5, marker="|", markersize=12,
                                   label="interval at the levels\nHolm decided it at"))
