@@ -2,6 +2,7 @@
 pilots' and the earlier studies' seeds, and sized by numbers that follow from the committed records."""
 
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -166,3 +167,16 @@ def test_the_earlier_studies_are_shown_as_exploratory_with_their_own_verdicts():
     lines = "\n".join(claims_page.exploratory_section(RESULTS))
     assert "## Exploratory: the second CPU study (v2)" in lines and "## Exploratory: the first CPU study (v1)" in lines
     assert lines.index("(v2)") < lines.index("(v1)")
+
+
+def test_the_registration_table_shows_a_ratio_no_seed_count_can_detect_in_words_not_as_a_huge_number():
+    """C12's pilot spread (log-ratio sd 9.4 on 1 df) makes its 'smallest detectable ratio' astronomical at 4 seeds:
+    the table says none is within reach instead of printing a 17-digit ratio."""
+    from reproduce.report import methods_page
+
+    registry = plan.load_registry()
+    assert methods_page._detectable(registry["C12"], 3.7e16) == "none within reach (over 100x)"
+    assert methods_page._detectable(registry["C1"], 1.8) == "1.80x"
+    assert methods_page._detectable(registry["C3"], 0.0185) == "1.85 points"
+    table = "\n".join(methods_page.registration_section(RESULTS))
+    assert not any(len(number) > 6 for number in re.findall(r"\d+(?=\.\d\dx)", table)), table

@@ -189,6 +189,17 @@ def confirmatory_regime_lines(results_dir: str | Path, chosen: pilot_v3.DesignSu
     return [line + ".", ""]
 
 
+MAX_SHOWN_RATIO = 100.0  # a ratio of iterations beyond this is no effect a net could show
+
+
+def _detectable(claim: plan.Claim, effect: float) -> str:
+    """The smallest effect the registered seeds detect, or, for a ratio whose spread is too wide at these seeds
+    (the sizing then returns an astronomical ratio), that none is within reach."""
+    if claim.kind == "ratio" and effect > MAX_SHOWN_RATIO:
+        return f"none within reach (over {MAX_SHOWN_RATIO:g}x)"
+    return wording.effect_size(claim, effect)
+
+
 def registration_section(results_dir: str | Path) -> list[str]:
     """What the registration fixed from the pilot: each claim's spread, seeds and detectable effect, what the budget
     leaves undecidable; and the check that every confirmatory record was made after it."""
@@ -214,7 +225,7 @@ def registration_section(results_dir: str | Path) -> list[str]:
         needed = design["seeds_needed"][claim_id]
         lines.append(f"| {{ref}}`{claim_id} <{claim_id.lower()}>` | {wording.effect_size(claim, claim.threshold)} "
                      f"| {cell(spread['source'])}: {scale(spread['sd'])}, {scale(spread['upper'])}, {spread['df']} "
-                     f"| {needed or 'more than 40'} | {seeds} | {wording.effect_size(claim, design['detectable'][claim_id])} |")
+                     f"| {needed or 'more than 40'} | {seeds} | {_detectable(claim, design['detectable'][claim_id])} |")
     lines.append("")
     if design.get("open_by_design"):
         short = ", ".join(design["open_by_design"])
