@@ -4,6 +4,7 @@ and the smoke preset goes notebook -> record -> book page."""
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,17 @@ def test_a_failed_notebook_shows_its_claims_as_failed(smoke_book, tmp_path):
     assert outcomes["C3"].verdict not in ("failed", "missing")
     assert outcomes["C1"].verdict == "missing"
     assert "v-failed\">failed</span>" in claims_page.claims_page(shown)
+
+
+def test_a_claim_that_takes_anothers_runs_gets_no_empty_figure_of_its_own():
+    """At the cpu preset C15b is C15's computation (one tower, zero biases): the depth notebook draws it once,
+    as the forest plot does, and no axes come out empty (an empty one warns 'No artists with labels')."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    study = notebook.start("depth", {"preset": "cpu", "seeds": 21, "train": False}, cuda_available=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = study.figures() + study.per_seed_figures()
+    titles = [figure._suptitle.get_text() for figure in drawn]
+    assert sorted(title.split(":")[0] for title in titles) == ["C15", "C15", "C15c", "C15c"], titles

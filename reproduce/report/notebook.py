@@ -95,13 +95,17 @@ class Study:
 
     def figures(self) -> list:
         """The main figure of each claim that has a verdict from runs."""
-        return [figures.claim_figure(o, self._records(o.claim)) for o in self.outcomes()
-                if o.claim.trains and o.per_seed]
+        return [figures.claim_figure(o, self._records(o.claim)) for o in self._drawn()]
 
     def per_seed_figures(self) -> list:
         """The per-seed pairs behind each verdict (a 'within' claim's main figure already is one)."""
-        return [figures.per_seed_figure(o) for o in self.outcomes()
-                if o.claim.trains and o.per_seed and o.claim.kind != "within"]
+        return [figures.per_seed_figure(o) for o in self._drawn() if o.claim.kind != "within"]
+
+    def _drawn(self) -> list[claims.Outcome]:
+        """The outcomes from runs, once per computation: a claim that takes another's runs (C15b with C15
+        here) is that claim's figure, as on the forest plot, and has no runs of its own to draw."""
+        shown = [o for o in self.outcomes() if o.claim.trains and o.per_seed]
+        return [outcome for _, outcome in decisions.merge_identical(shown)]
 
     def costs(self) -> pandas.DataFrame:
         """Per arm: parameters, training seconds per epoch and peak memory, means over seeds."""
