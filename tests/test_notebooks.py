@@ -172,5 +172,5 @@ def test_a_claim_that_takes_anothers_runs_gets_no_empty_figure_of_its_own():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         drawn = study.figures() + study.per_seed_figures()
-    titles = [figure._suptitle.get_text() for figure in drawn]
+    titles = [figure.get_suptitle() for figure in drawn]
     assert sorted(title.split(":")[0] for title in titles) == ["C15", "C15", "C15c", "C15c"], titles
